@@ -1,0 +1,58 @@
+"""forklift's tunables, in one place, each with the trade-off it sets.
+
+Every value can be overridden by the environment variable named beside it,
+read once when forklift is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
+def _int(name: str, default: int) -> int:
+    return int(_float(name, default))
+
+
+#: FORKLIFT_CHUNK_SECONDS — how much work (in seconds of task time) the adaptive
+#: chunker packs into one message. Larger: less per-message overhead for tiny
+#: tasks; smaller: better balance at the end of a map and less work re-run when
+#: a worker dies mid-chunk (its unfinished chunk mates run again).
+CHUNK_SECONDS = _float("FORKLIFT_CHUNK_SECONDS", 0.02)
+
+#: FORKLIFT_MAX_CHUNK — the most items in one chunk when the input's length is
+#: unknown (with a known length, chunks also stay below remaining/(2*workers)).
+MAX_CHUNK = _int("FORKLIFT_MAX_CHUNK", 20_000)
+
+#: FORKLIFT_PREFETCH — chunks a worker holds at once (running + queued). Two
+#: hide the round trip; more only delays the end of a map.
+PREFETCH = _int("FORKLIFT_PREFETCH", 2)
+
+#: FORKLIFT_MIN_READ_AHEAD / FORKLIFT_MAX_READ_AHEAD — bounds on how many input
+#: items imap / imap_unordered / Executor.map take from the iterable before
+#: their results are consumed. Between them, the bound follows the chunk size
+#: so that every worker stays busy; the maximum keeps memory flat.
+MIN_READ_AHEAD = _int("FORKLIFT_MIN_READ_AHEAD", 64)
+MAX_READ_AHEAD = _int("FORKLIFT_MAX_READ_AHEAD", 200_000)
+
+#: FORKLIFT_FUNC_CACHE — functions a worker keeps unpickled, so a map sends its
+#: function once per worker rather than once per chunk.
+FUNC_CACHE = _int("FORKLIFT_FUNC_CACHE", 32)
+
+#: FORKLIFT_START_FAILURES — workers that may die in a row before reporting
+#: ready (initializer crash, import error) before the pool is declared broken,
+#: instead of respawning them forever as multiprocessing.Pool does.
+START_FAILURES = _int("FORKLIFT_START_FAILURES", 3)
+
+#: FORKLIFT_START_METHOD — default start method: forkserver on Linux (safe with
+#: threads, what Python 3.14 chose), else the platform default.
+START_METHOD = os.environ.get("FORKLIFT_START_METHOD") or None

@@ -1,0 +1,681 @@
+"""The local engine: one scheduler thread in the parent, N worker processes.
+
+Data path::
+
+    caller threads                    scheduler thread (this module)            worker i
+    ──────────────                    ──────────────────────────────            ────────
+    Pool / Executor face
+      │ start_job(job) ─┐
+      │ feed(job, slab) ├─► commands (deque) + wake pipe ──► _run_commands
+      │ cancel(job)    ─┘                                        │
+      │                                             _dispatch: cut a chunk from the
+      │                                             oldest job, pickle its items,
+      │                                             send TASK ─────── pipe i ──────► reader thread ─► inbox
+      │                                                                                  main thread runs it,
+      │                                             _on_readable ◄── RESULT ── pipe i ── writes slot i
+      │                                               deliver to the job's sink          (seq, item, start)
+      │ ◄── Future / Event / SimpleQueue ─────────────┘
+      │                                             _on_death ◄── sentinel i (process ended)
+      │                                             _check_timeouts ◄── reads slot i
+
+The scheduler waits on every worker pipe, every worker's process sentinel and
+the wake pipe at once (one selector), so a death is seen the moment it happens.
+
+Invariants:
+
+1. Only the scheduler thread touches jobs' scheduling state and the workers;
+   callers talk to it only through commands and the sinks' thread-safe objects.
+2. Every item of a job is at each moment in exactly one place: the job's
+   pending slabs, one worker's ``held`` chunks, or delivered. A chunk leaves
+   ``held`` once: by its RESULT, or by recovery when its worker died.
+3. A worker runs its chunks in the order sent, so a RESULT always answers the
+   first held chunk, and after a death only that chunk can have been running.
+4. An item is blamed (``attempts`` += 1) only when the slot proves it was the
+   one running when its worker died or overran its timeout. Chunk mates whose
+   results were lost run again without blame; chunks are short (about
+   CHUNK_SECONDS of work), which bounds that repeated work.
+5. A result is delivered at most once (a cancelled or failed job drops late
+   results), so nothing is ever delivered twice or into another call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import selectors
+import threading
+import time
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _config
+from .._serialize import ErrorRecord, dumps, dumps_callable, loads, rebuild_exception
+from .._serialize import serialization_error as _ser_error
+from ..errors import BrokenPoolError, SerializationError, TaskTimeout, WorkerLostError, describe_exit
+from . import protocol as P
+from .jobs import Chunk, Job, Slab, StreamJob, annotate_serialization
+from .supervise import WorkerHandle, get_context
+
+_WAKE, _CONN, _SENTINEL = range(3)
+
+_live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """A snapshot of a pool's counters (``Pool.statistics()``)."""
+
+    workers: int
+    tasks_done: int
+    tasks_failed: int
+    retries: int
+    workers_started: int
+    workers_lost: int
+    timeouts: int
+
+
+class Engine:
+    """The local place: runs jobs on a set of worker processes it supervises."""
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        *,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        start_method: str | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory: int | None = None,
+    ) -> None:
+        self.processes = _check_processes(processes)
+        self.max_tasks_per_child = _check_positive("max_tasks_per_child", max_tasks_per_child)
+        self.max_memory = _check_positive("max_memory", max_memory)
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable, not {type(initializer).__name__}")
+        self._ctx = get_context(start_method)
+        self.start_method = self._ctx.get_start_method()
+        self._init_blob = dumps_callable((initializer, tuple(initargs))) if initializer else None
+        self._commands: deque[Callable[[], None]] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, (_WAKE, None))
+        self._workers: list[WorkerHandle] = []
+        self._queue: deque[Job] = deque()  # jobs with pending items, oldest first
+        self._open: set[Job] = set()
+        self._seq = itertools.count(1)
+        self._func_ids: OrderedDict[bytes, int] = OrderedDict()
+        self._func_counter = itertools.count()
+        self._accepting = True
+        self._closing = False
+        self._stop = False
+        self._broken: BrokenPoolError | None = None
+        self._start_failures = 0
+        self._counts = dict.fromkeys(("done", "failed", "retries", "started", "lost", "timeouts"), 0)
+        self._thread = threading.Thread(target=self._run, name="forklift-scheduler", daemon=True)
+        self._thread.start()
+        _live_engines.add(self)
+
+    # ------------------------------------------------------------------
+    # Public API: any thread
+    # ------------------------------------------------------------------
+    def start_job(self, job: Job) -> None:
+        """Accept a job; its function is pickled here so errors surface at the call."""
+        self.check_running()
+        try:
+            job.fn_blob = dumps_callable(job.fn)
+        except Exception as exc:
+            raise _ser_error(f"cannot pickle the function of {job.name}", job.fn, exc) from exc
+        self._call(lambda: self._register(job))
+
+    def feed(self, job: Job, slab: Slab | None, *, last: bool) -> None:
+        self._call(lambda: self._add_input(job, slab, last))
+
+    def cancel(self, job: Job, *, kill_running: bool = False) -> None:
+        """Drop what is left of ``job``; with kill_running, also kill the workers
+        running its chunks (Ctrl-C: stop now, the pool replaces them)."""
+        self._call(lambda: self._cancel(job, kill_running))
+
+    def check_running(self) -> None:
+        if self._broken is not None:
+            raise BrokenPoolError(str(self._broken)) from self._broken.__cause__
+        if not self._accepting:
+            raise ValueError("Pool not running")
+
+    def close(self) -> None:
+        """Accept no new jobs; workers exit once every accepted job is done."""
+        self._accepting = False
+        self._call(self._begin_close)
+
+    def terminate(self) -> None:
+        """Kill every worker (and what it started) now; fail what is unfinished."""
+        self._accepting = False
+        self._call(lambda: self._abort_all(BrokenPoolError("the pool was terminated")))
+        self._thread.join()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the scheduler and every worker to end; True if they did."""
+        if self._accepting:
+            raise ValueError("Pool is still running")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("cannot join the pool from its own callback")
+        for job in list(self._open):
+            if isinstance(job, StreamJob):
+                job.drain_input()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in list(self._workers)]
+
+    def statistics(self) -> Statistics:
+        c = self._counts
+        return Statistics(
+            workers=len(self._workers),
+            tasks_done=c["done"],
+            tasks_failed=c["failed"],
+            retries=c["retries"],
+            workers_started=c["started"],
+            workers_lost=c["lost"],
+            timeouts=c["timeouts"],
+        )
+
+    def _call(self, command: Callable[[], None]) -> None:
+        self._commands.append(command)
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or shut down
+
+    # ------------------------------------------------------------------
+    # The scheduler thread
+    # ------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop:
+                self._run_commands()
+                self._spawn_missing()
+                self._dispatch()
+                if self._closing and not self._open and self._retire_all():
+                    break
+                self._wait(self._check_timeouts())
+        except BaseException as exc:  # a bug in forklift: fail loudly, never hang
+            err = BrokenPoolError(f"forklift's scheduler failed: {type(exc).__name__}: {exc}")
+            err.__cause__ = exc
+            self._abort_all(err)
+        finally:
+            self._shutdown()
+
+    def _wait(self, timeout: float | None) -> None:
+        for key, _ in self._selector.select(timeout):
+            kind, worker = key.data
+            if kind == _WAKE:
+                self._drain_wake()
+            elif kind == _CONN:
+                self._on_readable(worker)
+            else:
+                self._on_death(worker)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _run_commands(self) -> None:
+        while self._commands:
+            self._commands.popleft()()
+
+    # -- jobs ------------------------------------------------------------
+    def _register(self, job: Job) -> None:
+        if self._broken is not None:
+            job.abort(BrokenPoolError(str(self._broken)))
+            return
+        fid = self._func_ids.get(job.fn_blob)
+        if fid is None:
+            fid = self._func_ids[job.fn_blob] = next(self._func_counter)
+            if len(self._func_ids) > 256:
+                self._func_ids.popitem(last=False)
+        job.func_id = fid
+        self._open.add(job)
+        self._enqueue(job)
+        self._check_done(job)
+
+    def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
+        if slab is not None and not job.cancelled:
+            job.pending.append(slab)
+            self._enqueue(job)
+        if last:
+            job.closed_input = True
+        self._check_done(job)
+
+    def _enqueue(self, job: Job) -> None:
+        if job.pending and job not in self._queue:
+            self._queue.append(job)
+
+    def _cancel(self, job: Job, kill_running: bool) -> None:
+        job.cancel()
+        if kill_running:
+            for w in self._workers:
+                if w.held and w.held[0].job is job:
+                    w.kill("cancelled")
+        self._check_done(job)
+
+    def _check_done(self, job: Job) -> None:
+        if job.done and job in self._open:
+            self._open.discard(job)
+            job.finish()
+
+    def _deliver(self, job: Job, start: int, values: list[Any], errors: dict[int, Any] | None) -> None:
+        self._counts["done"] += len(values) - (len(errors) if errors else 0)
+        if errors:
+            self._counts["failed"] += len(errors)
+        if not job.cancelled:
+            job.deliver(start, values, errors)
+        self._check_done(job)
+
+    def _fail(self, job: Job, index: int, exc: BaseException) -> None:
+        self._deliver(job, index, [None], {0: exc})
+
+    # -- dispatch ----------------------------------------------------------
+    def _dispatch(self) -> None:
+        """Give every worker with room a chunk, idlest workers first."""
+        for depth in range(_config.PREFETCH):
+            for w in self._workers:
+                if len(w.held) == depth and self._has_room(w):
+                    self._send_one(w)
+
+    def _has_room(self, w: WorkerHandle) -> bool:
+        if w.retiring or w.kill_reason is not None:
+            return False
+        return self.max_tasks_per_child is None or self._budget(w) > 0
+
+    def _budget(self, w: WorkerHandle) -> int:
+        assert self.max_tasks_per_child is not None
+        return self.max_tasks_per_child - w.tasks_done - w.held_items
+
+    def _next_job(self) -> Job | None:
+        while self._queue:
+            job = self._queue[0]
+            if job.pending and not job.cancelled:
+                return job
+            self._queue.popleft()
+        return None
+
+    def _send_one(self, w: WorkerHandle) -> None:
+        """Send ``w`` the next chunk of the oldest job that has one (if any)."""
+        while (job := self._next_job()) is not None:
+            size = job.chunker.next_size(job.remaining(), self.processes)
+            if self.max_tasks_per_child is not None:
+                size = min(size, self._budget(w))
+            piece = job.take(size)
+            if not piece.items:  # a cancelled future: nothing to send
+                self._check_done(job)
+                continue
+            try:
+                payload = dumps(piece.items)
+            except Exception as exc:
+                self._unpicklable_args(job, piece, exc)
+                continue
+            self._send_chunk(w, job, piece, payload)
+            return
+
+    def _send_chunk(self, w: WorkerHandle, job: Job, piece: Slab, payload: bytes) -> None:
+        seq = next(self._seq)
+        blob: bytes | None = None
+        forget: tuple[int, ...] = ()
+        if job.func_id not in w.funcs:
+            blob = job.fn_blob
+            w.funcs[job.func_id] = None
+            if len(w.funcs) > _config.FUNC_CACHE:
+                forget = (w.funcs.popitem(last=False)[0],)
+        else:
+            w.funcs.move_to_end(job.func_id)
+        w.held.append(Chunk(seq, job, piece.start, piece.items, piece.attempts))
+        job.inflight += len(piece.items)
+        fields = (seq, job.func_id, blob, forget, job.mode, job.timeout is not None)
+        try:
+            P.send(w.conn, P.TASK, fields, payload)
+        except OSError:
+            pass  # the worker is dying; its sentinel will bring the chunk back
+
+    def _unpicklable_args(self, job: Job, piece: Slab, exc: Exception) -> None:
+        if len(piece.items) > 1:
+            self._split(job, piece.start, piece.items, piece.attempts)
+            return
+        item = piece.items[0]
+        what = f"{job.describe(piece.start)}: cannot pickle the arguments"
+        self._fail(job, piece.start, _ser_error(what, item, exc))
+
+    def _split(self, job: Job, start: int, items: list[Any], attempts: int) -> None:
+        """Requeue items one per chunk, so a fault is pinned to its item."""
+        for i in range(len(items) - 1, -1, -1):
+            job.requeue(start + i, [items[i]], attempts)
+        self._enqueue(job)
+
+    # -- messages from workers ------------------------------------------------
+    def _on_readable(self, w: WorkerHandle) -> None:
+        try:
+            while True:
+                self._on_message(w, *P.recv(w.conn))
+                if not w.conn.poll(0):
+                    return
+        except (EOFError, OSError):
+            self._selector.unregister(w.conn)  # the sentinel will report the death
+
+    def _on_message(self, w: WorkerHandle, kind: int, fields: tuple[Any, ...], payload: bytes | None) -> None:
+        if kind == P.RESULT:
+            self._on_result(w, fields, payload)
+        elif kind == P.READY:
+            w.ready = True
+            self._start_failures = 0
+        elif kind == P.BADARGS:
+            self._on_badargs(w, *fields)
+        elif kind == P.INITFAIL:
+            self._on_initfail(w, fields[0])
+
+    def _take_held(self, w: WorkerHandle, seq: int) -> Chunk:
+        chunk = w.held.popleft()
+        if chunk.seq != seq:  # invariant 3
+            raise AssertionError(f"worker {w.pid} answered chunk {seq}, expected {chunk.seq}")
+        chunk.job.inflight -= len(chunk.items)
+        return chunk
+
+    def _on_result(self, w: WorkerHandle, fields: tuple[Any, ...], payload: bytes | None) -> None:
+        seq, elapsed, rss = fields
+        chunk = self._take_held(w, seq)
+        job, n = chunk.job, len(chunk.items)
+        w.tasks_done += n
+        job.chunker.observe(n, elapsed)
+        self._retire_if_spent(w, rss)
+        if job.cancelled:
+            self._check_done(job)
+            return
+        try:
+            values, records = loads(payload)  # type: ignore[arg-type]
+        except BaseException as exc:
+            self._unloadable_result(job, chunk, exc)
+            return
+        errors = None
+        if records:
+            errors = {i: self._rebuild(job, chunk.start + i, r) for i, r in records.items()}
+        self._deliver(job, chunk.start, values, errors)
+
+    def _rebuild(self, job: Job, index: int, record: ErrorRecord) -> BaseException:
+        return annotate_serialization(job, index, rebuild_exception(record))
+
+    def _unloadable_result(self, job: Job, chunk: Chunk, exc: BaseException) -> None:
+        if len(chunk.items) > 1:  # find the culprit: run the chunk again, one item at a time
+            self._split(job, chunk.start, chunk.items, chunk.attempts)
+            return
+        err = SerializationError(
+            f"{job.describe(chunk.start)}: cannot unpickle the result in the parent: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        err.__cause__ = exc
+        self._fail(job, chunk.start, err)
+
+    def _on_badargs(self, w: WorkerHandle, seq: int, what: str, record: ErrorRecord) -> None:
+        chunk = self._take_held(w, seq)
+        job = chunk.job
+        if what == "arguments" and len(chunk.items) > 1:
+            self._split(job, chunk.start, chunk.items, chunk.attempts)
+            return
+        cause = rebuild_exception(record)
+        for i in range(len(chunk.items)):
+            err = SerializationError(
+                f"{job.describe(chunk.start + i)}: cannot unpickle the {what} in the worker: "
+                f"{record[1]}: {record[2]}"
+            )
+            err.__cause__ = cause
+            self._fail(job, chunk.start + i, err)
+
+    def _on_initfail(self, w: WorkerHandle, record: ErrorRecord) -> None:
+        err = BrokenPoolError(f"the pool's initializer failed in worker {w.pid}: {record[1]}: {record[2]}")
+        err.__cause__ = rebuild_exception(record)
+        self._abort_all(err)
+
+    # -- worker life cycle ------------------------------------------------------
+    def _spawn_missing(self) -> None:
+        if self._stop or (self._closing and not self._open):
+            return
+        while sum(not w.retiring for w in self._workers) < self.processes:
+            try:
+                w = WorkerHandle(self._ctx, self._init_blob, self.max_memory is not None)
+            except Exception as exc:
+                err = BrokenPoolError(f"cannot start a worker process: {type(exc).__name__}: {exc}")
+                err.__cause__ = exc
+                self._abort_all(err)
+                return
+            self._workers.append(w)
+            self._counts["started"] += 1
+            self._selector.register(w.conn, selectors.EVENT_READ, (_CONN, w))
+            self._selector.register(w.sentinel, selectors.EVENT_READ, (_SENTINEL, w))
+
+    def _retire_if_spent(self, w: WorkerHandle, rss: int) -> None:
+        spent = self.max_tasks_per_child is not None and w.tasks_done >= self.max_tasks_per_child
+        if spent or (self.max_memory is not None and rss > self.max_memory):
+            w.retiring = True
+        if w.retiring and not w.held:
+            self._send_exit(w)
+
+    def _send_exit(self, w: WorkerHandle) -> None:
+        if w.exit_sent:
+            return
+        w.exit_sent = True
+        w.retiring = True
+        try:
+            P.send(w.conn, P.EXIT)
+        except OSError:
+            pass
+
+    def _retire_all(self) -> bool:
+        """Ask idle workers to exit (close()); True once none is left."""
+        for w in self._workers:
+            if not w.held:
+                self._send_exit(w)
+        return not self._workers
+
+    def _forget(self, w: WorkerHandle) -> None:
+        for obj in (w.conn, w.sentinel):
+            try:
+                self._selector.unregister(obj)
+            except (KeyError, ValueError):
+                pass
+        self._workers.remove(w)
+
+    def _on_death(self, w: WorkerHandle) -> None:
+        self._drain(w)
+        exitcode = w.reap()
+        self._forget(w)
+        w.close()
+        if w.exit_sent and not w.held:
+            return  # retired as asked
+        self._counts["lost"] += 1
+        if not w.ready and w.kill_reason is None:
+            self._start_failed(w, exitcode)
+        self._recover(w, exitcode)
+
+    def _drain(self, w: WorkerHandle) -> None:
+        """Take in what a dead worker sent before it died."""
+        try:
+            while w.conn.poll(0):
+                self._on_message(w, *P.recv(w.conn))
+        except (EOFError, OSError):
+            pass
+
+    def _start_failed(self, w: WorkerHandle, exitcode: int | None) -> None:
+        self._start_failures += 1
+        if self._start_failures >= _config.START_FAILURES:
+            self._abort_all(
+                BrokenPoolError(
+                    f"{self._start_failures} workers in a row died before they were ready; "
+                    f"the last, pid {w.pid}, {describe_exit(exitcode)}"
+                )
+            )
+
+    def _recover(self, w: WorkerHandle, exitcode: int | None) -> None:
+        """Bring back the chunks a dead worker held (invariants 2-4)."""
+        held = list(w.held)
+        w.held.clear()
+        for chunk in reversed(held[1:]):  # never started: no blame
+            chunk.job.inflight -= len(chunk.items)
+            chunk.job.requeue(chunk.start, chunk.items, chunk.attempts)
+            self._enqueue(chunk.job)
+        if held:
+            self._recover_current(w, held[0], exitcode)
+        for chunk in held:
+            self._check_done(chunk.job)
+
+    def _recover_current(self, w: WorkerHandle, chunk: Chunk, exitcode: int | None) -> None:
+        job, n = chunk.job, len(chunk.items)
+        job.inflight -= n
+        seq, idx, _ = w.read_slot()
+        target = w.timeout_target
+        innocent = w.kill_reason in ("cancelled", "shutdown")
+        if innocent or seq != chunk.seq or idx == P.PHASE_IDLE or (target and target != (seq, idx)):
+            job.requeue(chunk.start, chunk.items, chunk.attempts)  # not its fault, or it never ran
+        elif n > 1 and not (job.timeout is not None and idx >= 0):
+            self._split(job, chunk.start, chunk.items, chunk.attempts)  # culprit unknown: isolate
+        else:
+            k = max(idx, 0) if n > 1 else 0
+            job.requeue(chunk.start + k + 1, chunk.items[k + 1 :], chunk.attempts)
+            self._blame(w, job, chunk.start + k, chunk.items[k], chunk.attempts + 1, exitcode)
+            job.requeue(chunk.start, chunk.items[:k], chunk.attempts)
+        self._enqueue(job)
+
+    def _blame(
+        self, w: WorkerHandle, job: Job, index: int, item: Any, attempts: int, exitcode: int | None
+    ) -> None:
+        """The item that was running when its worker died: retry it, or fail it."""
+        if job.cancelled:
+            return
+        if attempts <= job.retries:
+            self._counts["retries"] += 1
+            job.requeue(index, [item], attempts)
+            return
+        if w.kill_reason == "timeout":
+            self._counts["timeouts"] += 1
+            exc: BaseException = TaskTimeout(
+                f"{job.describe(index)} ran longer than its timeout of {job.timeout:g} s; "
+                f"worker {w.pid} and its child processes were killed and replaced"
+            )
+        else:
+            how = describe_exit(exitcode)
+            exc = WorkerLostError(
+                f"worker {w.pid} running {job.describe(index)} {how}",
+                pid=w.pid,
+                exitcode=exitcode,
+            )
+        self._fail(job, index, exc)
+
+    # -- timeouts -----------------------------------------------------------------
+    def _check_timeouts(self) -> float | None:
+        """Kill workers whose current item overran; return seconds until the next check."""
+        nearest: float | None = None
+        now = time.monotonic_ns()
+        for w in self._workers:
+            if not w.held or w.kill_reason is not None or w.held[0].job.timeout is None:
+                continue
+            chunk = w.held[0]
+            timeout = chunk.job.timeout
+            assert timeout is not None
+            seq, idx, start = w.read_slot()
+            if seq != chunk.seq or idx < 0:
+                wait = 0.01  # not started yet: look again soon
+            else:
+                deadline = start + int(timeout * 1e9)
+                if now >= deadline:
+                    w.timeout_target = (seq, idx)
+                    w.kill("timeout")
+                    continue
+                wait = (deadline - now) / 1e9
+            nearest = wait if nearest is None else min(nearest, wait)
+        return nearest
+
+    # -- ending -------------------------------------------------------------------
+    def _begin_close(self) -> None:
+        self._closing = True
+
+    def _abort_all(self, exc: BrokenPoolError) -> None:
+        """Fail every open job with ``exc``, kill the workers, stop the scheduler."""
+        if self._broken is None:
+            self._broken = exc
+        self._accepting = False
+        self._stop = True
+        for job in list(self._open):
+            job.abort(exc)
+            self._open.discard(job)
+            job.finish()
+        for w in self._workers:
+            w.kill("shutdown")
+
+    def _shutdown(self) -> None:
+        self._stop = True
+        for w in list(self._workers):
+            if not w.exit_sent:
+                w.kill("shutdown")
+        for w in list(self._workers):
+            w.reap()
+            self._forget(w)
+            w.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _live_engines.discard(self)
+        # Whatever arrived after the end is refused, not left hanging.
+        self._run_commands_after_stop()
+
+    def _run_commands_after_stop(self) -> None:
+        exc = self._broken or BrokenPoolError("the pool has shut down")
+        while self._commands:
+            try:
+                self._commands.popleft()()
+            except Exception:
+                pass
+        for job in list(self._open):
+            job.abort(exc)
+
+
+def _check_processes(processes: int | None) -> int:
+    if processes is None:
+        return os.cpu_count() or 1
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        raise TypeError(f"processes must be an int, not {type(processes).__name__}")
+    if processes < 1:
+        raise ValueError("Number of processes must be at least 1")
+    return processes
+
+
+def _check_positive(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
+@atexit.register
+def _terminate_all() -> None:
+    # Registered after multiprocessing's own atexit hook, so it runs first:
+    # our non-daemonic workers are killed before multiprocessing joins them.
+    for engine in list(_live_engines):
+        try:
+            engine.terminate()
+        except Exception:
+            pass

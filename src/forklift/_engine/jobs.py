@@ -1,0 +1,449 @@
+"""Jobs: what one call (submit, map, imap, ...) asked for, and where its results go.
+
+A job owns its input as *slabs* (contiguous runs of items, each item's index
+known), its function (pickled once), its options, and a *sink* that receives
+results. The scheduler cuts slabs into chunks, sends them, and hands results
+back through :meth:`Job.deliver`; only the scheduler thread touches a job's
+scheduling state. The sinks talk to the caller's thread through thread-safe
+primitives only (Future, Event, SimpleQueue).
+
+Sinks: :class:`FutureJob` (one task, a ``concurrent.futures.Future``),
+:class:`CollectJob` (``map`` / ``map_async``: a list in input order),
+:class:`StreamJob` (``imap`` / ``imap_unordered`` / ``Executor.map``: a lazy
+iterator with bounded read-ahead).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from .. import _config
+from ..errors import SerializationError
+
+if TYPE_CHECKING:
+    from ..progress import ProgressHandle
+    from .core import Engine
+
+
+class Slab:
+    """Items ``start, start+1, ...`` not yet sent; ``attempts`` made so far."""
+
+    __slots__ = ("attempts", "items", "pos", "start")
+
+    def __init__(self, start: int, items: list[Any], attempts: int = 0) -> None:
+        self.start = start
+        self.items = items
+        self.pos = 0
+        self.attempts = attempts
+
+
+class Chunk:
+    """Items in flight to one worker, as one message."""
+
+    __slots__ = ("attempts", "items", "job", "seq", "start")
+
+    def __init__(self, seq: int, job: Job, start: int, items: list[Any], attempts: int) -> None:
+        self.seq = seq
+        self.job = job
+        self.start = start
+        self.items = items
+        self.attempts = attempts
+
+
+class Chunker:
+    """Chooses chunk sizes from measured per-item time (or the user's chunksize).
+
+    Aims each chunk at ``CHUNK_SECONDS`` of work, and with a known total keeps
+    chunks below ``remaining / (2 * workers)`` so the end of a map balances
+    (guided self-scheduling). Before the first measurement a chunk is one item:
+    one long task must not drag others into its chunk.
+    """
+
+    __slots__ = ("_items", "_seconds", "fixed", "size")
+
+    def __init__(self, chunksize: int | None) -> None:
+        self.fixed = chunksize
+        self.size = chunksize or 1
+        self._seconds = 0.0
+        self._items = 0.0
+
+    def observe(self, items: int, seconds: float) -> None:
+        # Decaying sums: recent chunks weigh most, a single outlier fades.
+        self._seconds = 0.7 * self._seconds + seconds
+        self._items = 0.7 * self._items + items
+        if self.fixed is None:
+            per_item = max(self._seconds / self._items, 1e-7)
+            self.size = max(1, min(_config.MAX_CHUNK * 50, int(_config.CHUNK_SECONDS / per_item)))
+
+    def next_size(self, remaining: int | None, workers: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        size = self.size
+        if remaining is None:
+            return min(size, _config.MAX_CHUNK)
+        return max(1, min(size, math.ceil(remaining / (2 * workers))))
+
+
+class Job:
+    """State common to every kind of call."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        mode: int,
+        *,
+        timeout: float | None,
+        retries: int,
+        chunksize: int | None,
+        total: int | None,
+        name: str,
+    ) -> None:
+        self.fn = fn
+        self.mode = mode
+        self.timeout = timeout
+        self.retries = retries
+        self.total = total
+        self.name = name
+        self.chunker = Chunker(chunksize)
+        self.func_id = -1
+        self.fn_blob = b""
+        self.pending: deque[Slab] = deque()
+        self.inflight = 0
+        self.dispatched = 0
+        self.cancelled = False
+        self.closed_input = True  # False while a stream may still feed items
+        self.progress: ProgressHandle | None = None
+
+    # -- scheduler side -------------------------------------------------
+    def take(self, limit: int) -> Slab:
+        """Cut up to ``limit`` items off the front of the pending input."""
+        slab = self.pending[0]
+        left = len(slab.items) - slab.pos
+        if left <= limit and slab.pos == 0:
+            self.pending.popleft()
+            piece = slab
+        else:
+            n = min(left, limit)
+            piece = Slab(slab.start + slab.pos, slab.items[slab.pos : slab.pos + n], slab.attempts)
+            slab.pos += n
+            if slab.pos >= len(slab.items):
+                self.pending.popleft()
+        self.dispatched += len(piece.items)
+        return piece
+
+    def requeue(self, start: int, items: list[Any], attempts: int) -> None:
+        """Put items back at the front, to run again (after a death or a split)."""
+        if items and not self.cancelled:
+            self.pending.appendleft(Slab(start, items, attempts))
+            self.dispatched -= len(items)
+
+    def remaining(self) -> int | None:
+        if self.total is None:
+            return None
+        return max(0, self.total - self.dispatched)
+
+    def describe(self, index: int) -> str:
+        return f"task {index} of {self.name}"
+
+    def deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        """Hand results for items ``start ..`` to the caller (scheduler thread)."""
+        if self.progress is not None:
+            self.progress.advance(len(values), len(errors) if errors else 0)
+        self._deliver(start, values, errors)
+
+    def fail_item(self, index: int, exc: BaseException) -> None:
+        self.deliver(index, [None], {0: exc})
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.pending.clear()
+
+    @property
+    def done(self) -> bool:
+        return self.cancelled or (self.closed_input and not self.pending and self.inflight == 0)
+
+    def finish(self) -> None:
+        """Called once by the scheduler when the job is done."""
+        if self.progress is not None:
+            self.progress.close()
+
+    # -- for subclasses -------------------------------------------------
+    def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        raise NotImplementedError
+
+    def abort(self, exc: BaseException) -> None:
+        """Fail everything not yet delivered with ``exc`` (pool broken or terminated)."""
+        raise NotImplementedError
+
+
+class FutureJob(Job):
+    """One task whose result goes into a ``concurrent.futures.Future``."""
+
+    def __init__(self, fn: Callable[..., Any], mode: int, item: Any, future: Future[Any], **kw: Any):
+        super().__init__(fn, mode, chunksize=1, total=1, **kw)
+        self.future = future
+        self.pending.append(Slab(0, [item]))
+
+    def take(self, limit: int) -> Slab:
+        # A cancelled future is never sent; a sent one can no longer be cancelled.
+        if not self.future.set_running_or_notify_cancel():
+            self.cancel()
+            self.pending.clear()
+            return Slab(0, [])
+        return super().take(limit)
+
+    def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        if self.future.done():
+            return
+        if errors:
+            self.future.set_exception(errors[0])
+        else:
+            self.future.set_result(values[0])
+
+    def abort(self, exc: BaseException) -> None:
+        if not self.future.done():
+            if not self.future.running():
+                self.future.set_running_or_notify_cancel()
+            if not self.future.done():
+                self.future.set_exception(exc)
+        self.cancel()
+
+
+class CollectJob(Job):
+    """``map``: every result into one list, in input order; the first error fails it."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        mode: int,
+        items: list[Any],
+        on_done: Callable[[bool, Any], None],
+        **kw: Any,
+    ) -> None:
+        super().__init__(fn, mode, total=len(items), **kw)
+        self.results: list[Any] = [None] * len(items)
+        self.missing = len(items)
+        self.on_done = on_done
+        self.failed = False
+        if items:
+            self.pending.append(Slab(0, items))
+
+    def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        if self.failed:
+            return
+        if errors:
+            first = min(errors)
+            self.failed = True
+            self.cancel()
+            self.on_done(False, errors[first])
+            return
+        self.results[start : start + len(values)] = values
+        self.missing -= len(values)
+        if self.missing == 0:
+            self.on_done(True, self.results)
+
+    def abort(self, exc: BaseException) -> None:
+        if not self.failed and self.missing:
+            self.failed = True
+            self.on_done(False, exc)
+        self.cancel()
+
+
+_END = object()
+
+
+class StreamJob(Job):
+    """``imap`` and friends: results as an iterator; input pulled lazily, read-ahead bounded.
+
+    The consumer's thread pulls input (at most ``read_ahead()`` items taken but
+    not yet handed out) and passes it to the scheduler; results come back
+    through a SimpleQueue as ``(start, values, errors)`` batches.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        fn: Callable[..., Any],
+        mode: int,
+        iterable: Iterable[Any],
+        *,
+        ordered: bool,
+        timeout_error: type[BaseException],
+        **kw: Any,
+    ) -> None:
+        total = operator.length_hint(iterable, -1)
+        super().__init__(fn, mode, total=None if total < 0 else total, **kw)
+        self.engine = engine
+        self.ordered = ordered
+        self.timeout_error = timeout_error
+        self.closed_input = False
+        self.batches: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._source = iter(iterable)
+        self._source_lock = threading.Lock()
+        self._exhausted = False
+        self._pulled = 0
+        self._handed = 0
+        self._head = 0
+        self._waiting: dict[int, tuple[list[Any], dict[int, BaseException] | None]] = {}
+        self._ready: deque[Any] = deque()  # lists of values, or exceptions to raise
+
+    # -- scheduler side -------------------------------------------------
+    def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        self.batches.put((start, values, errors))
+
+    def abort(self, exc: BaseException) -> None:
+        self.cancel()
+        self.batches.put(exc)
+
+    # -- consumer side ----------------------------------------------------
+    def read_ahead(self) -> int:
+        want = 2 * _config.PREFETCH * self.engine.processes * self.chunker.size
+        return max(_config.MIN_READ_AHEAD, min(_config.MAX_READ_AHEAD, want))
+
+    def pull(self, limit: int | None = None) -> None:
+        """Take more input (up to the read-ahead bound) and pass it to the scheduler."""
+        if self._exhausted:
+            return
+        room = self.read_ahead() - (self._pulled - self._handed) if limit is None else limit
+        if room <= 0:
+            return
+        with self._source_lock:
+            if self._exhausted:
+                return
+            try:
+                items = list(itertools.islice(self._source, room))
+            except BaseException:
+                self._exhausted = True
+                self.engine.feed(self, None, last=True)
+                raise
+            start = self._pulled
+            self._pulled += len(items)
+            self._exhausted = len(items) < room
+            self.engine.feed(self, Slab(start, items) if items else None, last=self._exhausted)
+
+    def drain_input(self) -> None:
+        """Pull all remaining input regardless of the bound (close() then join())."""
+        while not self._exhausted and not self.cancelled:
+            self.pull(limit=max(self.read_ahead(), 1))
+
+    def next_piece(self, deadline: float | None) -> Any:
+        """The next run of values (a list) or exception, in delivery order; _END at the end."""
+        while not self._ready:
+            if self._exhausted and self._handed >= self._pulled:
+                return _END
+            self.pull()
+            if self.ordered and self._head in self._waiting:
+                self._split(*self._waiting.pop(self._head))
+                continue
+            batch = self._get_batch(deadline)
+            if isinstance(batch, BaseException):
+                self._exhausted = True
+                self._pulled = self._handed
+                raise batch
+            start, values, errors = batch
+            if self.ordered and start != self._head:
+                self._waiting[start] = (values, errors)
+            else:
+                self._split(values, errors)
+        piece = self._ready.popleft()
+        self._handed += len(piece) if isinstance(piece, list) else 1
+        return piece
+
+    def _get_batch(self, deadline: float | None) -> Any:
+        if deadline is None:
+            return self.batches.get()
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                return self.batches.get_nowait()
+            return self.batches.get(timeout=left)
+        except queue.Empty:
+            raise self.timeout_error() from None
+
+    def _split(self, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        self._head += len(values)
+        if not errors:
+            self._ready.append(values)
+            return
+        prev = 0
+        for k in sorted(errors):
+            if k > prev:
+                self._ready.append(values[prev:k])
+            self._ready.append(errors[k])
+            prev = k + 1
+        if prev < len(values):
+            self._ready.append(values[prev:])
+
+
+class ResultIterator(Iterator[Any]):
+    """The iterator a StreamJob's caller holds.
+
+    ``for`` loops run on a generator (fast: no Python call per item); explicit
+    ``next(it, timeout)`` works item by item. A failed item raises at its place;
+    iteration may continue after it, as with ``multiprocessing.Pool.imap``.
+    Dropping the iterator cancels the rest of the job.
+    """
+
+    def __init__(self, job: StreamJob, deadline: float | None = None) -> None:
+        self._job = job
+        self._deadline = deadline
+        self._buf: list[Any] = []
+        self._pos = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._run()
+
+    def _run(self) -> Iterator[Any]:
+        if self._pos < len(self._buf):
+            rest, self._buf, self._pos = self._buf[self._pos :], [], 0
+            yield from rest
+        while True:
+            piece = self._job.next_piece(self._deadline)
+            if piece is _END:
+                return
+            if isinstance(piece, BaseException):
+                raise piece
+            yield from piece
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def next(self, timeout: float | None = None) -> Any:
+        if self._pos < len(self._buf):
+            value = self._buf[self._pos]
+            self._pos += 1
+            return value
+        deadline = self._deadline
+        if timeout is not None:
+            mine = time.monotonic() + timeout
+            deadline = mine if deadline is None else min(deadline, mine)
+        piece = self._job.next_piece(deadline)
+        if piece is _END:
+            raise StopIteration
+        if isinstance(piece, BaseException):
+            raise piece
+        self._buf, self._pos = piece, 1
+        return piece[0]
+
+    def __del__(self) -> None:
+        job = getattr(self, "_job", None)
+        if job is not None and not job.done:
+            job.engine.cancel(job)
+
+
+def annotate_serialization(job: Job, index: int, exc: BaseException) -> BaseException:
+    """Prefix a worker's SerializationError with the task it belongs to."""
+    if isinstance(exc, SerializationError) and not str(exc).startswith("task "):
+        new = SerializationError(f"{job.describe(index)}: {exc}")
+        new.__cause__ = exc.__cause__
+        return new
+    return exc

@@ -1,0 +1,51 @@
+"""The wire protocol between the scheduler and one worker, shared by both sides.
+
+A message is one header frame (a small pickled tuple ``(kind, has_payload,
+fields)``) optionally followed by one payload frame (already-pickled bytes),
+both sent with ``Connection.send_bytes`` over the worker's own duplex pipe.
+Keeping the payload a separate, pre-pickled frame means a payload that fails
+to pickle or unpickle is pinned to its chunk, never to the channel.
+
+Parent -> worker
+    TASK   (seq, func_id, func_blob | None, forget_ids, call_mode, timed)  + args blob
+    EXIT   ()                                  finish and exit with code 0
+Worker -> parent
+    RESULT (seq, elapsed_s, rss_bytes)         + blob of (results, errors | None)
+    READY  (pid,)                              the initializer ran; tasks may follow
+    BADARGS (seq, "function" | "arguments", error_record)   would not unpickle
+    INITFAIL (error_record,)                   the pool's initializer raised
+
+The *slot* is a small shared int64 array per worker that the worker writes and
+the parent reads, so the parent always knows what a worker is doing without a
+message (and even after it died):
+    SLOT_SEQ    seq of the chunk the worker is on
+    SLOT_IDX    >= 0: running item IDX (exact only in timed chunks, else 0);
+                PHASE_UNPICKLE / PHASE_PICKLE / PHASE_IDLE otherwise
+    SLOT_START  time.monotonic_ns() when the current item started (timed chunks)
+"""
+
+from __future__ import annotations
+
+import pickle
+from multiprocessing.connection import Connection
+from typing import Any
+
+TASK, EXIT, RESULT, BADARGS, INITFAIL, READY = range(6)
+
+# How a chunk's items are called.
+CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = range(3)
+
+SLOT_SEQ, SLOT_IDX, SLOT_START, SLOT_SIZE = 0, 1, 2, 3
+PHASE_UNPICKLE, PHASE_PICKLE, PHASE_IDLE = -1, -2, -3
+
+
+def send(conn: Connection, kind: int, fields: tuple[Any, ...] = (), payload: bytes | None = None) -> None:
+    conn.send_bytes(pickle.dumps((kind, payload is not None, fields), pickle.HIGHEST_PROTOCOL))
+    if payload is not None:
+        conn.send_bytes(payload)
+
+
+def recv(conn: Connection) -> tuple[int, tuple[Any, ...], bytes | None]:
+    kind, has_payload, fields = pickle.loads(conn.recv_bytes())
+    payload = conn.recv_bytes() if has_payload else None
+    return kind, fields, payload

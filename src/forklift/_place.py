@@ -1,0 +1,214 @@
+"""The local place: what the faces (Pool, Executor) ask of this machine's engine.
+
+A place turns calls into jobs and hands back their results:
+``submit`` -> Future, ``collect`` -> a whole list, ``stream`` -> a lazy
+iterator. The faces hold a place and never reach into the engine.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from numbers import Real
+from typing import Any
+
+from ._engine import protocol as P
+from ._engine.core import Engine, Statistics
+from ._engine.jobs import CollectJob, FutureJob, Job, ResultIterator, StreamJob
+from .progress import progress_bar
+
+CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = P.CALL_ONE, P.CALL_STAR, P.CALL_ARGS_KWARGS
+
+_UNSET: Any = object()
+
+
+def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, Real):
+        raise TypeError(f"{name} must be a number of seconds, not {type(timeout).__name__}")
+    if timeout <= 0:
+        raise ValueError(f"{name} must be > 0, not {timeout}")
+    return float(timeout)
+
+
+def check_retries(retries: int) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise TypeError(f"retries must be an int, not {type(retries).__name__}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, not {retries}")
+    return retries
+
+
+def check_chunksize(chunksize: int | None) -> int | None:
+    if chunksize is None:
+        return None
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+        raise TypeError(f"chunksize must be an int, not {type(chunksize).__name__}")
+    if chunksize < 1:
+        raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
+    return chunksize
+
+
+def check_callable(fn: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"{type(fn).__name__!r} object is not callable")
+
+
+def fn_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class LocalPlace:
+    """Runs the faces' calls on a local :class:`Engine` with shared defaults."""
+
+    def __init__(
+        self,
+        processes: int | None,
+        *,
+        initializer: Callable[..., Any] | None,
+        initargs: tuple[Any, ...],
+        start_method: str | None,
+        max_tasks_per_child: int | None,
+        max_memory: int | None,
+        retries: int,
+        timeout: float | None,
+        progress: Any,
+    ) -> None:
+        self.retries = check_retries(retries)
+        self.timeout = check_timeout(timeout)
+        self.progress = progress
+        self.engine = Engine(
+            processes,
+            initializer=initializer,
+            initargs=initargs,
+            start_method=start_method,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory=max_memory,
+        )
+
+    @property
+    def processes(self) -> int:
+        return self.engine.processes
+
+    def _options(self, timeout: Any, retries: Any) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout if timeout is _UNSET else check_timeout(timeout),
+            "retries": self.retries if retries is _UNSET else check_retries(retries),
+        }
+
+    def _start(self, job: Job, progress: Any, total: int | None) -> None:
+        enabled = self.progress if progress is _UNSET else progress
+        job.progress = progress_bar(enabled, total, job.name)
+        try:
+            self.engine.start_job(job)
+        except BaseException:
+            if job.progress is not None:
+                job.progress.close()
+            raise
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        name: str,
+        timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+    ) -> FutureJob:
+        """Run ``fn(*args, **kwargs)``; the job's ``future`` gets the outcome."""
+        check_callable(fn)
+        self.engine.check_running()
+        future: Future[Any] = Future()
+        job = FutureJob(
+            fn,
+            CALL_ARGS_KWARGS,
+            (args, kwargs),
+            future,
+            name=f"{name}({fn_name(fn)})",
+            **self._options(timeout, retries),
+        )
+        self.engine.start_job(job)
+        return job
+
+    def collect(
+        self,
+        fn: Callable[..., Any],
+        items: list[Any],
+        mode: int,
+        on_done: Callable[[bool, Any], None],
+        *,
+        name: str,
+        chunksize: int | None = None,
+        timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+        progress: Any = _UNSET,
+    ) -> Job | None:
+        """Run ``fn`` over ``items``; ``on_done(ok, list_or_exception)`` once at the end."""
+        check_callable(fn)
+        self.engine.check_running()
+        if not items:
+            on_done(True, [])
+            return None
+        job = CollectJob(
+            fn,
+            mode,
+            items,
+            on_done,
+            name=f"{name}({fn_name(fn)})",
+            chunksize=check_chunksize(chunksize),
+            **self._options(timeout, retries),
+        )
+        self._start(job, progress, len(items))
+        return job
+
+    def stream(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        mode: int,
+        *,
+        ordered: bool,
+        name: str,
+        timeout_error: type[BaseException],
+        deadline: float | None = None,
+        chunksize: int | None = None,
+        timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+        progress: Any = _UNSET,
+    ) -> ResultIterator:
+        """Run ``fn`` over ``iterable`` lazily; results in input order or as they come."""
+        check_callable(fn)
+        self.engine.check_running()
+        try:
+            iter(iterable)
+        except TypeError:
+            raise TypeError(f"{type(iterable).__name__!r} object is not iterable") from None
+        job = StreamJob(
+            self.engine,
+            fn,
+            mode,
+            iterable,
+            ordered=ordered,
+            timeout_error=timeout_error,
+            name=f"{name}({fn_name(fn)})",
+            chunksize=check_chunksize(chunksize),
+            **self._options(timeout, retries),
+        )
+        hint = operator.length_hint(iterable, -1)
+        self._start(job, progress, hint if hint >= 0 else None)
+        return ResultIterator(job, deadline)
+
+    def cancel(self, job: Job | None, *, kill_running: bool = False) -> None:
+        if job is not None:
+            self.engine.cancel(job, kill_running=kill_running)
+
+    def statistics(self) -> Statistics:
+        return self.engine.statistics()
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout

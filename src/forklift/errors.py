@@ -1,0 +1,136 @@
+"""Every exception forklift raises, in one place.
+
+Each subclasses the standard library's closest exception, so code written for
+``multiprocessing`` or ``concurrent.futures`` keeps catching what it caught:
+
+    ForkliftError
+    ├── WorkerLostError      (also OSError)        a worker died while running the task
+    ├── TaskTimeout          (also TimeoutError)   the task ran longer than ``timeout``
+    ├── SerializationError   (also pickle.PickleError) an argument or result would not pickle
+    ├── RemoteError                                 a task's exception that could not be rebuilt
+    └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
+
+A task's own exception is re-raised with its own type; the worker's traceback
+text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`), as in
+``concurrent.futures``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+from concurrent.futures.process import BrokenProcessPool
+
+__all__ = [
+    "BrokenPoolError",
+    "ForkliftError",
+    "RemoteError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskTimeout",
+    "WorkerLostError",
+]
+
+
+class ForkliftError(Exception):
+    """Base class of forklift's own errors."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, as text.
+
+    Set as ``__cause__`` of the re-raised exception so that a printed
+    traceback shows where in the worker the error happened.
+    """
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class WorkerLostError(ForkliftError, OSError):
+    """The worker process running a task died before returning its result.
+
+    ``pid`` is the worker's process id, ``exitcode`` its exit status as
+    ``multiprocessing`` reports it (negative: killed by that signal).
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None, exitcode: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+
+    @property
+    def signal(self) -> int | None:
+        """The signal number that killed the worker, or None."""
+        if self.exitcode is not None and self.exitcode < 0:
+            return -self.exitcode
+        return None
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_worker_lost, (self.args[0], self.pid, self.exitcode))
+
+
+def _rebuild_worker_lost(message: str, pid: int | None, exitcode: int | None) -> WorkerLostError:
+    return WorkerLostError(message, pid=pid, exitcode=exitcode)
+
+
+class TaskTimeout(ForkliftError, TimeoutError):
+    """A task ran longer than its ``timeout``; its worker was killed and replaced."""
+
+
+class SerializationError(ForkliftError, pickle.PickleError):
+    """An argument or a result could not be pickled or unpickled.
+
+    The message names the task and the type that failed; the pool goes on.
+    """
+
+
+class RemoteError(ForkliftError):
+    """A task raised an exception that could not be sent back as itself.
+
+    ``type_name`` is the qualified name of the original exception type and
+    ``traceback`` the worker's traceback text.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+
+class BrokenPoolError(ForkliftError, BrokenProcessPool):
+    """The pool can no longer run tasks (its initializer failed, or it was terminated)."""
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Say in words how a worker ended and what probably caused it."""
+    if exitcode is None:
+        return "vanished (exit status unknown)"
+    if exitcode < 0:
+        signum = -exitcode
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return f"was killed by {name}" + _SIGNAL_CAUSES.get(signum, "")
+    if exitcode == 0:
+        return "exited with code 0 while running the task (sys.exit(0) or os._exit(0) in the task?)"
+    return f"exited with code {exitcode} (os._exit() or a fatal error in the task?)"
+
+
+_SIGNAL_CAUSES: dict[int, str] = {
+    signal.SIGKILL: " (probably out of memory: the kernel's OOM killer sends SIGKILL; see dmesg)",
+    signal.SIGSEGV: " (a segmentation fault: a crash in C code called by the task)",
+    signal.SIGBUS: " (a bus error: bad memory access, e.g. a truncated memory-mapped file)",
+    signal.SIGABRT: " (abort(): a failed assertion or fatal error in C code)",
+    signal.SIGFPE: " (an arithmetic fault in C code)",
+    signal.SIGTERM: " (terminated by another process)",
+}

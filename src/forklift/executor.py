@@ -1,0 +1,142 @@
+"""``forklift.Executor``: a ``concurrent.futures.Executor`` on forklift's engine.
+
+Futures are plain ``concurrent.futures.Future`` objects, so ``as_completed``
+and ``wait`` work. Unlike ``ProcessPoolExecutor``:
+
+- a worker that dies fails only the future it was running (``WorkerLostError``);
+  the executor is never "broken" by it and goes on;
+- ``map`` is lazy, with bounded read-ahead, and chunks tiny tasks by itself;
+- leaving a ``with`` block by Ctrl-C kills the workers at once instead of
+  waiting for every queued task.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from ._engine.core import Statistics
+from ._engine.jobs import FutureJob
+from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_timeout, deadline_after
+
+__all__ = ["Executor"]
+
+T = TypeVar("T")
+
+
+class Executor(concurrent.futures.Executor):
+    """A process pool executor that survives its workers.
+
+    ``Executor(max_workers=None, mp_context=None, initializer=None, initargs=())``
+    as ``ProcessPoolExecutor``, plus keyword-only ``max_tasks_per_child``,
+    ``retries``, ``timeout`` (per task, seconds), ``progress`` (for ``map``),
+    ``start_method`` and ``max_memory`` (see :class:`forklift.Pool`).
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: Any = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        progress: bool | str = False,
+        start_method: str | None = None,
+        max_memory: int | None = None,
+    ) -> None:
+        if start_method is None and mp_context is not None:
+            start_method = mp_context.get_start_method()
+        self._place = LocalPlace(
+            max_workers,
+            initializer=initializer,
+            initargs=tuple(initargs),
+            start_method=start_method,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory=max_memory,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+        )
+        self._engine = self._place.engine
+        self._futures: weakref.WeakSet[FutureJob] = weakref.WeakSet()
+        self._finalizer = weakref.finalize(self, self._engine.close)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        """Schedule ``fn(*args, **kwargs)``; return its Future."""
+        if self._engine._broken is None and not self._engine._accepting:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        job = self._place.submit(fn, args, kwargs, name="submit")
+        self._futures.add(job)
+        return job.future
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        task_timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+        progress: Any = _UNSET,
+    ) -> Iterator[T]:
+        """``map(fn, *iterables)`` in parallel, lazily, results in input order.
+
+        ``timeout`` counts from this call: a result not ready by then raises
+        ``TimeoutError`` (as in concurrent.futures). ``task_timeout`` bounds each
+        task's run time instead (see the class). ``chunksize`` is chosen
+        automatically when left out.
+        """
+        if not iterables:
+            raise TypeError("map() must have at least two arguments.")
+        if self._engine._broken is None and not self._engine._accepting:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        check_timeout(timeout)
+        mode, source = (CALL_ONE, iterables[0]) if len(iterables) == 1 else (CALL_STAR, zip(*iterables))
+        it = self._place.stream(
+            fn,
+            source,
+            mode,
+            ordered=True,
+            name="map",
+            timeout_error=concurrent.futures.TimeoutError,
+            deadline=deadline_after(timeout),
+            chunksize=chunksize,
+            timeout=task_timeout,
+            retries=retries,
+            progress=progress,
+        )
+        return iter(it)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Accept no more work; with ``cancel_futures``, cancel what has not started."""
+        if cancel_futures:
+            for job in list(self._futures):
+                job.future.cancel()
+        self._engine.close()
+        if wait:
+            self._engine.join()
+
+    def terminate(self) -> None:
+        """Kill the workers (and their children) now; unfinished futures fail."""
+        self._engine.terminate()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()  # Ctrl-C / SystemExit: do not wait for queued work
+        else:
+            self.shutdown(wait=True)
+
+    @property
+    def max_workers(self) -> int:
+        return self._place.processes
+
+    def worker_pids(self) -> list[int]:
+        return self._engine.worker_pids()
+
+    def statistics(self) -> Statistics:
+        return self._place.statistics()

@@ -1,0 +1,347 @@
+"""``forklift.Pool``: the ``multiprocessing.Pool`` API on forklift's engine.
+
+Same methods, same argument order, same results; in addition, keyword-only
+options that the standard library lacks: ``retries``, ``timeout`` (per task),
+``progress``, ``start_method``, ``max_memory``. The differences a user can see:
+
+- a worker that dies fails only its task (``WorkerLostError``), never a hang;
+- lambdas, closures and ``__main__`` functions work (cloudpickle);
+- ``chunksize`` may be left out everywhere: chunks adapt to task duration;
+- ``imap`` / ``imap_unordered`` read their input lazily, with a bound;
+- an unfinished ``AsyncResult`` of a terminated pool raises instead of hanging.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+from ._engine.core import Statistics
+from ._engine.jobs import Job, ResultIterator
+from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_callable
+
+__all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
+
+T = TypeVar("T")
+
+IMapIterator = ResultIterator
+
+
+class AsyncResult(Generic[T]):
+    """The result of ``apply_async`` / ``map_async``, as in multiprocessing.
+
+    ``callback`` / ``error_callback`` run (in forklift's scheduler thread)
+    before the result counts as ready, as in the standard library.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[T], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> None:
+        for cb, name in ((callback, "callback"), (error_callback, "error_callback")):
+            if cb is not None and not callable(cb):
+                raise TypeError(f"{name} must be callable")
+        self._callback = callback
+        self._error_callback = error_callback
+        self._event = threading.Event()
+        self._ok = False
+        self._value: Any = None
+        self._job: Job | None = None
+
+    def _set(self, ok: bool, value: Any) -> None:
+        self._ok, self._value = ok, value
+        try:
+            if ok and self._callback is not None:
+                self._callback(value)
+            elif not ok and self._error_callback is not None:
+                self._error_callback(value)
+        finally:
+            self._event.set()
+
+    def _set_from(self, future: Future[Any]) -> None:
+        exc = future.exception()
+        self._set(exc is None, future.result() if exc is None else exc)
+
+    def ready(self) -> bool:
+        return self._event.is_set()
+
+    def successful(self) -> bool:
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._ok
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._event.wait(timeout)
+
+    def get(self, timeout: float | None = None) -> T:
+        if not self._event.wait(timeout):
+            raise multiprocessing.TimeoutError
+        if self._ok:
+            return self._value  # type: ignore[no-any-return]
+        raise self._value
+
+
+ApplyResult = AsyncResult
+MapResult = AsyncResult
+
+
+class Pool:
+    """A process pool with the ``multiprocessing.Pool`` API that survives its workers.
+
+    ``Pool(processes=None, initializer=None, initargs=(), maxtasksperchild=None)``
+    as in the standard library (``processes`` defaults to the number of CPUs),
+    plus keyword-only options:
+
+    - ``retries``: how many times a task whose worker died is run again (0).
+    - ``timeout``: seconds a task may run; past it, its worker and the worker's
+      children are killed and the task fails with ``TaskTimeout`` (or retries).
+    - ``progress``: draw a progress bar for map / imap / starmap calls.
+    - ``start_method``: "fork", "forkserver" (default on Linux) or "spawn".
+    - ``max_tasks_per_child`` (same as ``maxtasksperchild``, counted in tasks,
+      not chunks) and ``max_memory`` (bytes of RSS): replace a worker after it.
+
+    ``retries``, ``timeout`` and ``progress`` may also be given per call.
+    """
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: int | None = None,
+        context: Any = None,
+        *,
+        retries: int = 0,
+        timeout: float | None = None,
+        progress: bool | str = False,
+        start_method: str | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory: int | None = None,
+    ) -> None:
+        if start_method is None and context is not None:
+            start_method = context.get_start_method()
+        self._place = LocalPlace(
+            processes,
+            initializer=initializer,
+            initargs=tuple(initargs),
+            start_method=start_method,
+            max_tasks_per_child=max_tasks_per_child or maxtasksperchild,
+            max_memory=max_memory,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+        )
+        self._engine = self._place.engine
+        self._finalizer = weakref.finalize(self, self._engine.close)
+
+    # -- one call -------------------------------------------------------------
+    def apply(
+        self,
+        func: Callable[..., T],
+        args: Iterable[Any] = (),
+        kwds: Mapping[str, Any] | None = None,
+        *,
+        timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+    ) -> T:
+        """Run ``func(*args, **kwds)`` in a worker and return its result."""
+        result = self.apply_async(func, args, kwds, timeout=timeout, retries=retries)
+        return _wait(result, self)
+
+    def apply_async(
+        self,
+        func: Callable[..., T],
+        args: Iterable[Any] = (),
+        kwds: Mapping[str, Any] | None = None,
+        callback: Callable[[T], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+        *,
+        timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+    ) -> AsyncResult[T]:
+        """Start ``func(*args, **kwds)``; return an AsyncResult at once."""
+        result: AsyncResult[T] = AsyncResult(callback, error_callback)
+        job = self._place.submit(
+            func, tuple(args), dict(kwds or {}), name="apply", timeout=timeout, retries=retries
+        )
+        result._job = job
+        job.future.add_done_callback(result._set_from)
+        return result
+
+    # -- many calls, whole list -------------------------------------------------
+    def map(
+        self,
+        func: Callable[[Any], T],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        **options: Any,
+    ) -> list[T]:
+        """``list(map(func, iterable))`` in parallel; the first failure is raised."""
+        return _wait(self._map_async(func, iterable, chunksize, CALL_ONE, "map", None, None, options), self)
+
+    def map_async(
+        self,
+        func: Callable[[Any], T],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callable[[list[T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+        **options: Any,
+    ) -> AsyncResult[list[T]]:
+        return self._map_async(func, iterable, chunksize, CALL_ONE, "map", callback, error_callback, options)
+
+    def starmap(
+        self,
+        func: Callable[..., T],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        **options: Any,
+    ) -> list[T]:
+        """Like ``map``, but each item is unpacked as the arguments: ``func(*item)``."""
+        return _wait(
+            self._map_async(func, iterable, chunksize, CALL_STAR, "starmap", None, None, options), self
+        )
+
+    def starmap_async(
+        self,
+        func: Callable[..., T],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        callback: Callable[[list[T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+        **options: Any,
+    ) -> AsyncResult[list[T]]:
+        return self._map_async(
+            func, iterable, chunksize, CALL_STAR, "starmap", callback, error_callback, options
+        )
+
+    def _map_async(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None,
+        mode: int,
+        name: str,
+        callback: Callable[[Any], object] | None,
+        error_callback: Callable[[BaseException], object] | None,
+        options: dict[str, Any],
+    ) -> AsyncResult[Any]:
+        check_callable(func)
+        self._engine.check_running()
+        items = iterable if isinstance(iterable, list) else list(iterable)
+        result: AsyncResult[Any] = AsyncResult(callback, error_callback)
+        result._job = self._place.collect(
+            func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options)
+        )
+        return result
+
+    # -- many calls, lazily ----------------------------------------------------------
+    def imap(
+        self,
+        func: Callable[[Any], T],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        **options: Any,
+    ) -> IMapIterator:
+        """Results in input order, as they become ready; input read lazily."""
+        return self._stream(func, iterable, chunksize, True, "imap", options)
+
+    def imap_unordered(
+        self,
+        func: Callable[[Any], T],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        **options: Any,
+    ) -> IMapIterator:
+        """Results in completion order; input read lazily."""
+        return self._stream(func, iterable, chunksize, False, "imap_unordered", options)
+
+    def _stream(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        chunksize: int | None,
+        ordered: bool,
+        name: str,
+        options: dict[str, Any],
+    ) -> IMapIterator:
+        return self._place.stream(
+            func,
+            iterable,
+            CALL_ONE,
+            ordered=ordered,
+            name=name,
+            timeout_error=multiprocessing.TimeoutError,
+            chunksize=chunksize,
+            **_opts(options),
+        )
+
+    # -- life cycle -------------------------------------------------------------------
+    def close(self) -> None:
+        """Accept no more tasks; workers exit when the submitted ones are done."""
+        self._engine.close()
+
+    def terminate(self) -> None:
+        """Stop now: kill the workers (and their children); unfinished results fail."""
+        self._engine.terminate()
+
+    def join(self) -> None:
+        """Wait for the workers to exit; call close() or terminate() first."""
+        self._engine.join()
+
+    def __enter__(self) -> Pool:
+        self._engine.check_running()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.terminate()
+
+    # -- introspection ------------------------------------------------------------------
+    @property
+    def processes(self) -> int:
+        return self._place.processes
+
+    @property
+    def start_method(self) -> str:
+        return self._engine.start_method
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers."""
+        return self._engine.worker_pids()
+
+    def statistics(self) -> Statistics:
+        """Counters: tasks done / failed, retries, workers started / lost, timeouts."""
+        return self._place.statistics()
+
+    def __repr__(self) -> str:
+        state = "running" if self._engine.alive else "stopped"
+        return f"<forklift.Pool {state} processes={self.processes} start_method={self.start_method}>"
+
+    def __reduce__(self) -> Any:
+        raise NotImplementedError("pool objects cannot be passed between processes or pickled")
+
+
+_OPTION_NAMES = ("timeout", "retries", "progress")
+
+
+def _opts(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(_OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    return options
+
+
+def _wait(result: AsyncResult[T], pool: Pool) -> T:
+    """get() for the blocking calls: Ctrl-C cancels the call and stops its workers."""
+    try:
+        return result.get()
+    except KeyboardInterrupt:
+        job = result._job
+        if job is not None:
+            pool._place.cancel(job, kill_running=True)
+        raise
