@@ -108,6 +108,7 @@ class Engine:
         self._workers: list[WorkerHandle] = []
         self._queue: deque[Job] = deque()  # jobs with pending items, oldest first
         self._open: set[Job] = set()
+        self._streams: weakref.WeakSet[StreamJob] = weakref.WeakSet()  # for join()
         self._seq = itertools.count(1)
         self._func_ids: OrderedDict[bytes, int] = OrderedDict()
         self._func_counter = itertools.count()
@@ -117,9 +118,13 @@ class Engine:
         self._broken: BrokenPoolError | None = None
         self._start_failures = 0
         self._counts = dict.fromkeys(("done", "failed", "retries", "started", "lost", "timeouts"), 0)
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forklift-scheduler", daemon=True)
         self._thread.start()
         _live_engines.add(self)
+        self._started.wait()  # the first workers exist (as multiprocessing.Pool's do) or failed
+        if self._broken is not None:
+            self.check_running()
 
     # ------------------------------------------------------------------
     # Public API: any thread
@@ -131,6 +136,8 @@ class Engine:
             job.fn_blob = dumps_callable(job.fn)
         except Exception as exc:
             raise _ser_error(f"cannot pickle the function of {job.name}", job.fn, exc) from exc
+        if isinstance(job, StreamJob):
+            self._streams.add(job)
         self._call(lambda: self._register(job))
 
     def feed(self, job: Job, slab: Slab | None, *, last: bool) -> None:
@@ -155,7 +162,7 @@ class Engine:
     def terminate(self) -> None:
         """Kill every worker (and what it started) now; fail what is unfinished."""
         self._accepting = False
-        self._call(lambda: self._abort_all(BrokenPoolError("the pool was terminated")))
+        self._call(lambda: self._abort_all(BrokenPoolError("the pool was terminated"), broken=False))
         self._thread.join()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -164,9 +171,8 @@ class Engine:
             raise ValueError("Pool is still running")
         if threading.current_thread() is self._thread:
             raise RuntimeError("cannot join the pool from its own callback")
-        for job in list(self._open):
-            if isinstance(job, StreamJob):
-                job.drain_input()
+        for job in list(self._streams):  # not self._open: it may lag behind start_job
+            job.drain_input()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -201,6 +207,8 @@ class Engine:
     # ------------------------------------------------------------------
     def _run(self) -> None:
         try:
+            self._spawn_missing()
+            self._started.set()
             while not self._stop:
                 self._run_commands()
                 self._spawn_missing()
@@ -213,6 +221,7 @@ class Engine:
             err.__cause__ = exc
             self._abort_all(err)
         finally:
+            self._started.set()
             self._shutdown()
 
     def _wait(self, timeout: float | None) -> None:
@@ -607,9 +616,13 @@ class Engine:
     def _begin_close(self) -> None:
         self._closing = True
 
-    def _abort_all(self, exc: BrokenPoolError) -> None:
-        """Fail every open job with ``exc``, kill the workers, stop the scheduler."""
-        if self._broken is None:
+    def _abort_all(self, exc: BrokenPoolError, *, broken: bool = True) -> None:
+        """Fail every open job with ``exc``, kill the workers, stop the scheduler.
+
+        ``broken``: the pool failed (later calls raise ``exc``), as opposed to
+        being terminated on purpose (later calls raise "Pool not running").
+        """
+        if broken and self._broken is None:
             self._broken = exc
         self._accepting = False
         self._stop = True
@@ -640,7 +653,7 @@ class Engine:
         self._run_commands_after_stop()
 
     def _run_commands_after_stop(self) -> None:
-        exc = self._broken or BrokenPoolError("the pool has shut down")
+        exc = self._broken or BrokenPoolError("the pool was shut down")
         while self._commands:
             try:
                 self._commands.popleft()()

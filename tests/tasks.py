@@ -1,0 +1,195 @@
+"""Task functions shared by the tests (importable by workers under every start method)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def identity(x):
+    return x
+
+
+def pid_of(_=None):
+    return os.getpid()
+
+
+def sleep_return(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def fail_on(x, bad=3):
+    if x == bad:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+class CustomError(Exception):
+    pass
+
+
+class UnpicklableError(Exception):
+    """An exception whose rebuilding fails (its __init__ takes two arguments)."""
+
+    def __init__(self, a, b):
+        super().__init__(f"{a}-{b}")
+
+
+def raise_custom(x):
+    raise CustomError(f"custom {x}")
+
+
+def raise_unrebuildable(x):
+    raise UnpicklableError(x, "two")
+
+
+class HoldsLock(Exception):
+    def __init__(self, msg):
+        super().__init__(msg)
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable(x):
+    raise HoldsLock(f"cannot pickle me {x}")
+
+
+def return_lock(x):
+    return threading.Lock() if x == 2 else x
+
+
+def kill_self_on(x, bad=3, sig=signal.SIGKILL):
+    if x == bad:
+        os.kill(os.getpid(), sig)
+        time.sleep(10)
+    return x
+
+
+def exit_on(x, bad=3):
+    if x == bad:
+        os._exit(7)
+    return x
+
+
+def segfault_on(x, bad=3):
+    if x == bad:
+        import faulthandler
+
+        faulthandler._sigsegv()
+    return x
+
+
+def sys_exit_on(x, bad=3):
+    if x == bad:
+        sys.exit(5)
+    return x
+
+
+def hang_on(x, bad=3):
+    if x == bad:
+        time.sleep(3600)
+    return x
+
+
+def spawn_child_and_hang(pidfile):
+    """Start a grandchild that would live for an hour, record its pid, then hang."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    with open(pidfile, "w") as f:
+        f.write(str(child.pid))
+    time.sleep(3600)
+
+
+def spawn_child_and_sleep(pidfile, seconds):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()} {child.pid}\n")
+    time.sleep(seconds)
+
+
+def fail_first_attempt(marker_dir, x):
+    """SIGKILL self the first time x is seen (marker file), succeed afterwards."""
+    marker = os.path.join(marker_dir, f"seen-{x}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
+
+
+def leak_memory(x, mb=40):
+    sys._forklift_leak = getattr(sys, "_forklift_leak", []) + [bytearray(mb << 20)]
+    return os.getpid()
+
+
+def count_calls(marker_dir, x):
+    with open(os.path.join(marker_dir, f"call-{x}-{os.getpid()}-{time.monotonic_ns()}"), "w"):
+        pass
+    return x
+
+
+class ExitAtPickle:
+    """Pickling it raises SystemExit (modelled on CPython's test_deadlock.py)."""
+
+    def __reduce__(self):
+        return _raise_exit, ()
+
+
+class ErrorAtPickle:
+    def __reduce__(self):
+        raise RuntimeError("error while pickling")
+
+
+class CrashAtPickle:
+    def __reduce__(self):
+        import faulthandler
+
+        faulthandler._sigsegv()
+
+
+class ErrorAtUnpickle:
+    def __reduce__(self):
+        return _raise_runtime, ()
+
+
+class ExitAtUnpickle:
+    def __reduce__(self):
+        return _raise_exit, ()
+
+
+class CrashAtUnpickle:
+    def __reduce__(self):
+        return _crash, ()
+
+
+def _raise_exit():
+    raise SystemExit(3)
+
+
+def _raise_runtime():
+    raise RuntimeError("error while unpickling")
+
+
+def _crash():
+    import faulthandler
+
+    faulthandler._sigsegv()
+
+
+def make(kind):
+    """Return an instance of the named class (so the result is made in the worker)."""
+    return globals()[kind]()
+
+
+def take(obj):
+    return type(obj).__name__

@@ -1,0 +1,276 @@
+"""forklift.Pool: the multiprocessing.Pool API, method by method."""
+
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+
+import pytest
+import tasks
+
+import forklift
+
+
+def test_apply_and_apply_async(pool):
+    assert pool.apply(tasks.add, (2, 3)) == 5
+    assert pool.apply(tasks.add, (), {"a": 1, "b": 2}) == 3
+    res = pool.apply_async(tasks.square, (10,))
+    assert res.get(timeout=5) == 100
+    assert res.ready() and res.successful()
+
+
+def test_apply_async_callbacks_run_before_ready(pool):
+    seen = []
+    res = pool.apply_async(tasks.square, (4,), callback=seen.append)
+    assert res.get(timeout=5) == 16
+    assert seen == [16]  # the callback has run by the time get() returns
+    errors = []
+    res = pool.apply_async(tasks.fail_on, (3,), error_callback=errors.append)
+    with pytest.raises(ValueError):
+        res.get(timeout=5)
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+    assert not res.successful()
+
+
+def test_async_result_get_timeout_raises_multiprocessing_timeout(pool):
+    res = pool.apply_async(tasks.sleep_return, (1.0, "late"))
+    with pytest.raises(multiprocessing.TimeoutError):
+        res.get(timeout=0.05)
+    with pytest.raises(ValueError):
+        res.successful()  # not ready yet, as in the standard library
+    res.wait(5)
+    assert res.get() == "late"
+
+
+def test_map_variants(pool):
+    assert pool.map(tasks.square, range(100)) == [x * x for x in range(100)]
+    assert pool.map(tasks.square, iter(range(10))) == [x * x for x in range(10)]
+    assert pool.map(tasks.square, []) == []
+    assert pool.map_async(tasks.square, range(5)).get(5) == [0, 1, 4, 9, 16]
+    assert pool.starmap(tasks.add, [(1, 2), (3, 4)]) == [3, 7]
+    assert pool.starmap_async(tasks.add, [(1, 1)]).get(5) == [2]
+
+
+def test_map_async_callback_gets_the_list(pool):
+    got = []
+    pool.map_async(tasks.square, range(4), callback=got.append).wait(5)
+    assert got == [[0, 1, 4, 9]]
+
+
+def test_map_raises_first_error_and_pool_goes_on(pool):
+    with pytest.raises(ValueError, match="bad input 3"):
+        pool.map(tasks.fail_on, range(10))
+    assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_imap_in_order_and_next_timeout(pool):
+    it = pool.imap(tasks.square, range(20))
+    assert next(it) == 0
+    assert it.next(timeout=5) == 1
+    assert list(it) == [x * x for x in range(2, 20)]
+    slow = pool.imap(tasks.sleep_return, [1.0])
+    with pytest.raises(multiprocessing.TimeoutError):
+        slow.next(timeout=0.05)
+    assert slow.next(timeout=5) is None
+
+
+def test_imap_error_raises_at_its_place_and_iteration_continues(pool):
+    it = pool.imap(tasks.fail_on, range(6), chunksize=2)
+    got = []
+    while True:
+        try:
+            got.append(next(it))
+        except ValueError:
+            got.append("err")
+        except StopIteration:
+            break
+    assert got == [0, 1, 2, "err", 4, 5]
+
+
+def test_imap_unordered_gives_everything(pool):
+    assert sorted(pool.imap_unordered(tasks.square, range(1000))) == [x * x for x in range(1000)]
+
+
+@pytest.mark.parametrize("chunksize", [1, 3, 1000])
+def test_chunksize_is_honoured(pool, chunksize):
+    assert pool.map(tasks.square, range(50), chunksize) == [x * x for x in range(50)]
+    assert list(pool.imap(tasks.square, range(50), chunksize)) == [x * x for x in range(50)]
+
+
+def test_lambdas_closures_and_local_functions(pool):
+    k = 7
+    assert pool.map(lambda x: x + k, range(3)) == [7, 8, 9]
+
+    def local(x):
+        return x * k
+
+    assert list(pool.imap_unordered(local, [1])) == [7]
+    assert pool.apply(lambda: os.getpid()) in pool.worker_pids()
+
+
+def test_data_holding_a_lambda_travels(pool):
+    assert pool.apply(lambda f: f(2), (lambda x: x * 21,)) == 42
+
+
+def test_exception_keeps_type_message_and_remote_traceback(pool):
+    with pytest.raises(tasks.CustomError, match="custom 5") as info:
+        pool.apply(tasks.raise_custom, (5,))
+    cause = info.value.__cause__
+    assert isinstance(cause, forklift.RemoteTraceback)
+    assert "raise_custom" in cause.tb and "tasks.py" in cause.tb
+    text = "".join(traceback.format_exception(info.value))
+    assert "raise CustomError" in text
+
+
+def test_exception_that_cannot_be_rebuilt_arrives_with_its_text(pool):
+    with pytest.raises(forklift.RemoteError) as info:
+        pool.apply(tasks.raise_unrebuildable, (1,))
+    assert "UnpicklableError" in str(info.value) and "1-two" in str(info.value)
+    with pytest.raises(forklift.RemoteError, match="cannot pickle me 4"):
+        pool.apply(tasks.raise_unpicklable, (4,))
+
+
+def test_unpicklable_result_fails_only_its_task(pool):
+    it = pool.imap(tasks.return_lock, range(5))
+    out = []
+    for _ in range(5):
+        try:
+            out.append(next(it))
+        except forklift.SerializationError as exc:
+            assert "task 2 of imap(return_lock)" in str(exc)
+            assert "lock" in str(exc)
+            out.append("err")
+    assert out == [0, 1, "err", 3, 4]
+    assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_unpicklable_argument_names_task_and_type(pool):
+    with pytest.raises(forklift.SerializationError, match=r"task 1 of map\(identity\).*lock"):
+        pool.map(tasks.identity, [1, threading.Lock(), 3], chunksize=3)
+    assert pool.apply(tasks.square, (3,)) == 9
+
+
+def test_bad_input_errors(pool):
+    with pytest.raises(TypeError):
+        pool.map(42, [1])
+    with pytest.raises(TypeError):
+        pool.apply_async("not callable")
+    with pytest.raises(TypeError):
+        pool.imap(tasks.square, 5)
+    with pytest.raises(ValueError):
+        pool.map(tasks.square, [1], chunksize=0)
+    with pytest.raises(TypeError):
+        pool.map(tasks.square, [1], bogus=1)
+    with pytest.raises(ValueError):
+        forklift.Pool(0)
+    with pytest.raises(ValueError):
+        forklift.Pool(1, start_method="teleport")
+    with pytest.raises(ValueError):
+        forklift.Pool(1, retries=-1)
+    with pytest.raises(ValueError):
+        forklift.Pool(1, timeout=0)
+
+
+def test_use_after_close_or_terminate():
+    p = forklift.Pool(1)
+    p.close()
+    with pytest.raises(ValueError, match="Pool not running"):
+        p.apply(tasks.square, (1,))
+    p.join()
+    p = forklift.Pool(1)
+    p.terminate()
+    with pytest.raises(ValueError, match="Pool not running"):
+        p.map(tasks.square, [1])
+    p.join()
+
+
+def test_join_before_close_is_an_error():
+    with forklift.Pool(1) as p, pytest.raises(ValueError, match="still running"):
+        p.join()
+
+
+def test_close_join_waits_for_submitted_work():
+    p = forklift.Pool(2)
+    results = [p.apply_async(tasks.sleep_return, (0.2, i)) for i in range(4)]
+    it = p.imap(tasks.square, range(10))
+    p.close()
+    p.join()
+    assert [r.get(0) for r in results] == [0, 1, 2, 3]
+    assert list(it) == [x * x for x in range(10)]
+    assert not p.worker_pids()
+
+
+def test_terminate_fails_unfinished_results_instead_of_hanging():
+    p = forklift.Pool(1)
+    res = p.apply_async(tasks.sleep_return, (30,))
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    p.terminate()
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(forklift.BrokenPoolError, match="terminated"):
+        res.get(timeout=5)
+
+
+def test_context_manager_terminates_workers():
+    with forklift.Pool(2) as p:
+        pids = p.worker_pids()
+        assert len(pids) == 2
+    time.sleep(0.1)
+    for pid in pids:
+        assert not _alive(pid)
+
+
+def test_initializer_runs_in_each_worker(tmp_path):
+    with forklift.Pool(2, initializer=_touch, initargs=(str(tmp_path),)) as p:
+        p.map(tasks.square, range(20))
+        pids = set(p.worker_pids())
+    marks = {int(name) for name in os.listdir(tmp_path)}
+    assert pids <= marks
+
+
+def test_initializer_failure_breaks_the_pool_clearly():
+    with forklift.Pool(1, initializer=_fail_init) as p:
+        with pytest.raises(forklift.BrokenPoolError, match="initializer failed.*init went wrong"):
+            p.map(tasks.square, range(4))
+        with pytest.raises(forklift.BrokenPoolError):
+            p.apply(tasks.square, (1,))
+
+
+def test_maxtasksperchild_replaces_workers():
+    with forklift.Pool(1, maxtasksperchild=3) as p:
+        pids = p.map(tasks.pid_of, range(9))
+    assert len(set(pids)) == 3
+    assert all(pids.count(pid) == 3 for pid in set(pids))
+
+
+def test_statistics_counts(pool):
+    pool.map(tasks.square, range(10))
+    with pytest.raises(ValueError):
+        pool.apply(tasks.fail_on, (3,))
+    stats = pool.statistics()
+    assert stats.tasks_done >= 10 and stats.tasks_failed == 1 and stats.workers == 2
+
+
+def test_pool_cannot_be_pickled(pool):
+    import pickle
+
+    with pytest.raises(NotImplementedError):
+        pickle.dumps(pool)
+
+
+def _touch(path):
+    open(os.path.join(path, str(os.getpid())), "w").close()
+
+
+def _fail_init():
+    raise RuntimeError("init went wrong")
+
+
+def _alive(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
