@@ -128,7 +128,7 @@ def fail_first_attempt(marker_dir, x):
 
 
 def leak_memory(x, mb=40):
-    sys._forklift_leak = getattr(sys, "_forklift_leak", []) + [bytearray(mb << 20)]
+    sys._forklift_leak = [*getattr(sys, "_forklift_leak", []), bytearray(mb << 20)]
     return os.getpid()
 
 
@@ -142,7 +142,7 @@ class ExitAtPickle:
     """Pickling it raises SystemExit (modelled on CPython's test_deadlock.py)."""
 
     def __reduce__(self):
-        return _raise_exit, ()
+        raise SystemExit(3)
 
 
 class ErrorAtPickle:

@@ -4,9 +4,10 @@ import concurrent.futures as cf
 import time
 
 import pytest
-import tasks
 
 import forklift
+
+import tasks
 
 
 def test_submit_and_as_completed(executor):

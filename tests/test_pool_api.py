@@ -7,9 +7,10 @@ import time
 import traceback
 
 import pytest
-import tasks
 
 import forklift
+
+import tasks
 
 
 def test_apply_and_apply_async(pool):
@@ -231,7 +232,7 @@ def test_initializer_runs_in_each_worker(tmp_path):
 
 def test_initializer_failure_breaks_the_pool_clearly():
     with forklift.Pool(1, initializer=_fail_init) as p:
-        with pytest.raises(forklift.BrokenPoolError, match="initializer failed.*init went wrong"):
+        with pytest.raises(forklift.BrokenPoolError, match=r"initializer failed.*init went wrong"):
             p.map(tasks.square, range(4))
         with pytest.raises(forklift.BrokenPoolError):
             p.apply(tasks.square, (1,))

@@ -62,6 +62,11 @@ from .supervise import WorkerHandle, get_context
 
 _WAKE, _CONN, _SENTINEL = range(3)
 
+_PHASES = {
+    P.PHASE_UNPICKLE: " (while unpickling its arguments)",
+    P.PHASE_PICKLE: " (while pickling its result)",
+}
+
 _live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -229,6 +234,8 @@ class Engine:
             kind, worker = key.data
             if kind == _WAKE:
                 self._drain_wake()
+            elif worker.gone:  # its death was handled earlier in this batch of events
+                continue
             elif kind == _CONN:
                 self._on_readable(worker)
             else:
@@ -333,7 +340,7 @@ class Engine:
                 continue
             try:
                 payload = dumps(piece.items)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit from a __reduce__ must not stop us
                 self._unpicklable_args(job, piece, exc)
                 continue
             self._send_chunk(w, job, piece, payload)
@@ -358,7 +365,7 @@ class Engine:
         except OSError:
             pass  # the worker is dying; its sentinel will bring the chunk back
 
-    def _unpicklable_args(self, job: Job, piece: Slab, exc: Exception) -> None:
+    def _unpicklable_args(self, job: Job, piece: Slab, exc: BaseException) -> None:
         if len(piece.items) > 1:
             self._split(job, piece.start, piece.items, piece.attempts)
             return
@@ -380,7 +387,7 @@ class Engine:
                 if not w.conn.poll(0):
                     return
         except (EOFError, OSError):
-            self._selector.unregister(w.conn)  # the sentinel will report the death
+            self._unregister(w.conn)  # the sentinel will report the death
 
     def _on_message(self, w: WorkerHandle, kind: int, fields: tuple[Any, ...], payload: bytes | None) -> None:
         if kind == P.RESULT:
@@ -496,12 +503,16 @@ class Engine:
         return not self._workers
 
     def _forget(self, w: WorkerHandle) -> None:
-        for obj in (w.conn, w.sentinel):
-            try:
-                self._selector.unregister(obj)
-            except (KeyError, ValueError):
-                pass
+        self._unregister(w.conn)
+        self._unregister(w.sentinel)
         self._workers.remove(w)
+        w.gone = True
+
+    def _unregister(self, obj: Any) -> None:
+        try:
+            self._selector.unregister(obj)
+        except (KeyError, ValueError, OSError):
+            pass
 
     def _on_death(self, w: WorkerHandle) -> None:
         self._drain(w)
@@ -559,12 +570,20 @@ class Engine:
         else:
             k = max(idx, 0) if n > 1 else 0
             job.requeue(chunk.start + k + 1, chunk.items[k + 1 :], chunk.attempts)
-            self._blame(w, job, chunk.start + k, chunk.items[k], chunk.attempts + 1, exitcode)
+            phase = _PHASES.get(idx, "")
+            self._blame(w, job, chunk.start + k, chunk.items[k], chunk.attempts + 1, exitcode, phase)
             job.requeue(chunk.start, chunk.items[:k], chunk.attempts)
         self._enqueue(job)
 
     def _blame(
-        self, w: WorkerHandle, job: Job, index: int, item: Any, attempts: int, exitcode: int | None
+        self,
+        w: WorkerHandle,
+        job: Job,
+        index: int,
+        item: Any,
+        attempts: int,
+        exitcode: int | None,
+        phase: str,
     ) -> None:
         """The item that was running when its worker died: retry it, or fail it."""
         if job.cancelled:
@@ -582,7 +601,7 @@ class Engine:
         else:
             how = describe_exit(exitcode)
             exc = WorkerLostError(
-                f"worker {w.pid} running {job.describe(index)} {how}",
+                f"worker {w.pid} running {job.describe(index)}{phase} {how}",
                 pid=w.pid,
                 exitcode=exitcode,
             )

@@ -195,7 +195,8 @@ class FutureJob(Job):
 
     def take(self, limit: int) -> Slab:
         # A cancelled future is never sent; a sent one can no longer be cancelled.
-        if not self.future.set_running_or_notify_cancel():
+        # (Sent again after its worker died: it is running already.)
+        if not self.future.running() and not self.future.set_running_or_notify_cancel():
             self.cancel()
             self.pending.clear()
             return Slab(0, [])

@@ -63,7 +63,9 @@ class WorkerHandle:
     ) -> None:
         parent_end, child_end = ctx.Pipe(duplex=True)
         self.slot: Any = ctx.RawArray("q", P.SLOT_SIZE)
-        close_fds = [c.fileno() for c in _parent_ends] if ctx.get_start_method() == "fork" else []
+        close_fds = [c.fileno() for c in list(_parent_ends) if not c.closed]
+        if ctx.get_start_method() != "fork":
+            close_fds = []
         self.process: Any = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
             args=(child_end, self.slot, init_blob, close_fds, report_rss),
@@ -83,6 +85,7 @@ class WorkerHandle:
         self.retiring = False
         self.kill_reason: str | None = None
         self.exit_sent = False
+        self.gone = False  # forgotten by the scheduler after its death
         self.timeout_target: tuple[int, int] | None = None  # (seq, idx) it was killed for
         self.started = time.monotonic()
 
@@ -110,6 +113,7 @@ class WorkerHandle:
         return self.process.exitcode  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        _parent_ends.discard(self.conn)
         try:
             self.conn.close()
         except OSError:

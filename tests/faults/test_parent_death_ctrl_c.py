@@ -1,0 +1,93 @@
+"""The parent dies (SIGKILL) or is interrupted (Ctrl-C): no worker, no grandchild survives."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+VICTIM = os.path.join(os.path.dirname(__file__), "victim.py")
+
+
+def _start(start_method, out_dir, mode):
+    proc = subprocess.Popen(
+        [sys.executable, VICTIM, start_method, str(out_dir), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell job has
+    )
+    workers = json.loads(proc.stdout.readline())
+    assert len(workers) == 2
+    return proc, workers
+
+
+def _wait_for_files(out_dir, names, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all((out_dir / n).exists() and (out_dir / n).read_text().strip() for n in names):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"tasks did not start: {os.listdir(out_dir)}")
+
+
+def _alive(pids):
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _all_gone_within(pids, seconds):
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _alive(pids)
+
+
+def test_parent_sigkill_takes_workers_and_grandchildren(start_method, tmp_path):
+    proc, workers = _start(start_method, tmp_path, "grandchildren")
+    try:
+        _wait_for_files(tmp_path, ["task0", "task1"])
+        grandchildren = [int((tmp_path / f"task{i}").read_text().split()[1]) for i in range(2)]
+        assert not set(_alive(workers + grandchildren)) ^ set(workers + grandchildren)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        left = _all_gone_within(workers + grandchildren, 2.0)
+        assert not left, f"still alive 2 s after the parent's SIGKILL: {left}"
+    finally:
+        _cleanup(proc)
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_interrupts_within_a_second_and_leaves_nothing(start_method, tmp_path, presses):
+    proc, workers = _start(start_method, tmp_path, "map")
+    try:
+        time.sleep(0.8)  # the map is running
+        t0 = time.monotonic()
+        for _ in range(presses):
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            time.sleep(0.05)
+        proc.wait(10)
+        assert time.monotonic() - t0 < 1.0 + 0.05 * presses
+        interrupted = float((tmp_path / "interrupted").read_text())
+        assert interrupted - t0 < 1.0
+        assert proc.returncode != 0
+        left = _all_gone_within(workers, 2.0)
+        assert not left, f"workers alive 2 s after Ctrl-C: {left}"
+    finally:
+        _cleanup(proc)
+
+
+def _cleanup(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+    proc.stdout.close()

@@ -1,0 +1,105 @@
+"""Per-task timeouts (the worker and its children are killed) and worker recycling."""
+
+import os
+import time
+
+import psutil
+import pytest
+
+import forklift
+
+import tasks
+
+
+def test_timeout_fails_only_the_overdue_task_in_time(start_method):
+    with forklift.Pool(2, start_method=start_method, timeout=1.0) as pool:
+        it = pool.imap(tasks.hang_on, range(8))
+        t0 = time.monotonic()
+        out = []
+        for _ in range(8):
+            try:
+                out.append(next(it))
+            except forklift.TaskTimeout as exc:
+                out.append(("timeout", time.monotonic() - t0))
+                assert isinstance(exc, TimeoutError) and "task 3 of imap(hang_on)" in str(exc)
+        assert [o for o in out if not isinstance(o, tuple)] == [0, 1, 2, 4, 5, 6, 7]
+        elapsed = next(o[1] for o in out if isinstance(o, tuple))
+        assert 1.0 <= elapsed < 2.0 + 0.5  # delivered within timeout + 1 s (+ start-up)
+        assert pool.statistics().timeouts == 1
+        assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
+
+
+def test_timeout_kills_the_tasks_children(start_method, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    with forklift.Pool(1, start_method=start_method) as pool:
+        res = pool.apply_async(tasks.spawn_child_and_hang, (str(pidfile),), timeout=1.0)
+        with pytest.raises(forklift.TaskTimeout):
+            res.get(timeout=10)
+        child = int(pidfile.read_text())
+        assert _gone_within(child, 2.0)
+
+
+def test_timeout_with_retries_then_success(start_method, tmp_path):
+    # The first attempt of each item hangs past the timeout; the retry succeeds.
+    with forklift.Pool(2, start_method=start_method, timeout=0.5, retries=1) as pool:
+        fn = _partial(_hang_first_time, str(tmp_path))
+        assert pool.map(fn, range(3)) == [0, 10, 20]
+
+
+def test_per_call_timeout_overrides_pool_default(start_method):
+    with forklift.Pool(1, start_method=start_method) as pool:
+        with pytest.raises(forklift.TaskTimeout):
+            pool.apply(tasks.sleep_return, (30,), timeout=0.3)
+        assert pool.apply(tasks.sleep_return, (0.1, "ok")) == "ok"
+
+
+def test_executor_timeout(start_method):
+    with forklift.Executor(2, start_method=start_method, timeout=0.5) as ex:
+        slow = ex.submit(tasks.sleep_return, 30)
+        fast = ex.submit(tasks.square, 3)
+        with pytest.raises(forklift.TaskTimeout):
+            slow.result(10)
+        assert fast.result(10) == 9
+
+
+def test_max_tasks_per_child_counts_tasks_not_chunks(start_method):
+    with forklift.Pool(2, start_method=start_method, max_tasks_per_child=5) as pool:
+        pids = pool.map(tasks.pid_of, range(40))
+    assert len(pids) == 40
+    assert max(pids.count(p) for p in set(pids)) <= 5
+    assert len(set(pids)) >= 8
+
+
+def test_max_memory_replaces_a_worker_after_its_task(start_method):
+    # Each task leaks 40 MB into the worker; past 150 MB RSS the worker is replaced.
+    with forklift.Pool(1, start_method=start_method, max_memory=150 << 20) as pool:
+        pids = pool.map(tasks.leak_memory, range(12), chunksize=1)
+    assert len(pids) == 12
+    assert len(set(pids)) >= 3
+    assert max(pids.count(p) for p in set(pids)) <= 5
+
+
+def _hang_first_time(marker_dir, x):
+    marker = os.path.join(marker_dir, f"hang-{x}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return x * 10
+
+
+def _partial(fn, *args):
+    import functools
+
+    return functools.partial(fn, *args)
+
+
+def _gone_within(pid, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
