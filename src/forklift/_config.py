@@ -29,6 +29,11 @@ def _int(name: str, default: int) -> int:
 #: a worker dies mid-chunk (its unfinished chunk mates run again).
 CHUNK_SECONDS = _float("FORKLIFT_CHUNK_SECONDS", 0.02)
 
+#: FORKLIFT_CHUNK_BYTES — the most pickled argument bytes the chunker packs
+#: into one chunk (large items go a few at a time; this also bounds how much
+#: input a lazy call holds, since read-ahead is counted in chunks).
+CHUNK_BYTES = _int("FORKLIFT_CHUNK_BYTES", 4 << 20)
+
 #: FORKLIFT_MAX_CHUNK — the most items in one chunk when the input's length is
 #: unknown (with a known length, chunks also stay below remaining/(2*workers)).
 MAX_CHUNK = _int("FORKLIFT_MAX_CHUNK", 20_000)
@@ -37,11 +42,10 @@ MAX_CHUNK = _int("FORKLIFT_MAX_CHUNK", 20_000)
 #: hide the round trip; more only delays the end of a map.
 PREFETCH = _int("FORKLIFT_PREFETCH", 2)
 
-#: FORKLIFT_MIN_READ_AHEAD / FORKLIFT_MAX_READ_AHEAD — bounds on how many input
-#: items imap / imap_unordered / Executor.map take from the iterable before
-#: their results are consumed. Between them, the bound follows the chunk size
-#: so that every worker stays busy; the maximum keeps memory flat.
-MIN_READ_AHEAD = _int("FORKLIFT_MIN_READ_AHEAD", 64)
+#: FORKLIFT_MAX_READ_AHEAD — the most input items imap / imap_unordered /
+#: Executor.map take from the iterable before their results are consumed.
+#: Below it, the bound is 2 * PREFETCH * workers chunks (of the current chunk
+#: size, itself capped by CHUNK_BYTES), enough to keep every worker busy.
 MAX_READ_AHEAD = _int("FORKLIFT_MAX_READ_AHEAD", 200_000)
 
 #: FORKLIFT_FUNC_CACHE — functions a worker keeps unpickled, so a map sends its

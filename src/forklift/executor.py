@@ -117,6 +117,7 @@ class Executor(concurrent.futures.Executor):
         if cancel_futures:
             for job in list(self._futures):
                 job.future.cancel()
+        self._engine.stop_inputs()  # as concurrent.futures' map(buffersize=) does
         self._engine.close()
         if wait:
             self._engine.join()

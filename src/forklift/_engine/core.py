@@ -170,13 +170,22 @@ class Engine:
         self._call(lambda: self._abort_all(BrokenPoolError("the pool was terminated"), broken=False))
         self._thread.join()
 
+    def stop_inputs(self) -> None:
+        """Lazy calls take no more input; what they took still runs (Executor.shutdown)."""
+        for job in list(self._streams):  # not self._open: it may lag behind start_job
+            job.stop_input()
+
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the scheduler and every worker to end; True if they did."""
+        """Wait for the scheduler and every worker to end; True if they did.
+
+        Lazy calls still open first read the rest of their input, as
+        multiprocessing.Pool's join does.
+        """
         if self._accepting:
             raise ValueError("Pool is still running")
         if threading.current_thread() is self._thread:
             raise RuntimeError("cannot join the pool from its own callback")
-        for job in list(self._streams):  # not self._open: it may lag behind start_job
+        for job in list(self._streams):
             job.drain_input()
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -343,6 +352,7 @@ class Engine:
             except BaseException as exc:  # SystemExit from a __reduce__ must not stop us
                 self._unpicklable_args(job, piece, exc)
                 continue
+            job.chunker.observe_payload(len(piece.items), len(payload))
             self._send_chunk(w, job, piece, payload)
             return
 

@@ -62,27 +62,44 @@ class Chunk:
 class Chunker:
     """Chooses chunk sizes from measured per-item time (or the user's chunksize).
 
-    Aims each chunk at ``CHUNK_SECONDS`` of work, and with a known total keeps
-    chunks below ``remaining / (2 * workers)`` so the end of a map balances
-    (guided self-scheduling). Before the first measurement a chunk is one item:
-    one long task must not drag others into its chunk.
+    Aims each chunk at ``CHUNK_SECONDS`` of work and at most ``CHUNK_BYTES`` of
+    pickled arguments, and with a known total keeps chunks below
+    ``remaining / (2 * workers)`` so the end of a map balances (guided
+    self-scheduling). Before the first measurement a chunk is one item: one long
+    task must not drag others into its chunk.
     """
 
-    __slots__ = ("_items", "_seconds", "fixed", "size")
+    __slots__ = ("_bytes", "_items", "_seconds", "_sent", "fixed", "size")
 
     def __init__(self, chunksize: int | None) -> None:
         self.fixed = chunksize
         self.size = chunksize or 1
         self._seconds = 0.0
         self._items = 0.0
+        self._bytes = 0.0
+        self._sent = 0.0
 
     def observe(self, items: int, seconds: float) -> None:
+        """A chunk of ``items`` ran in ``seconds`` (measured in the worker)."""
         # Decaying sums: recent chunks weigh most, a single outlier fades.
         self._seconds = 0.7 * self._seconds + seconds
         self._items = 0.7 * self._items + items
-        if self.fixed is None:
-            per_item = max(self._seconds / self._items, 1e-7)
-            self.size = max(1, min(_config.MAX_CHUNK * 50, int(_config.CHUNK_SECONDS / per_item)))
+        self._resize()
+
+    def observe_payload(self, items: int, nbytes: int) -> None:
+        """A chunk of ``items`` pickled to ``nbytes``."""
+        self._bytes = 0.7 * self._bytes + nbytes
+        self._sent = 0.7 * self._sent + items
+        self._resize()
+
+    def _resize(self) -> None:
+        if self.fixed is not None or not self._items:
+            return  # one item per chunk until a task's duration is known
+        per_item = max(self._seconds / self._items, 1e-7)
+        size = min(_config.MAX_CHUNK * 50, int(_config.CHUNK_SECONDS / per_item))
+        if self._sent:
+            size = min(size, int(_config.CHUNK_BYTES * self._sent / max(self._bytes, 1.0)))
+        self.size = max(1, size)
 
     def next_size(self, remaining: int | None, workers: int) -> int:
         if self.fixed is not None:
@@ -291,6 +308,7 @@ class StreamJob(Job):
         self._source = iter(iterable)
         self._source_lock = threading.Lock()
         self._exhausted = False
+        self.abandoned = False  # set by the consumer's thread when it drops the iterator
         self._pulled = 0
         self._handed = 0
         self._head = 0
@@ -307,8 +325,8 @@ class StreamJob(Job):
 
     # -- consumer side ----------------------------------------------------
     def read_ahead(self) -> int:
-        want = 2 * _config.PREFETCH * self.engine.processes * self.chunker.size
-        return max(_config.MIN_READ_AHEAD, min(_config.MAX_READ_AHEAD, want))
+        slots = 2 * _config.PREFETCH * self.engine.processes
+        return max(slots, min(_config.MAX_READ_AHEAD, slots * self.chunker.size))
 
     def pull(self, limit: int | None = None) -> None:
         """Take more input (up to the read-ahead bound) and pass it to the scheduler."""
@@ -331,9 +349,21 @@ class StreamJob(Job):
             self._exhausted = len(items) < room
             self.engine.feed(self, Slab(start, items) if items else None, last=self._exhausted)
 
+    def stop_input(self) -> None:
+        """Take no more input (Executor.shutdown): what was taken still runs."""
+        with self._source_lock:
+            if not self._exhausted:
+                self._exhausted = True
+                self.engine.feed(self, None, last=True)
+
     def drain_input(self) -> None:
-        """Pull all remaining input regardless of the bound (close() then join())."""
-        while not self._exhausted and not self.cancelled:
+        """Pull all remaining input regardless of the bound (close() then join()).
+
+        As with multiprocessing.Pool, joining a pool whose imap has an endless
+        input that nobody consumes does not return; an abandoned iterator's
+        input is not drained.
+        """
+        while not self._exhausted and not self.cancelled and not self.abandoned:
             self.pull(limit=max(self.read_ahead(), 1))
 
     def next_piece(self, deadline: float | None) -> Any:
@@ -438,6 +468,7 @@ class ResultIterator(Iterator[Any]):
     def __del__(self) -> None:
         job = getattr(self, "_job", None)
         if job is not None and not job.done:
+            job.abandoned = True
             job.engine.cancel(job)
 
 

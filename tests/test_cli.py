@@ -1,0 +1,36 @@
+"""The command-line tool: --help, --version, the demo."""
+
+import subprocess
+import sys
+
+import forklift
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "forklift", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_and_version():
+    out = run("--help")
+    assert out.returncode == 0 and "demo" in out.stdout
+    out = run("--version")
+    assert out.returncode == 0 and forklift.__version__ in out.stdout
+
+
+def test_no_command_prints_help_and_fails():
+    out = run()
+    assert out.returncode == 2 and "usage" in out.stdout
+
+
+def test_demo_small():
+    out = run("demo", "--tasks", "300", "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    assert "300 done, 0 failed" in out.stdout and "speedup" in out.stdout and "same results" in out.stdout
+
+
+def test_demo_rejects_bad_input_with_one_line():
+    out = run("demo", "--tasks", "zero")
+    assert out.returncode == 2 and "not a whole number" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,56 @@
+"""The public surface: what forklift exports, each name real and documented."""
+
+import forklift
+from forklift import errors
+
+
+def test_all_names_exist_and_are_documented():
+    for name in forklift.__all__:
+        obj = getattr(forklift, name)
+        if name != "__version__":
+            assert obj.__doc__, f"forklift.{name} has no docstring"
+
+
+def test_surface_is_what_we_intend():
+    assert set(forklift.__all__) == {
+        "AsyncResult",
+        "BrokenPoolError",
+        "Executor",
+        "ForkliftError",
+        "IMapIterator",
+        "Pool",
+        "RemoteError",
+        "RemoteTraceback",
+        "SerializationError",
+        "Statistics",
+        "TaskTimeout",
+        "WorkerLostError",
+        "__version__",
+        "kill_tree",
+    }
+
+
+def test_errors_subclass_the_standard_library():
+    import pickle
+    from concurrent.futures.process import BrokenProcessPool
+
+    assert issubclass(errors.TaskTimeout, TimeoutError)
+    assert issubclass(errors.WorkerLostError, OSError)
+    assert issubclass(errors.SerializationError, pickle.PickleError)
+    assert issubclass(errors.BrokenPoolError, BrokenProcessPool)
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), Exception)
+
+
+def test_worker_lost_error_pickles_with_its_fields():
+    import pickle
+
+    err = errors.WorkerLostError("boom", pid=12, exitcode=-9)
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.pid, back.exitcode, back.signal, str(back)) == (12, -9, 9, "boom")
+
+
+def test_describe_exit_names_the_likely_cause():
+    assert "out of memory" in errors.describe_exit(-9)
+    assert "segmentation fault" in errors.describe_exit(-11)
+    assert "code 3" in errors.describe_exit(3)

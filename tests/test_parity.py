@@ -1,0 +1,96 @@
+"""The same scenarios on multiprocessing.Pool / ProcessPoolExecutor and on forklift: same answers."""
+
+import concurrent.futures as cf
+import multiprocessing
+
+import pytest
+
+import forklift
+
+import tasks
+
+SCENARIOS = [
+    ("map", lambda p: p.map(tasks.square, range(37))),
+    ("map chunksize", lambda p: p.map(tasks.square, range(37), 5)),
+    ("map empty", lambda p: p.map(tasks.square, [])),
+    ("starmap", lambda p: p.starmap(tasks.add, [(i, i) for i in range(9)])),
+    ("imap", lambda p: list(p.imap(tasks.square, range(23)))),
+    ("imap chunksize", lambda p: list(p.imap(tasks.square, iter(range(23)), 4))),
+    ("imap_unordered sorted", lambda p: sorted(p.imap_unordered(tasks.square, range(23)))),
+    ("apply", lambda p: p.apply(tasks.add, (1,), {"b": 2})),
+    ("apply_async", lambda p: p.apply_async(tasks.square, (9,)).get(10)),
+    ("map_async", lambda p: p.map_async(tasks.square, range(5)).get(10)),
+    ("starmap_async", lambda p: p.starmap_async(tasks.add, [(1, 2)]).get(10)),
+]
+
+
+@pytest.fixture(scope="module")
+def pools():
+    std = multiprocessing.get_context("fork").Pool(2)
+    ours = forklift.Pool(2)
+    yield std, ours
+    std.terminate()
+    ours.terminate()
+
+
+@pytest.mark.parametrize(("name", "run"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_pool_same_results(pools, name, run):
+    std, ours = pools
+    assert run(ours) == run(std)
+
+
+ERRORS = [
+    ("map raises task error", lambda p: p.map(tasks.fail_on, range(6))),
+    ("apply raises task error", lambda p: p.apply(tasks.raise_custom, (1,))),
+    ("imap raises at item", lambda p: list(p.imap(tasks.fail_on, range(6)))),
+    ("apply_async get raises", lambda p: p.apply_async(tasks.fail_on, (3,)).get(10)),
+]
+
+
+@pytest.mark.parametrize(("name", "run"), ERRORS, ids=[s[0] for s in ERRORS])
+def test_pool_same_exception_types(pools, name, run):
+    std, ours = pools
+    with pytest.raises(Exception) as theirs:
+        run(std)
+    with pytest.raises(Exception) as mine:
+        run(ours)
+    assert type(mine.value) is type(theirs.value)
+    assert str(mine.value) == str(theirs.value)
+    assert type(mine.value.__cause__).__name__.endswith("RemoteTraceback")
+
+
+def test_pool_same_timeout_error_type(pools):
+    std, ours = pools
+    for pool in (std, ours):
+        with pytest.raises(multiprocessing.TimeoutError):
+            pool.apply_async(tasks.sleep_return, (0.5,)).get(timeout=0.01)
+
+
+def test_executor_same_results_and_errors():
+    with cf.ProcessPoolExecutor(2) as std, forklift.Executor(2) as ours:
+        for ex in (std, ours):
+            assert list(ex.map(tasks.square, range(11))) == [x * x for x in range(11)]
+            assert list(ex.map(tasks.add, range(4), range(10, 13))) == [10, 12, 14]
+            assert ex.submit(tasks.add, 2, b=3).result(10) == 5
+        std_exc = std.submit(tasks.raise_custom, 1).exception(10)
+        our_exc = ours.submit(tasks.raise_custom, 1).exception(10)
+        assert type(our_exc) is type(std_exc) and str(our_exc) == str(std_exc)
+        std_it, our_it = (
+            std.map(tasks.sleep_return, [1.0], timeout=0.05),
+            ours.map(tasks.sleep_return, [1.0], timeout=0.05),
+        )
+        for it in (std_it, our_it):
+            with pytest.raises(cf.TimeoutError):
+                next(it)
+
+
+def test_where_stdlib_fails_forklift_works():
+    """Lambdas: the standard library refuses them, forklift runs them."""
+    std = multiprocessing.get_context("fork").Pool(1)
+    try:
+        with pytest.raises(Exception):
+            std.map(lambda x: x, [1])
+    finally:
+        std.terminate()
+    with forklift.Pool(1) as ours:
+        assert ours.map(lambda x: x + 1, [1]) == [2]

@@ -1,0 +1,108 @@
+"""Bounded read-ahead, adaptive chunking and cancellation of lazy calls."""
+
+import itertools
+import time
+
+import forklift
+
+import tasks
+
+
+class CountingIterator:
+    """An endless iterator that counts how many items were taken from it."""
+
+    def __init__(self):
+        self.taken = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.taken += 1
+        return self.taken
+
+
+def test_endless_input_works_and_read_ahead_is_bounded(pool):
+    source = CountingIterator()
+    it = pool.imap(tasks.square, source)
+    got = list(itertools.islice(it, 50_000))
+    assert got == [x * x for x in range(1, 50_001)]
+    time.sleep(0.3)
+    # Not the endless input: only a bounded number of items beyond those consumed.
+    assert source.taken - 50_000 <= 200_000 + 1
+    taken = source.taken
+    time.sleep(0.3)
+    assert source.taken == taken  # nothing is read while nobody consumes
+
+
+def test_endless_input_imap_unordered(pool):
+    source = CountingIterator()
+    got = list(itertools.islice(pool.imap_unordered(tasks.identity, source), 1000))
+    assert len(set(got)) == 1000
+
+
+def test_slow_tasks_read_ahead_stays_small(pool):
+    source = CountingIterator()
+    it = pool.imap(tasks.sleep_return, (0.01 for _ in source))
+    for _ in range(20):
+        next(it)
+    assert source.taken <= 20 + 64 + 16
+
+
+def test_executor_map_is_lazy_and_shutdown_stops_its_input():
+    source = CountingIterator()
+    with forklift.Executor(2) as ex:
+        results = ex.map(tasks.sleep_return, (0.001 for _ in source))
+        assert [next(results) for _ in range(10)] == [None] * 10
+        taken = source.taken
+        assert taken < 400  # 8 chunks of ~20 ms of work, not the endless input
+    # shutdown (the with block) neither hung on the endless input nor read more of it
+    assert source.taken == taken
+
+
+def test_big_items_keep_read_ahead_small(pool):
+    source = ((i, bytes(1 << 20)) for i in range(10_000))  # 1 MiB each
+    it = pool.imap(tasks.identity, source)
+    for _ in range(100):
+        next(it)
+    job = it._job
+    assert job._pulled - job._handed <= 64  # MiBs held, not GiBs
+
+
+def test_abandoned_iterator_cancels_the_rest(pool):
+    it = pool.imap(tasks.sleep_return, [0.2] * 50, chunksize=1)
+    next(it)
+    del it
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    assert pool.apply(tasks.square, (3,)) == 9  # not stuck behind 48 leftover tasks
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_input_iterator_error_reaches_the_consumer(pool):
+    def broken():
+        yield 1
+        raise RuntimeError("input went wrong")
+
+    it = pool.imap(tasks.square, broken())
+    try:
+        list(it)
+    except RuntimeError as exc:
+        assert "input went wrong" in str(exc)
+    else:
+        raise AssertionError("the input's error was swallowed")
+    assert pool.map(tasks.square, [2]) == [4]
+
+
+def test_tiny_tasks_are_chunked_without_a_chunksize(pool):
+    # 100,000 tiny tasks one per message would take many seconds; chunked, well under one.
+    t0 = time.monotonic()
+    assert sum(pool.imap_unordered(tasks.identity, range(100_000))) == sum(range(100_000))
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_long_tasks_are_not_chunked_together():
+    with forklift.Pool(2) as pool:
+        t0 = time.monotonic()
+        pool.map(tasks.sleep_return, [0.3] * 4)
+        assert time.monotonic() - t0 < 1.2  # 2 rounds of 2, not one worker doing 3
