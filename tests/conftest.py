@@ -28,3 +28,18 @@ def executor():
     ex = forklift.Executor(2)
     yield ex
     ex.terminate()
+
+
+# A hard backstop behind pytest-timeout: its alarm fires once per test, and a test
+# that swallows the exception (hypothesis shrinking does) could hang on. This one
+# dumps every thread's stack and ends the run.
+HARD_LIMIT = 240
+
+
+@pytest.fixture(autouse=True)
+def _hard_watchdog():
+    import faulthandler
+
+    faulthandler.dump_traceback_later(HARD_LIMIT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()

@@ -30,6 +30,11 @@ def test_surface_is_what_we_intend():
     }
 
 
+def test_lazy_exports_match_all():
+    assert set(forklift._EXPORTS) | {"__version__"} == set(forklift.__all__)
+    assert set(dir(forklift)) >= set(forklift.__all__)
+
+
 def test_errors_subclass_the_standard_library():
     import pickle
     from concurrent.futures.process import BrokenProcessPool

@@ -275,3 +275,19 @@ def _alive(pid):
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_close_after_terminate_writes_to_no_reused_descriptor():
+    # Regression: close() after the scheduler ended wrote a byte to its old wake-pipe
+    # fd number, which by then could belong to someone else's pipe.
+    p = forklift.Pool(1)
+    p.terminate()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        p.close()
+        with pytest.raises(BlockingIOError):
+            os.read(r, 1)
+    finally:
+        os.close(r)
+        os.close(w)

@@ -106,3 +106,40 @@ def test_long_tasks_are_not_chunked_together():
         t0 = time.monotonic()
         pool.map(tasks.sleep_return, [0.3] * 4)
         assert time.monotonic() - t0 < 1.2  # 2 rounds of 2, not one worker doing 3
+
+
+def test_iterator_protocol_and_no_items_lost_between_islice_and_next(pool):
+    it = pool.imap(tasks.identity, range(10_000))
+    assert iter(it) is it
+    first = list(itertools.islice(it, 5))
+    rest = list(it)
+    assert first + rest == list(range(10_000))
+
+
+def test_for_loop_can_resume_after_a_failed_item(pool):
+    it = pool.imap(tasks.fail_on, range(6))
+    got = []
+    for _ in range(2):
+        try:
+            for x in it:
+                got.append(x)
+        except ValueError:
+            got.append("err")
+    assert got == [0, 1, 2, "err", 4, 5]
+
+
+def test_executor_map_iterator_close_cancels():
+    with forklift.Executor(1) as ex:
+        results = ex.map(tasks.sleep_return, [0.2] * 20)
+        next(results)
+        results.close()
+        t0 = time.monotonic()
+        assert ex.submit(tasks.square, 2).result(5) == 4
+        assert time.monotonic() - t0 < 1.0
+
+
+def test_empty_inputs_end_at_once(pool):
+    assert list(pool.imap_unordered(tasks.square, [])) == []
+    assert list(pool.imap(tasks.square, iter([]))) == []
+    with forklift.Executor(1) as ex:
+        assert list(ex.map(tasks.square, [])) == []

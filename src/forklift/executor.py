@@ -110,7 +110,7 @@ class Executor(concurrent.futures.Executor):
             retries=retries,
             progress=progress,
         )
-        return iter(it)
+        return it
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Accept no more work; with ``cancel_futures``, cancel what has not started."""

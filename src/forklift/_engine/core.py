@@ -106,6 +106,7 @@ class Engine:
         self._init_blob = dumps_callable((initializer, tuple(initargs))) if initializer else None
         self._commands: deque[Callable[[], None]] = deque()
         self._wake_r, self._wake_w = os.pipe()
+        self._wake_lock = threading.Lock()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector = selectors.DefaultSelector()
@@ -116,6 +117,7 @@ class Engine:
         self._streams: weakref.WeakSet[StreamJob] = weakref.WeakSet()  # for join()
         self._seq = itertools.count(1)
         self._func_ids: OrderedDict[bytes, int] = OrderedDict()
+        self._learned: dict[int, tuple[float, float]] = {}  # func id -> chunker's measurements
         self._func_counter = itertools.count()
         self._accepting = True
         self._closing = False
@@ -211,10 +213,13 @@ class Engine:
 
     def _call(self, command: Callable[[], None]) -> None:
         self._commands.append(command)
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # already awake, or shut down
+        with self._wake_lock:  # never write to the fd number after _shutdown closed it
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: the scheduler is awake anyway
 
     # ------------------------------------------------------------------
     # The scheduler thread
@@ -270,8 +275,9 @@ class Engine:
         if fid is None:
             fid = self._func_ids[job.fn_blob] = next(self._func_counter)
             if len(self._func_ids) > 256:
-                self._func_ids.popitem(last=False)
+                self._learned.pop(self._func_ids.popitem(last=False)[1], None)
         job.func_id = fid
+        job.chunker.seed(self._learned.get(fid))  # a repeated call starts at full speed
         self._open.add(job)
         self._enqueue(job)
         self._check_done(job)
@@ -423,6 +429,9 @@ class Engine:
         job, n = chunk.job, len(chunk.items)
         w.tasks_done += n
         job.chunker.observe(n, elapsed)
+        learned = job.chunker.learned()
+        if learned is not None:
+            self._learned[job.func_id] = learned
         self._retire_if_spent(w, rss)
         if job.cancelled:
             self._check_done(job)
@@ -672,11 +681,10 @@ class Engine:
             self._forget(w)
             w.close()
         self._selector.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._wake_lock:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
         _live_engines.discard(self)
         # Whatever arrived after the end is refused, not left hanging.
         self._run_commands_after_stop()

@@ -86,6 +86,15 @@ class Chunker:
         self._items = 0.7 * self._items + items
         self._resize()
 
+    def learned(self) -> tuple[float, float] | None:
+        """What this chunker measured, to seed the next call of the same function."""
+        return (self._seconds, self._items) if self._items else None
+
+    def seed(self, learned: tuple[float, float] | None) -> None:
+        if learned is not None:
+            self._seconds, self._items = learned
+            self._resize()
+
     def observe_payload(self, items: int, nbytes: int) -> None:
         """A chunk of ``items`` pickled to ``nbytes``."""
         self._bytes = 0.7 * self._bytes + nbytes
@@ -369,9 +378,9 @@ class StreamJob(Job):
     def next_piece(self, deadline: float | None) -> Any:
         """The next run of values (a list) or exception, in delivery order; _END at the end."""
         while not self._ready:
+            self.pull()
             if self._exhausted and self._handed >= self._pulled:
                 return _END
-            self.pull()
             if self.ordered and self._head in self._waiting:
                 self._split(*self._waiting.pop(self._head))
                 continue
@@ -416,60 +425,57 @@ class StreamJob(Job):
 
 
 class ResultIterator(Iterator[Any]):
-    """The iterator a StreamJob's caller holds.
+    """The iterator a StreamJob's caller holds (``IMapIterator``).
 
-    ``for`` loops run on a generator (fast: no Python call per item); explicit
-    ``next(it, timeout)`` works item by item. A failed item raises at its place;
-    iteration may continue after it, as with ``multiprocessing.Pool.imap``.
-    Dropping the iterator cancels the rest of the job.
+    Results arrive in runs (one per chunk); ``__next__`` hands them out from
+    the current run, so most calls do no more than step a list iterator. A
+    failed item raises at its place and iteration may continue after it, as
+    with ``multiprocessing.Pool.imap``; ``next(timeout)`` waits at most that
+    long. Dropping the iterator cancels the rest of the job.
     """
 
     def __init__(self, job: StreamJob, deadline: float | None = None) -> None:
         self._job = job
         self._deadline = deadline
-        self._buf: list[Any] = []
-        self._pos = 0
+        self._run: Iterator[Any] = iter(())
 
-    def __iter__(self) -> Iterator[Any]:
-        return self._run()
-
-    def _run(self) -> Iterator[Any]:
-        if self._pos < len(self._buf):
-            rest, self._buf, self._pos = self._buf[self._pos :], [], 0
-            yield from rest
-        while True:
-            piece = self._job.next_piece(self._deadline)
-            if piece is _END:
-                return
-            if isinstance(piece, BaseException):
-                raise piece
-            yield from piece
+    def __iter__(self) -> ResultIterator:
+        return self
 
     def __next__(self) -> Any:
-        return self.next()
+        for value in self._run:  # the fast path: the current run is not used up
+            return value
+        return self._advance(self._deadline)
 
     def next(self, timeout: float | None = None) -> Any:
-        if self._pos < len(self._buf):
-            value = self._buf[self._pos]
-            self._pos += 1
+        for value in self._run:
             return value
         deadline = self._deadline
         if timeout is not None:
             mine = time.monotonic() + timeout
             deadline = mine if deadline is None else min(deadline, mine)
+        return self._advance(deadline)
+
+    def _advance(self, deadline: float | None) -> Any:
         piece = self._job.next_piece(deadline)
         if piece is _END:
             raise StopIteration
         if isinstance(piece, BaseException):
             raise piece
-        self._buf, self._pos = piece, 1
-        return piece[0]
+        self._run = iter(piece)
+        return next(self._run)
 
-    def __del__(self) -> None:
-        job = getattr(self, "_job", None)
-        if job is not None and not job.done:
+    def close(self) -> None:
+        """Stop: the rest of the job is cancelled and its input no longer read."""
+        self._run = iter(())
+        job = self._job
+        if not job.done:
             job.abandoned = True
             job.engine.cancel(job)
+
+    def __del__(self) -> None:
+        if getattr(self, "_job", None) is not None:
+            self.close()
 
 
 def annotate_serialization(job: Job, index: int, exc: BaseException) -> BaseException:
