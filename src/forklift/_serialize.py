@@ -7,6 +7,11 @@
 - Exceptions go as an *error record*: the pickled exception when it pickles,
   plus its type name, message and traceback text, so that even an exception
   that cannot be pickled or rebuilt reaches the parent with its text.
+
+Workers import this module, so it imports cloudpickle and forklift.errors only
+when they are needed: a worker that never sees an exception or a by-value
+function starts without them (pickle imports cloudpickle itself when a
+by-value function arrives).
 """
 
 from __future__ import annotations
@@ -14,11 +19,10 @@ from __future__ import annotations
 import pickle
 import traceback
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from .errors import RemoteError, RemoteTraceback, SerializationError
+if TYPE_CHECKING:
+    from .errors import SerializationError
 
 PROTOCOL = 5
 
@@ -31,11 +35,27 @@ def dumps(obj: Any) -> bytes:
     try:
         return pickle.dumps(obj, PROTOCOL)
     except Exception:
+        import cloudpickle
+
         return cloudpickle.dumps(obj, PROTOCOL)  # type: ignore[no-any-return]
 
 
 def dumps_callable(fn: Any) -> bytes:
-    """Pickle a callable with cloudpickle (by reference when importable, else by value)."""
+    """Pickle a callable: by reference when importable, else by value (cloudpickle).
+
+    Plain pickle is tried first: it is what cloudpickle does for an importable
+    function anyway, without importing cloudpickle. Anything that refers to
+    ``__main__`` goes by value, so functions from a notebook or an interactive
+    session work in workers that cannot import that ``__main__``.
+    """
+    try:
+        blob = pickle.dumps(fn, PROTOCOL)
+        if b"__main__" not in blob:
+            return blob
+    except Exception:
+        pass
+    import cloudpickle
+
     return cloudpickle.dumps(fn, PROTOCOL)  # type: ignore[no-any-return]
 
 
@@ -61,7 +81,7 @@ def capture_exception(exc: BaseException, tb: TracebackType | None = None) -> Er
         message = f"<str() of {type_name(exc)} failed>"
     blob: bytes | None
     try:
-        blob = cloudpickle.dumps(exc, PROTOCOL)
+        blob = dumps(exc)  # plain pickle first; cloudpickle for classes defined locally
     except Exception:
         blob = None
     return (blob, type_name(exc), message, text)
@@ -69,6 +89,8 @@ def capture_exception(exc: BaseException, tb: TracebackType | None = None) -> Er
 
 def rebuild_exception(record: ErrorRecord) -> BaseException:
     """Rebuild a worker's exception in the parent, its traceback chained as ``__cause__``."""
+    from .errors import RemoteError, RemoteTraceback
+
     blob, name, message, text = record
     exc: BaseException | None = None
     if blob is not None:
@@ -84,6 +106,8 @@ def rebuild_exception(record: ErrorRecord) -> BaseException:
 
 def serialization_error(what: str, obj: object, exc: BaseException) -> SerializationError:
     """A SerializationError naming what failed, the offending type and the reason."""
+    from .errors import SerializationError
+
     err = SerializationError(f"{what} (a {type_name(obj)}): {type_name(exc)}: {exc}")
     err.__cause__ = exc
     return err

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _config
 from ..trees import kill_tree
 from . import protocol as P
+from .slot import Slot
 from .worker import worker_main
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class WorkerHandle:
         report_rss: bool,
     ) -> None:
         parent_end, child_end = ctx.Pipe(duplex=True)
-        self.slot: Any = ctx.RawArray("q", P.SLOT_SIZE)
+        self.slot = Slot(ctx)
         close_fds = [c.fileno() for c in list(_parent_ends) if not c.closed]
         if ctx.get_start_method() != "fork":
             close_fds = []
@@ -73,11 +74,12 @@ class WorkerHandle:
         )
         self.process.start()
         child_end.close()
+        self.slot.started()
         _parent_ends.add(parent_end)
         self.conn = parent_end
         self.pid: int = self.process.pid
         self.sentinel: int = self.process.sentinel
-        self.view = memoryview(self.slot).cast("B").cast("q")
+        self.view = self.slot.view
         self.held: deque[Chunk] = deque()
         self.funcs: OrderedDict[int, None] = OrderedDict()
         self.tasks_done = 0

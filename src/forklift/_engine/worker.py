@@ -31,6 +31,7 @@ from typing import Any
 
 from .._serialize import ErrorRecord, capture_exception, dumps, loads, serialization_error
 from . import protocol as P
+from .slot import view_of
 
 _PR_SET_PDEATHSIG = 1
 
@@ -134,7 +135,7 @@ class _Worker:
 
     def __init__(self, conn: Connection, slot: Any, report_rss: bool) -> None:
         self.conn = conn
-        self.slot = memoryview(slot).cast("B").cast("q")
+        self.slot = view_of(slot)
         self.funcs: dict[int, Callable[..., Any] | ErrorRecord] = {}
         self.report_rss = report_rss
 
