@@ -1,0 +1,35 @@
+"""Task functions of the throughput and start-up benchmarks.
+
+They live in an importable module, not in ``__main__``, so that workers started
+by forkserver or spawn (and loky's fresh interpreters) import them by name and
+every library sends the same thing: a reference to the function.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def square(x: int) -> int:
+    """The tiny task: almost no work, so the figure is the pool's per-task cost."""
+    return x * x
+
+
+def identity(x: object) -> object:
+    """The trivial task of the start-up benchmark."""
+    return x
+
+
+def burn(n: int) -> int:
+    """Pure-Python CPU work, about linear in ``n`` (no sleeping, no C calls)."""
+    acc = 0
+    for i in range(n):
+        acc = (acc + i * i) % 1_000_003
+    return acc
+
+
+def timed_burn(n: int) -> tuple[float, int]:
+    """``burn(n)`` and the seconds it took inside the worker (for effective parallelism)."""
+    start = time.perf_counter()
+    value = burn(n)
+    return time.perf_counter() - start, value
