@@ -91,3 +91,28 @@ def _cleanup(proc):
         proc.kill()
         proc.wait(5)
     proc.stdout.close()
+
+
+def test_keyboard_interrupt_in_map_stops_its_workers_and_a_new_pool_starts(start_method):
+    """In-process: SIGINT while map() waits; the call's workers are killed at once."""
+    import threading
+
+    import forklift
+
+    import tasks
+
+    pool = forklift.Pool(2, start_method=start_method)
+    try:
+        busy = pool.worker_pids()
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            pool.map(tasks.sleep_return, [30] * 4, chunksize=1)
+        assert time.monotonic() - t0 < 1.5
+        left = _all_gone_within(busy, 2.0)
+        assert not left, f"workers running the interrupted map still alive: {left}"
+    finally:
+        pool.terminate()
+    with forklift.Pool(2, start_method=start_method) as fresh:
+        assert fresh.map(tasks.square, range(3)) == [0, 1, 4]
