@@ -164,6 +164,31 @@ def _joblib(parallel: Any, fn: Callable[[Any], Any], xs: Sequence[Any]) -> list[
     return list(parallel(delayed(fn)(x) for x in xs))
 
 
+def _submit_each(pool: Any, fn: Callable[[Any], Any], xs: Sequence[Any]) -> list[Any]:
+    """One call per item through the library's single-task API, then every result."""
+    if hasattr(pool, "apply_async"):  # multiprocessing.Pool, forklift.Pool, mpire
+        handles = [pool.apply_async(fn, (x,)) for x in xs]
+        return [h.get() for h in handles]
+    if hasattr(pool, "schedule"):  # pebble
+        handles = [pool.schedule(fn, args=(x,)) for x in xs]
+    else:  # concurrent.futures executors
+        handles = [pool.submit(fn, x) for x in xs]
+    return [h.result() for h in handles]
+
+
+SUBMIT_CASES = {
+    case.key: case
+    for case in (
+        Case("forklift.Executor.submit", "**forklift Executor.submit**", FORKLIFT_EXECUTOR, _submit_each),
+        Case("forklift.Pool.apply_async", "**forklift Pool.apply_async**", FORKLIFT_POOL, _submit_each),
+        Case("mp.Pool.apply_async", "mp.Pool.apply_async", MP_POOL, _submit_each),
+        Case("PPE.submit", "ProcessPoolExecutor.submit", PPE, _submit_each),
+        Case("loky.submit", "loky get_reusable_executor().submit", LOKY, _submit_each),
+        Case("mpire.apply_async", "mpire WorkerPool(keep_alive=True).apply_async", MPIRE, _submit_each),
+        Case("pebble.schedule", "pebble ProcessPool.schedule", PEBBLE, _submit_each),
+    )
+}
+
 CASES = {
     case.key: case
     for case in (

@@ -1,6 +1,7 @@
 """forklift.Executor: the concurrent.futures API."""
 
 import concurrent.futures as cf
+import os
 import time
 
 import pytest
@@ -100,3 +101,33 @@ def test_unpicklable_argument_fails_that_future_only(executor):
     with pytest.raises(forklift.SerializationError, match="lock"):
         bad.result(5)
     assert good.result(5) == 9
+
+
+def test_many_tiny_submits_are_batched_and_each_future_gets_its_own_result(executor):
+    t0 = time.monotonic()
+    futures = [executor.submit(tasks.square, i) for i in range(5000)]
+    assert [f.result(30) for f in futures] == [i * i for i in range(5000)]
+    assert time.monotonic() - t0 < 10  # one message per task would be far slower here
+
+
+def test_cancelled_futures_inside_a_batch_never_run(tmp_path):
+    import functools
+
+    with forklift.Executor(1) as ex:
+        blocker = ex.submit(tasks.sleep_return, 0.5, "done")
+        fn = functools.partial(tasks.count_calls, str(tmp_path))
+        futures = [ex.submit(fn, i) for i in range(10)]
+        assert futures[3].cancel() and futures[7].cancel()
+        assert blocker.result(10) == "done"
+        done = [f.result(10) for i, f in enumerate(futures) if i not in (3, 7)]
+    assert done == [0, 1, 2, 4, 5, 6, 8, 9]
+    ran = sorted(int(name.split("-")[1]) for name in os.listdir(tmp_path))
+    assert ran == [0, 1, 2, 4, 5, 6, 8, 9]
+
+
+def test_interleaved_functions_and_options(executor):
+    futures = []
+    for i in range(200):
+        futures.append(executor.submit(tasks.square, i))
+        futures.append(executor.submit(tasks.add, i, b=1))
+    assert [f.result(10) for f in futures] == [v for i in range(200) for v in (i * i, i + 1)]

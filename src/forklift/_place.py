@@ -16,7 +16,7 @@ from typing import Any
 
 from ._engine import protocol as P
 from ._engine.core import Engine, Statistics
-from ._engine.jobs import CollectJob, FutureJob, Job, ResultIterator, StreamJob
+from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
 from .progress import progress_bar
 
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = P.CALL_ONE, P.CALL_STAR, P.CALL_ARGS_KWARGS
@@ -118,12 +118,11 @@ class LocalPlace:
         name: str,
         timeout: Any = _UNSET,
         retries: Any = _UNSET,
-    ) -> FutureJob:
-        """Run ``fn(*args, **kwargs)``; the job's ``future`` gets the outcome."""
+    ) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)``; the Future gets the outcome."""
         check_callable(fn)
-        self.engine.check_running()
         future: Future[Any] = Future()
-        job = FutureJob(
+        self.engine.submit(
             fn,
             CALL_ARGS_KWARGS,
             (args, kwargs),
@@ -131,8 +130,7 @@ class LocalPlace:
             name=f"{name}({fn_name(fn)})",
             **self._options(timeout, retries),
         )
-        self.engine.start_job(job)
-        return job
+        return future
 
     def collect(
         self,

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ._engine.core import Statistics
-from ._engine.jobs import FutureJob
 from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_timeout, deadline_after
 
 __all__ = ["Executor"]
@@ -63,16 +62,16 @@ class Executor(concurrent.futures.Executor):
             progress=progress,
         )
         self._engine = self._place.engine
-        self._futures: weakref.WeakSet[FutureJob] = weakref.WeakSet()
+        self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, self._engine.close)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its Future."""
         if self._engine._broken is None and not self._engine._accepting:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        job = self._place.submit(fn, args, kwargs, name="submit")
-        self._futures.add(job)
-        return job.future
+        future = self._place.submit(fn, args, kwargs, name="submit")
+        self._futures.add(future)
+        return future
 
     def map(
         self,
@@ -115,8 +114,8 @@ class Executor(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Accept no more work; with ``cancel_futures``, cancel what has not started."""
         if cancel_futures:
-            for job in list(self._futures):
-                job.future.cancel()
+            for future in list(self._futures):
+                future.cancel()
         self._engine.stop_inputs()  # as concurrent.futures' map(buffersize=) does
         self._engine.close()
         if wait:

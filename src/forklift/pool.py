@@ -51,7 +51,8 @@ class AsyncResult(Generic[T]):
         self._event = threading.Event()
         self._ok = False
         self._value: Any = None
-        self._job: Job | None = None
+        self._job: Job | None = None  # map_async's job
+        self._future: Future[Any] | None = None  # apply_async's call
 
     def _set(self, ok: bool, value: Any) -> None:
         self._ok, self._value = ok, value
@@ -166,11 +167,11 @@ class Pool:
     ) -> AsyncResult[T]:
         """Start ``func(*args, **kwds)``; return an AsyncResult at once."""
         result: AsyncResult[T] = AsyncResult(callback, error_callback)
-        job = self._place.submit(
+        future = self._place.submit(
             func, tuple(args), dict(kwds or {}), name="apply", timeout=timeout, retries=retries
         )
-        result._job = job
-        job.future.add_done_callback(result._set_from)
+        result._future = future
+        future.add_done_callback(result._set_from)
         return result
 
     # -- many calls, whole list -------------------------------------------------
@@ -341,7 +342,8 @@ def _wait(result: AsyncResult[T], pool: Pool) -> T:
     try:
         return result.get()
     except KeyboardInterrupt:
-        job = result._job
-        if job is not None:
-            pool._place.cancel(job, kill_running=True)
+        if result._job is not None:
+            pool._place.cancel(result._job, kill_running=True)
+        if result._future is not None:
+            result._future.cancel()  # if it has not started; the with block kills the rest
         raise

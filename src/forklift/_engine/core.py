@@ -49,6 +49,7 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ from .._serialize import ErrorRecord, dumps, dumps_callable, loads, rebuild_exce
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, SerializationError, TaskTimeout, WorkerLostError, describe_exit
 from . import protocol as P
-from .jobs import Chunk, Job, Slab, StreamJob, annotate_serialization
+from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .supervise import WorkerHandle, get_context
 
 _WAKE, _CONN, _SENTINEL = range(3)
@@ -115,6 +116,7 @@ class Engine:
         self._queue: deque[Job] = deque()  # jobs with pending items, oldest first
         self._open: set[Job] = set()
         self._streams: weakref.WeakSet[StreamJob] = weakref.WeakSet()  # for join()
+        self._submits: dict[tuple[Any, ...], SubmitJob] = {}  # the open job per submitted function
         self._seq = itertools.count(1)
         self._func_ids: OrderedDict[bytes, int] = OrderedDict()
         self._learned: dict[int, tuple[float, float]] = {}  # func id -> chunker's measurements
@@ -139,13 +141,27 @@ class Engine:
     def start_job(self, job: Job) -> None:
         """Accept a job; its function is pickled here so errors surface at the call."""
         self.check_running()
-        try:
-            job.fn_blob = dumps_callable(job.fn)
-        except Exception as exc:
-            raise _ser_error(f"cannot pickle the function of {job.name}", job.fn, exc) from exc
+        job.fn_blob = _pickle_function(job.fn, job.name)
         if isinstance(job, StreamJob):
             self._streams.add(job)
         self._call(lambda: self._register(job))
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        mode: int,
+        item: Any,
+        future: Future[Any],
+        *,
+        timeout: float | None,
+        retries: int,
+        name: str,
+    ) -> None:
+        """One call whose outcome goes to ``future``; calls of one function share a job."""
+        self.check_running()
+        blob = _pickle_function(fn, name)
+        key = (blob, mode, timeout, retries)
+        self._call(lambda: self._add_submit(key, fn, item, future, name))
 
     def feed(self, job: Job, slab: Slab | None, *, last: bool) -> None:
         self._call(lambda: self._add_input(job, slab, last))
@@ -282,6 +298,22 @@ class Engine:
         self._enqueue(job)
         self._check_done(job)
 
+    def _add_submit(
+        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
+    ) -> None:
+        job = self._submits.get(key)
+        fresh = job is None or job.done
+        if fresh:
+            blob, mode, timeout, retries = key
+            job = self._submits[key] = SubmitJob(fn, mode, timeout=timeout, retries=retries, name=name)
+            job.fn_blob = blob
+        assert job is not None
+        job.add(item, future)
+        if fresh:
+            self._register(job)
+        else:
+            self._enqueue(job)
+
     def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
         if slab is not None and not job.cancelled:
             job.pending.append(slab)
@@ -306,6 +338,10 @@ class Engine:
         if job.done and job in self._open:
             self._open.discard(job)
             job.finish()
+            if isinstance(job, SubmitJob):
+                key = (job.fn_blob, job.mode, job.timeout, job.retries)
+                if self._submits.get(key) is job:
+                    del self._submits[key]
 
     def _deliver(self, job: Job, start: int, values: list[Any], errors: dict[int, Any] | None) -> None:
         self._counts["done"] += len(values) - (len(errors) if errors else 0)
@@ -698,6 +734,13 @@ class Engine:
                 pass
         for job in list(self._open):
             job.abort(exc)
+
+
+def _pickle_function(fn: Callable[..., Any], name: str) -> bytes:
+    try:
+        return dumps_callable(fn)
+    except Exception as exc:
+        raise _ser_error(f"cannot pickle the function of {name}", fn, exc) from exc
 
 
 def _check_processes(processes: int | None) -> int:

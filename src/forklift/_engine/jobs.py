@@ -211,37 +211,71 @@ class Job:
         raise NotImplementedError
 
 
-class FutureJob(Job):
-    """One task whose result goes into a ``concurrent.futures.Future``."""
+class SubmitJob(Job):
+    """Consecutive ``submit`` / ``apply_async`` calls of one function, each item its own Future.
 
-    def __init__(self, fn: Callable[..., Any], mode: int, item: Any, future: Future[Any], **kw: Any):
-        super().__init__(fn, mode, chunksize=1, total=1, **kw)
-        self.future = future
-        self.pending.append(Slab(0, [item]))
+    Sharing one job lets the chunker batch tiny submitted tasks as it batches a
+    map, while each Future still gets its own result. A cancelled Future is
+    dropped when its turn comes; a sent one can no longer be cancelled.
+    """
+
+    def __init__(self, fn: Callable[..., Any], mode: int, **kw: Any) -> None:
+        super().__init__(fn, mode, chunksize=None, total=None, **kw)
+        self.futures: dict[int, Future[Any]] = {}
+        self.next_index = 0
+
+    def add(self, item: Any, future: Future[Any]) -> None:
+        """Append one call (scheduler thread)."""
+        index = self.next_index
+        self.next_index += 1
+        self.futures[index] = future
+        last = self.pending[-1] if self.pending else None
+        if (
+            last is not None
+            and last.pos == 0
+            and last.attempts == 0
+            and last.start + len(last.items) == index
+        ):
+            last.items.append(item)
+        else:
+            self.pending.append(Slab(index, [item]))
 
     def take(self, limit: int) -> Slab:
-        # A cancelled future is never sent; a sent one can no longer be cancelled.
-        # (Sent again after its worker died: it is running already.)
-        if not self.future.running() and not self.future.set_running_or_notify_cancel():
-            self.cancel()
-            self.pending.clear()
-            return Slab(0, [])
-        return super().take(limit)
+        while self.pending:
+            piece = super().take(limit)
+            keep = self._start_running(piece)
+            if keep == len(piece.items):
+                return piece
+            # item ``keep`` was cancelled: drop it, put back what follows it
+            self.futures.pop(piece.start + keep, None)
+            self.requeue(piece.start + keep + 1, piece.items[keep + 1 :], piece.attempts)
+            if keep:
+                return Slab(piece.start, piece.items[:keep], piece.attempts)
+        return Slab(0, [])
+
+    def _start_running(self, piece: Slab) -> int:
+        """Mark the futures of ``piece`` running; return how many before a cancelled one."""
+        for k in range(len(piece.items)):
+            future = self.futures[piece.start + k]
+            if not future.running() and not future.set_running_or_notify_cancel():
+                return k
+        return len(piece.items)
 
     def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
-        if self.future.done():
-            return
-        if errors:
-            self.future.set_exception(errors[0])
-        else:
-            self.future.set_result(values[0])
+        for i, value in enumerate(values):
+            future = self.futures.pop(start + i, None)
+            if future is None or future.done():
+                continue
+            if errors and i in errors:
+                future.set_exception(errors[i])
+            else:
+                future.set_result(value)
 
     def abort(self, exc: BaseException) -> None:
-        if not self.future.done():
-            if not self.future.running():
-                self.future.set_running_or_notify_cancel()
-            if not self.future.done():
-                self.future.set_exception(exc)
+        for future in self.futures.values():
+            if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
+                future.set_exception(exc)
+        self.futures.clear()
         self.cancel()
 
 
