@@ -193,3 +193,19 @@ def make(kind):
 
 def take(obj):
     return type(obj).__name__
+
+
+def nested_pool_sum(n):
+    """A task that starts its own forklift pool (stdlib workers are daemonic and cannot)."""
+    import forklift
+
+    with forklift.Pool(2) as inner:
+        return sum(inner.map(square, range(n)))
+
+
+def nbytes(blob):
+    return len(blob)
+
+
+def make_bytes(n):
+    return bytes(n)

@@ -131,3 +131,15 @@ def test_interleaved_functions_and_options(executor):
         futures.append(executor.submit(tasks.square, i))
         futures.append(executor.submit(tasks.add, i, b=1))
     assert [f.result(10) for f in futures] == [v for i in range(200) for v in (i * i, i + 1)]
+
+
+def test_per_call_options_through_options_view():
+    with forklift.Executor(2) as ex:
+        slow = ex.options(timeout=0.3).submit(tasks.sleep_return, 30)
+        with pytest.raises(forklift.TaskTimeout):
+            slow.result(10)
+        assert ex.submit(tasks.sleep_return, 0.5, "no timeout here").result(10) == "no timeout here"
+        assert list(ex.options(retries=1).map(tasks.square, range(3))) == [0, 1, 4]
+        assert ex.options(retries=2).submit(tasks.add, 1, b=2).result(10) == 3
+        with pytest.raises(ValueError):
+            ex.options(timeout=-1)

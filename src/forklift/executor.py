@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from ._engine.core import Statistics
 from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_timeout, deadline_after
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "ExecutorOptions"]
 
 T = TypeVar("T")
 
@@ -67,9 +67,28 @@ class Executor(concurrent.futures.Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its Future."""
+        return self._submit(fn, args, kwargs)
+
+    def options(self, *, timeout: Any = _UNSET, retries: Any = _UNSET) -> ExecutorOptions:
+        """This executor with other per-task ``timeout`` / ``retries`` for the calls made through it.
+
+        ``submit`` passes every keyword to the task, so per-call options go here:
+        ``ex.options(timeout=5, retries=2).submit(fn, x)``.
+        """
+        check_timeout(None if timeout is _UNSET else timeout)
+        return ExecutorOptions(self, timeout, retries)
+
+    def _submit(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: Any = _UNSET,
+        retries: Any = _UNSET,
+    ) -> concurrent.futures.Future[T]:
         if self._engine._broken is None and not self._engine._accepting:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        future = self._place.submit(fn, args, kwargs, name="submit")
+        future = self._place.submit(fn, args, kwargs, name="submit", timeout=timeout, retries=retries)
         self._futures.add(future)
         return future
 
@@ -140,3 +159,22 @@ class Executor(concurrent.futures.Executor):
 
     def statistics(self) -> Statistics:
         return self._place.statistics()
+
+
+class ExecutorOptions:
+    """An Executor seen with other per-task options (made by :meth:`Executor.options`)."""
+
+    def __init__(self, executor: Executor, timeout: Any, retries: Any) -> None:
+        self._executor = executor
+        self._timeout = timeout
+        self._retries = retries
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        """``Executor.submit`` with these options."""
+        return self._executor._submit(fn, args, kwargs, self._timeout, self._retries)
+
+    def map(self, fn: Callable[..., T], *iterables: Iterable[Any], **kwargs: Any) -> Iterator[T]:
+        """``Executor.map`` with these options."""
+        kwargs.setdefault("task_timeout", self._timeout)
+        kwargs.setdefault("retries", self._retries)
+        return self._executor.map(fn, *iterables, **kwargs)
