@@ -291,3 +291,20 @@ def test_close_after_terminate_writes_to_no_reused_descriptor():
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"retries": None}, TypeError),
+        ({"retries": 1.5}, TypeError),
+        ({"timeout": "soon"}, TypeError),
+        ({"timeout": -2}, ValueError),
+        ({"max_tasks_per_child": 0}, ValueError),
+        ({"max_memory": True}, TypeError),
+        ({"processes": 2.0}, TypeError),
+    ],
+)
+def test_constructor_rejects_bad_options_early(kwargs, error):
+    with pytest.raises(error):
+        forklift.Pool(**kwargs)

@@ -11,9 +11,9 @@ import operator
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from numbers import Real
 from typing import Any
 
+from ._checks import callable_, seconds, whole
 from ._engine import protocol as P
 from ._engine.core import Engine, Statistics
 from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
@@ -25,36 +25,22 @@ _UNSET: Any = object()
 
 
 def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, Real):
-        raise TypeError(f"{name} must be a number of seconds, not {type(timeout).__name__}")
-    if timeout <= 0:
-        raise ValueError(f"{name} must be > 0, not {timeout}")
-    return float(timeout)
+    return seconds(name, timeout)
 
 
 def check_retries(retries: int) -> int:
-    if isinstance(retries, bool) or not isinstance(retries, int):
-        raise TypeError(f"retries must be an int, not {type(retries).__name__}")
-    if retries < 0:
-        raise ValueError(f"retries must be >= 0, not {retries}")
-    return retries
+    if retries is None:
+        raise TypeError("retries must be an int, not None")
+    checked = whole("retries", retries, minimum=0)
+    assert checked is not None
+    return checked
 
 
 def check_chunksize(chunksize: int | None) -> int | None:
-    if chunksize is None:
-        return None
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int):
-        raise TypeError(f"chunksize must be an int, not {type(chunksize).__name__}")
-    if chunksize < 1:
-        raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
-    return chunksize
+    return whole("chunksize", chunksize, minimum=1, message=f"Chunksize must be 1+, not {chunksize}")
 
 
-def check_callable(fn: Any) -> None:
-    if not callable(fn):
-        raise TypeError(f"{type(fn).__name__!r} object is not callable")
+check_callable = callable_
 
 
 def fn_name(fn: Any) -> str:

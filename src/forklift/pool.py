@@ -131,7 +131,7 @@ class Pool:
             initializer=initializer,
             initargs=tuple(initargs),
             start_method=start_method,
-            max_tasks_per_child=max_tasks_per_child or maxtasksperchild,
+            max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
             max_memory=max_memory,
             retries=retries,
             timeout=timeout,

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _config
+from .._checks import whole
 from .._serialize import ErrorRecord, dumps, dumps_callable, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, SerializationError, TaskTimeout, WorkerLostError, describe_exit
@@ -98,8 +99,8 @@ class Engine:
         max_memory: int | None = None,
     ) -> None:
         self.processes = _check_processes(processes)
-        self.max_tasks_per_child = _check_positive("max_tasks_per_child", max_tasks_per_child)
-        self.max_memory = _check_positive("max_memory", max_memory)
+        self.max_tasks_per_child = whole("max_tasks_per_child", max_tasks_per_child, minimum=1)
+        self.max_memory = whole("max_memory", max_memory, minimum=1)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {type(initializer).__name__}")
         self._ctx = get_context(start_method)
@@ -746,21 +747,9 @@ def _pickle_function(fn: Callable[..., Any], name: str) -> bytes:
 def _check_processes(processes: int | None) -> int:
     if processes is None:
         return os.cpu_count() or 1
-    if isinstance(processes, bool) or not isinstance(processes, int):
-        raise TypeError(f"processes must be an int, not {type(processes).__name__}")
-    if processes < 1:
-        raise ValueError("Number of processes must be at least 1")
-    return processes
-
-
-def _check_positive(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1")
-    return value
+    checked = whole("processes", processes, minimum=1, message="Number of processes must be at least 1")
+    assert checked is not None
+    return checked
 
 
 @atexit.register
