@@ -49,15 +49,74 @@ def test_slow_tasks_read_ahead_stays_small(pool):
     assert source.taken <= 20 + 64 + 16
 
 
-def test_executor_map_is_lazy_and_shutdown_stops_its_input():
+def test_executor_map_is_lazy_and_a_closed_map_is_not_drained():
     source = CountingIterator()
     with forklift.Executor(2) as ex:
         results = ex.map(tasks.sleep_return, (0.001 for _ in source))
         assert [next(results) for _ in range(10)] == [None] * 10
         taken = source.taken
         assert taken < 400  # 8 chunks of ~20 ms of work, not the endless input
+        results.close()
     # shutdown (the with block) neither hung on the endless input nor read more of it
     assert source.taken == taken
+
+
+def test_executor_map_consumed_after_the_with_block_is_complete():
+    # The stdlib idiom: ProcessPoolExecutor.map submits everything at once.
+    with forklift.Executor(2) as ex:
+        untouched = ex.map(tasks.square, range(10))
+        started = ex.map(tasks.square, range(100_000))
+        first = next(started)
+    assert list(untouched) == [x * x for x in range(10)]
+    assert [first, *started] == [x * x for x in range(100_000)]
+
+
+def test_executor_shutdown_without_wait_cuts_a_map_short_loudly():
+    source = CountingIterator()
+    ex = forklift.Executor(2)
+    results = ex.map(tasks.sleep_return, (0.001 for _ in source))
+    next(results)
+    ex.shutdown(wait=False, cancel_futures=True)
+    got = 1
+    try:
+        for _ in results:
+            got += 1
+    except RuntimeError as exc:
+        assert "shut down before this map read all of its input" in str(exc)
+    else:
+        raise AssertionError("a map cut short ended quietly")
+    assert got <= source.taken
+
+
+def test_exception_in_the_with_block_does_not_drain_an_endless_map():
+    source = CountingIterator()
+    try:
+        with forklift.Executor(2) as ex:
+            results = ex.map(tasks.identity, source)
+            next(results)
+            raise LookupError("the block failed")
+    except LookupError:
+        pass
+    assert source.taken <= 200_000 + 1
+
+
+def test_threads_sharing_one_imap_iterator_get_every_item_once(pool):
+    import threading
+
+    it = pool.imap(tasks.identity, range(20_000), chunksize=50)
+    got = [[] for _ in range(4)]
+
+    def consume(out):
+        for value in it:
+            out.append(value)
+
+    threads = [threading.Thread(target=consume, args=(g,)) for g in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    values = [v for g in got for v in g]
+    assert sorted(values) == list(range(20_000))
 
 
 def test_big_items_keep_read_ahead_small(pool):

@@ -131,11 +131,19 @@ class Executor(concurrent.futures.Executor):
         return it
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Accept no more work; with ``cancel_futures``, cancel what has not started."""
+        """Accept no more work; with ``cancel_futures``, cancel what has not started.
+
+        ``map`` is lazy, so with ``wait=True`` the maps still open first read the
+        rest of their input and their results stay available after shutdown,
+        as with ProcessPoolExecutor (whose map submits everything at once).
+        With ``wait=False`` or ``cancel_futures`` they take no more input, and
+        iterating one past what it took raises RuntimeError.
+        """
         if cancel_futures:
             for future in list(self._futures):
                 future.cancel()
-        self._engine.stop_inputs()  # as concurrent.futures' map(buffersize=) does
+        if cancel_futures or not wait:
+            self._engine.stop_inputs()
         self._engine.close()
         if wait:
             self._engine.join()
@@ -147,8 +155,10 @@ class Executor(concurrent.futures.Executor):
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self.terminate()  # Ctrl-C / SystemExit: do not wait for queued work
-        else:
-            self.shutdown(wait=True)
+            return
+        if exc_type is not None:
+            self._engine.stop_inputs()  # the block failed: nobody will read its maps further
+        self.shutdown(wait=True)
 
     @property
     def max_workers(self) -> int:

@@ -352,6 +352,7 @@ class StreamJob(Job):
         self._source_lock = threading.Lock()
         self._exhausted = False
         self.abandoned = False  # set by the consumer's thread when it drops the iterator
+        self._cut_short = False  # stop_input() ended the input early
         self._pulled = 0
         self._handed = 0
         self._head = 0
@@ -393,10 +394,14 @@ class StreamJob(Job):
             self.engine.feed(self, Slab(start, items) if items else None, last=self._exhausted)
 
     def stop_input(self) -> None:
-        """Take no more input (Executor.shutdown): what was taken still runs."""
+        """Take no more input (Executor.shutdown without waiting): what was taken still runs.
+
+        Iterating past what was taken then raises, never ends quietly short.
+        """
         with self._source_lock:
             if not self._exhausted:
                 self._exhausted = True
+                self._cut_short = True
                 self.engine.feed(self, None, last=True)
 
     def drain_input(self) -> None:
@@ -414,6 +419,12 @@ class StreamJob(Job):
         while not self._ready:
             self.pull()
             if self._exhausted and self._handed >= self._pulled:
+                if self._cut_short:
+                    raise RuntimeError(
+                        f"{self.name}: the executor was shut down before this map read all of its "
+                        f"input; {self._pulled} results were produced. Consume the results before "
+                        "shutdown (inside the with block), or shut down with wait=True."
+                    )
                 return _END
             if self.ordered and self._head in self._waiting:
                 self._split(*self._waiting.pop(self._head))
@@ -472,12 +483,13 @@ class ResultIterator(Iterator[Any]):
         self._job = job
         self._deadline = deadline
         self._run: Iterator[Any] = iter(())
+        self._lock = threading.Lock()  # several threads may share one iterator
 
     def __iter__(self) -> ResultIterator:
         return self
 
     def __next__(self) -> Any:
-        for value in self._run:  # the fast path: the current run is not used up
+        for value in self._run:  # the fast path: stepping a list iterator is atomic
             return value
         return self._advance(self._deadline)
 
@@ -491,6 +503,17 @@ class ResultIterator(Iterator[Any]):
         return self._advance(deadline)
 
     def _advance(self, deadline: float | None) -> Any:
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            raise self._job.timeout_error()
+        try:
+            for value in self._run:  # another thread refilled it meanwhile
+                return value
+            return self._next_run(deadline)
+        finally:
+            self._lock.release()
+
+    def _next_run(self, deadline: float | None) -> Any:
         piece = self._job.next_piece(deadline)
         if piece is _END:
             raise StopIteration
