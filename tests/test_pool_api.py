@@ -308,3 +308,25 @@ def test_close_after_terminate_writes_to_no_reused_descriptor():
 def test_constructor_rejects_bad_options_early(kwargs, error):
     with pytest.raises(error):
         forklift.Pool(**kwargs)
+
+
+def test_a_raising_callback_is_logged_and_the_pool_goes_on(pool, caplog):
+    def bad_callback(_):
+        raise ValueError("bug in my callback")
+
+    res = pool.map_async(tasks.square, range(4), callback=bad_callback)
+    assert res.get(10) == [0, 1, 4, 9]
+    assert pool.apply(tasks.square, (5,)) == 25
+    assert "bug in my callback" in caplog.text
+
+
+def test_calls_racing_the_end_of_the_pool_fail_at_once_never_hang():
+    p = forklift.Pool(1)
+    p.terminate()
+    p._engine._accepting = True  # pretend the call passed its check just before the end
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="Pool not running"):
+        p.apply_async(tasks.square, (1,))
+    with pytest.raises(ValueError, match="Pool not running"):
+        p.map_async(tasks.square, [1, 2])
+    assert time.monotonic() - t0 < 1

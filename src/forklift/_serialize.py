@@ -96,7 +96,7 @@ def rebuild_exception(record: ErrorRecord) -> BaseException:
     if blob is not None:
         try:
             exc = loads(blob)
-        except Exception:
+        except BaseException:  # a SystemExit from a __reduce__ must not stop the scheduler
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(name, message, text)

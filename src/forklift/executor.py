@@ -86,9 +86,12 @@ class Executor(concurrent.futures.Executor):
         timeout: Any = _UNSET,
         retries: Any = _UNSET,
     ) -> concurrent.futures.Future[T]:
-        if self._engine._broken is None and not self._engine._accepting:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        future = self._place.submit(fn, args, kwargs, name="submit", timeout=timeout, retries=retries)
+        try:
+            future = self._place.submit(fn, args, kwargs, name="submit", timeout=timeout, retries=retries)
+        except ValueError:
+            if self._engine._broken is None and not self._engine._accepting:
+                raise RuntimeError("cannot schedule new futures after shutdown") from None
+            raise
         self._futures.add(future)
         return future
 

@@ -13,6 +13,7 @@ options that the standard library lacks: ``retries``, ``timeout`` (per task),
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import weakref
@@ -27,6 +28,8 @@ from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_callable
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("forklift")
 
 IMapIterator = ResultIterator
 
@@ -61,6 +64,10 @@ class AsyncResult(Generic[T]):
                 self._callback(value)
             elif not ok and self._error_callback is not None:
                 self._error_callback(value)
+        except Exception:
+            # A user's callback must not take the scheduler down; logged as
+            # concurrent.futures logs a failing done-callback.
+            _log.exception("exception calling callback for %r", self)
         finally:
             self._event.set()
 

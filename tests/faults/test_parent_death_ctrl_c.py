@@ -52,8 +52,12 @@ def _all_gone_within(pids, seconds):
     return _alive(pids)
 
 
-def test_parent_sigkill_takes_workers_and_grandchildren(start_method, tmp_path):
-    proc, workers = _start(start_method, tmp_path, "grandchildren")
+@pytest.mark.parametrize("guards", ["both", "eof-only"])
+def test_parent_sigkill_takes_workers_and_grandchildren(start_method, tmp_path, guards):
+    if guards == "eof-only" and start_method != "fork":
+        pytest.skip("the disarming reaches the workers only when they are forked from the victim")
+    mode = "grandchildren" if guards == "both" else "grandchildren-eof-only"
+    proc, workers = _start(start_method, tmp_path, mode)
     try:
         _wait_for_files(tmp_path, ["task0", "task1"])
         grandchildren = [int((tmp_path / f"task{i}").read_text().split()[1]) for i in range(2)]

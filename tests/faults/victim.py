@@ -2,6 +2,7 @@
 
 usage: victim.py START_METHOD OUT_DIR MODE
   MODE = grandchildren  each task starts a grandchild and sleeps (parent-death test)
+  MODE = grandchildren-eof-only   the same with PR_SET_PDEATHSIG disarmed (fork only)
   MODE = map            a `with Pool` block runs map over long sleeps (Ctrl-C test)
 Prints one JSON line with the worker pids once the tasks run.
 """
@@ -22,6 +23,12 @@ import tasks
 def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever we inherited
     method, out_dir, mode = sys.argv[1:4]
+    if mode == "grandchildren-eof-only":
+        # Disarm PR_SET_PDEATHSIG (inherited by fork children): only the pipe-EOF guard remains.
+        from forklift._engine import worker
+
+        worker._arm_parent_death_signal = lambda: None
+        mode = "grandchildren"
     if mode == "grandchildren":
         pool = forklift.Pool(2, start_method=method)
         for i in range(2):

@@ -170,7 +170,7 @@ class Engine:
     def cancel(self, job: Job, *, kill_running: bool = False) -> None:
         """Drop what is left of ``job``; with kill_running, also kill the workers
         running its chunks (Ctrl-C: stop now, the pool replaces them)."""
-        self._call(lambda: self._cancel(job, kill_running))
+        self._call(lambda: self._cancel(job, kill_running), required=False)
 
     def check_running(self) -> None:
         if self._broken is not None:
@@ -181,12 +181,15 @@ class Engine:
     def close(self) -> None:
         """Accept no new jobs; workers exit once every accepted job is done."""
         self._accepting = False
-        self._call(self._begin_close)
+        self._call(self._begin_close, required=False)
 
     def terminate(self) -> None:
         """Kill every worker (and what it started) now; fail what is unfinished."""
         self._accepting = False
-        self._call(lambda: self._abort_all(BrokenPoolError("the pool was terminated"), broken=False))
+        self._call(
+            lambda: self._abort_all(BrokenPoolError("the pool was terminated"), broken=False),
+            required=False,
+        )
         self._thread.join()
 
     def stop_inputs(self) -> None:
@@ -228,11 +231,21 @@ class Engine:
             timeouts=c["timeouts"],
         )
 
-    def _call(self, command: Callable[[], None]) -> None:
-        self._commands.append(command)
+    def _call(self, command: Callable[[], None], *, required: bool = True) -> None:
+        """Hand ``command`` to the scheduler thread.
+
+        Under the lock, a command is either queued before ``_shutdown`` closes
+        the wake pipe (and then run, or refused, by the scheduler on its way
+        out) or refused here: a call racing the pool's end gets an error at
+        once, never a Future that no one will settle.
+        """
         with self._wake_lock:  # never write to the fd number after _shutdown closed it
             if self._wake_w < 0:
+                if required:
+                    self.check_running()
+                    raise ValueError("Pool not running")
                 return
+            self._commands.append(command)
             try:
                 os.write(self._wake_w, b"\0")
             except BlockingIOError:
@@ -723,7 +736,7 @@ class Engine:
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
         _live_engines.discard(self)
-        # Whatever arrived after the end is refused, not left hanging.
+        # Whatever was queued before the wake pipe closed is refused, not left hanging.
         self._run_commands_after_stop()
 
     def _run_commands_after_stop(self) -> None:

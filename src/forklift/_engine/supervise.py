@@ -6,6 +6,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import sys
+import threading
 import time
 import weakref
 from collections import OrderedDict, deque
@@ -24,8 +25,13 @@ if TYPE_CHECKING:
 START_METHODS = ("fork", "forkserver", "spawn")
 
 # Parent ends of every worker pipe in this process: a worker started by fork
-# closes its inherited copies (see worker._close_inherited).
+# closes its inherited copies (see worker._close_inherited). _fds_lock is held
+# from making a pipe until its parent end is listed, around each start, and
+# around each close: otherwise another pool's thread could close a listed fd and
+# the number be reused (e.g. by the new worker's own sentinel pipe) before the
+# child closes "its copy" of it.
 _parent_ends: weakref.WeakSet[Connection] = weakref.WeakSet()
+_fds_lock = threading.Lock()
 
 
 def get_context(start_method: str | None) -> multiprocessing.context.BaseContext:
@@ -62,20 +68,24 @@ class WorkerHandle:
         init_blob: bytes | None,
         report_rss: bool,
     ) -> None:
-        parent_end, child_end = ctx.Pipe(duplex=True)
         self.slot = Slot(ctx)
-        close_fds = [c.fileno() for c in list(_parent_ends) if not c.closed]
-        if ctx.get_start_method() != "fork":
-            close_fds = []
-        self.process: Any = ctx.Process(  # type: ignore[attr-defined]
-            target=worker_main,
-            args=(child_end, self.slot, init_blob, close_fds, report_rss),
-            name="forklift-worker",
-        )
-        self.process.start()
-        child_end.close()
+        with _fds_lock:
+            parent_end, child_end = ctx.Pipe(duplex=True)
+            method = ctx.get_start_method()
+            close_fds: list[int] = []
+            if method == "fork":  # including its own pipe's parent end
+                close_fds = [c.fileno() for c in [*_parent_ends, parent_end] if not c.closed]
+            # Under forkserver the worker's OS parent is the fork server, not us.
+            parent_pid = None if method == "forkserver" else os.getpid()
+            self.process: Any = ctx.Process(  # type: ignore[attr-defined]
+                target=worker_main,
+                args=(child_end, self.slot, init_blob, close_fds, report_rss, parent_pid),
+                name="forklift-worker",
+            )
+            self.process.start()
+            child_end.close()
+            _parent_ends.add(parent_end)
         self.slot.started()
-        _parent_ends.add(parent_end)
         self.conn = parent_end
         self.pid: int = self.process.pid
         self.sentinel: int = self.process.sentinel
@@ -115,11 +125,12 @@ class WorkerHandle:
         return self.process.exitcode  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        _parent_ends.discard(self.conn)
-        try:
-            self.conn.close()
-        except OSError:
-            pass
+        with _fds_lock:
+            _parent_ends.discard(self.conn)
+            try:
+                self.conn.close()
+            except OSError:
+                pass
         try:
             self.process.close()
         except ValueError:

@@ -42,6 +42,7 @@ def worker_main(
     init_blob: bytes | None,
     close_fds: Sequence[int],
     report_rss: bool,
+    parent_pid: int | None,
 ) -> None:
     """Entry point of a worker process (the ``target`` of its Process)."""
     _close_inherited(close_fds)
@@ -49,6 +50,8 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _arm_parent_death_signal()
+    if parent_pid is not None and os.getppid() != parent_pid:
+        die()  # the parent died before the signal was armed: nobody would send it
     inbox: queue.SimpleQueue[tuple[int, tuple[Any, ...], bytes | None]] = queue.SimpleQueue()
     threading.Thread(target=_read_loop, args=(conn, inbox), name="forklift-reader", daemon=True).start()
     if not _run_initializer(conn, init_blob):
@@ -80,8 +83,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _close_inherited(fds: Sequence[int]) -> None:
-    # Under fork the child inherits the parent's ends of every other worker's
-    # pipe; while any copy stays open, the parent's death would not show as EOF.
+    # Under fork the child inherits the parent's ends of every worker's pipe,
+    # its own included; while any copy stays open, the parent's death would not
+    # show as EOF.
     for fd in fds:
         try:
             os.close(fd)
