@@ -209,3 +209,8 @@ def nbytes(blob):
 
 def make_bytes(n):
     return bytes(n)
+
+
+def hog_gil(n):
+    """A C-level loop that holds the GIL throughout (the worker's reader thread cannot run)."""
+    return sum(range(n))

@@ -34,6 +34,11 @@ CHUNK_SECONDS = _float("FORKLIFT_CHUNK_SECONDS", 0.02)
 #: input a lazy call holds, since read-ahead is counted in chunks).
 CHUNK_BYTES = _int("FORKLIFT_CHUNK_BYTES", 4 << 20)
 
+#: FORKLIFT_PREFETCH_BYTES — the largest pickled chunk sent to a worker that is
+#: still busy (prefetch). A bigger one waits until the worker is idle, so that
+#: sending it never blocks the scheduler behind a task that holds the GIL.
+PREFETCH_BYTES = _int("FORKLIFT_PREFETCH_BYTES", 64 << 10)
+
 #: FORKLIFT_MAX_CHUNK — the most items in one chunk when the input's length is
 #: unknown (with a known length, chunks also stay below remaining/(2*workers)).
 MAX_CHUNK = _int("FORKLIFT_MAX_CHUNK", 20_000)

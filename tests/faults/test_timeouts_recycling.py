@@ -103,3 +103,18 @@ def _gone_within(pid, seconds):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_timeout_fires_while_the_task_holds_the_gil_and_a_big_call_waits(start_method):
+    # Regression: a big argument prefetched to the busy worker blocked the scheduler's
+    # send (the worker's reader thread could not run), and with it every timeout check.
+    with forklift.Executor(1, start_method=start_method) as ex:
+        assert ex.submit(tasks.nbytes, b"").result(10) == 0
+        t0 = time.monotonic()
+        hog = ex.options(timeout=1.0).submit(tasks.hog_gil, 10**10)
+        time.sleep(0.3)
+        big = ex.submit(tasks.nbytes, bytes(4 << 20))
+        with pytest.raises(forklift.TaskTimeout):
+            hog.result(30)
+        assert time.monotonic() - t0 < 2.5
+        assert big.result(30) == 4 << 20

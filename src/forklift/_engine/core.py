@@ -403,12 +403,21 @@ class Engine:
             if not piece.items:  # a cancelled future: nothing to send
                 self._check_done(job)
                 continue
-            try:
-                payload = dumps(piece.items)
-            except BaseException as exc:  # SystemExit from a __reduce__ must not stop us
-                self._unpicklable_args(job, piece, exc)
-                continue
-            job.chunker.observe_payload(len(piece.items), len(payload))
+            payload = piece.payload
+            if payload is None:
+                try:
+                    payload = dumps(piece.items)
+                except BaseException as exc:  # SystemExit from a __reduce__ must not stop us
+                    self._unpicklable_args(job, piece, exc)
+                    continue
+                job.chunker.observe_payload(len(piece.items), len(payload))
+            if w.held and len(payload) > _config.PREFETCH_BYTES:
+                # A busy worker's reader thread may not get the GIL (a task in C code):
+                # a big send could block this thread, and with it every timeout and
+                # death check. Big chunks go to idle workers only.
+                job.requeue(piece.start, piece.items, piece.attempts, payload)
+                self._enqueue(job)
+                return
             self._send_chunk(w, job, piece, payload)
             return
 

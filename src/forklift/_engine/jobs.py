@@ -35,15 +35,20 @@ if TYPE_CHECKING:
 
 
 class Slab:
-    """Items ``start, start+1, ...`` not yet sent; ``attempts`` made so far."""
+    """Items ``start, start+1, ...`` not yet sent; ``attempts`` made so far.
 
-    __slots__ = ("attempts", "items", "pos", "start")
+    ``payload``: the items already pickled (a chunk held back for an idle
+    worker); such a slab is always sent whole.
+    """
 
-    def __init__(self, start: int, items: list[Any], attempts: int = 0) -> None:
+    __slots__ = ("attempts", "items", "payload", "pos", "start")
+
+    def __init__(self, start: int, items: list[Any], attempts: int = 0, payload: bytes | None = None) -> None:
         self.start = start
         self.items = items
         self.pos = 0
         self.attempts = attempts
+        self.payload = payload
 
 
 class Chunk:
@@ -154,7 +159,7 @@ class Job:
         """Cut up to ``limit`` items off the front of the pending input."""
         slab = self.pending[0]
         left = len(slab.items) - slab.pos
-        if left <= limit and slab.pos == 0:
+        if (left <= limit or slab.payload is not None) and slab.pos == 0:
             self.pending.popleft()
             piece = slab
         else:
@@ -166,10 +171,10 @@ class Job:
         self.dispatched += len(piece.items)
         return piece
 
-    def requeue(self, start: int, items: list[Any], attempts: int) -> None:
+    def requeue(self, start: int, items: list[Any], attempts: int, payload: bytes | None = None) -> None:
         """Put items back at the front, to run again (after a death or a split)."""
         if items and not self.cancelled:
-            self.pending.appendleft(Slab(start, items, attempts))
+            self.pending.appendleft(Slab(start, items, attempts, payload))
             self.dispatched -= len(items)
 
     def remaining(self) -> int | None:
