@@ -36,8 +36,10 @@ CHUNK_BYTES = _int("FORKLIFT_CHUNK_BYTES", 4 << 20)
 
 #: FORKLIFT_PREFETCH_BYTES — the largest pickled chunk sent to a worker that is
 #: still busy (prefetch). A bigger one waits until the worker is idle, so that
-#: sending it never blocks the scheduler behind a task that holds the GIL.
-PREFETCH_BYTES = _int("FORKLIFT_PREFETCH_BYTES", 64 << 10)
+#: sending it never blocks the scheduler behind a task that holds the GIL (each
+#: worker pipe's send buffer is raised to 4x this, as far as the kernel allows).
+#: Smaller: big-item maps lose prefetch sooner; larger: needs a larger buffer.
+PREFETCH_BYTES = _int("FORKLIFT_PREFETCH_BYTES", 1 << 20)
 
 #: FORKLIFT_MAX_CHUNK — the most items in one chunk when the input's length is
 #: unknown (with a known length, chunks also stay below remaining/(2*workers)).

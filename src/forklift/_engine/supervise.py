@@ -71,6 +71,7 @@ class WorkerHandle:
         self.slot = Slot(ctx)
         with _fds_lock:
             parent_end, child_end = ctx.Pipe(duplex=True)
+            _grow_send_buffer(parent_end)
             method = ctx.get_start_method()
             close_fds: list[int] = []
             if method == "fork":  # including its own pipe's parent end
@@ -138,6 +139,25 @@ class WorkerHandle:
 
     def __repr__(self) -> str:
         return f"<worker pid={self.pid} held={len(self.held)} done={self.tasks_done}>"
+
+
+def _grow_send_buffer(conn: Connection) -> None:
+    """Let the pipe hold PREFETCH_BYTES and more while the worker is busy (best effort).
+
+    The kernel caps the size at net.core.wmem_max (4 MiB here); a smaller cap
+    only means chunks near PREFETCH_BYTES may wait for an idle worker sooner.
+    """
+    import socket
+
+    try:
+        sock = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError:
+        return
+    with sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(4 * _config.PREFETCH_BYTES, 1 << 30))
+        except (OSError, OverflowError):
+            pass
 
 
 def pid_alive(pid: int) -> bool:
