@@ -214,3 +214,22 @@ def make_bytes(n):
 def hog_gil(n):
     """A C-level loop that holds the GIL throughout (the worker's reader thread cannot run)."""
     return sum(range(n))
+
+
+class SleepAtUnpickle:
+    """Unpickling it (in the worker, as an argument) takes an hour."""
+
+    def __reduce__(self):
+        return _sleep_then_zero, (3600,)
+
+
+class SleepAtPickle:
+    """Pickling it (in the worker, as a result) takes an hour."""
+
+    def __reduce__(self):
+        time.sleep(3600)
+
+
+def _sleep_then_zero(seconds):
+    time.sleep(seconds)
+    return 0

@@ -118,3 +118,17 @@ def test_timeout_fires_while_the_task_holds_the_gil_and_a_big_call_waits(start_m
             hog.result(30)
         assert time.monotonic() - t0 < 2.5
         assert big.result(30) == 4 << 20
+
+
+@pytest.mark.parametrize("where", ["unpickling the arguments", "pickling the result"])
+def test_timeout_covers_unpickling_and_pickling(start_method, where):
+    with forklift.Pool(1, start_method=start_method, timeout=0.5) as pool:
+        t0 = time.monotonic()
+        if where == "unpickling the arguments":
+            res = pool.apply_async(tasks.take, (tasks.SleepAtUnpickle(),))
+        else:
+            res = pool.apply_async(tasks.make, ("SleepAtPickle",))
+        with pytest.raises(forklift.TaskTimeout):
+            res.get(30)
+        assert time.monotonic() - t0 < 2.5
+        assert pool.apply(tasks.square, (4,)) == 16

@@ -697,8 +697,8 @@ class Engine:
             timeout = chunk.job.timeout
             assert timeout is not None
             seq, idx, start = w.read_slot()
-            if seq != chunk.seq or idx < 0:
-                wait = 0.01  # not started yet: look again soon
+            if seq != chunk.seq or idx == P.PHASE_IDLE:
+                wait = 0.01  # not started yet (or done, its result on the way): look again soon
             else:
                 deadline = start + int(timeout * 1e9)
                 if now >= deadline:

@@ -21,7 +21,10 @@ message (and even after it died):
     SLOT_SEQ    seq of the chunk the worker is on
     SLOT_IDX    >= 0: running item IDX (exact only in timed chunks, else 0);
                 PHASE_UNPICKLE / PHASE_PICKLE / PHASE_IDLE otherwise
-    SLOT_START  time.monotonic_ns() when the current item started (timed chunks)
+    SLOT_START  time.monotonic_ns() when the current item or phase started (timed
+                chunks only; unpickling and pickling are timed like an item)
+The worker writes START, then IDX, then (at a chunk's start) SEQ, so a reader
+that sees a value also sees those written before it.
 """
 
 from __future__ import annotations

@@ -154,8 +154,12 @@ class _Worker:
     def run_chunk(self, fields: tuple[Any, ...], payload: bytes) -> None:
         seq, func_id, func_blob, forget, mode, timed = fields
         slot = self.slot
-        slot[P.SLOT_SEQ] = seq
+        # SEQ last: a reader that sees this chunk's seq also sees its phase and start
+        # (never the previous chunk's item and start time, which could look overdue).
+        if timed:
+            slot[P.SLOT_START] = time.monotonic_ns()
         slot[P.SLOT_IDX] = P.PHASE_UNPICKLE
+        slot[P.SLOT_SEQ] = seq
         fn = self.function(func_id, func_blob, forget)
         if isinstance(fn, tuple):
             P.send(self.conn, P.BADARGS, (seq, "function", fn))
@@ -169,6 +173,8 @@ class _Worker:
         run = self.call_timed if timed else self.call_fast
         results, errors = run(fn, args, mode)
         elapsed = time.perf_counter() - started
+        if timed:  # pickling the results is timed too
+            slot[P.SLOT_START] = time.monotonic_ns()
         slot[P.SLOT_IDX] = P.PHASE_PICKLE
         blob = self.pack(results, errors)
         P.send(self.conn, P.RESULT, (seq, elapsed, self.rss()), blob)
