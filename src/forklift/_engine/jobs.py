@@ -191,9 +191,6 @@ class Job:
             self.progress.advance(len(values), len(errors) if errors else 0)
         self._deliver(start, values, errors)
 
-    def fail_item(self, index: int, exc: BaseException) -> None:
-        self.deliver(index, [None], {0: exc})
-
     def cancel(self) -> None:
         self.cancelled = True
         self.pending.clear()

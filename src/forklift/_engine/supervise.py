@@ -7,7 +7,6 @@ import multiprocessing.context
 import os
 import sys
 import threading
-import time
 import weakref
 from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
@@ -21,8 +20,6 @@ from .worker import worker_main
 
 if TYPE_CHECKING:
     from .jobs import Chunk
-
-START_METHODS = ("fork", "forkserver", "spawn")
 
 # Parent ends of every worker pipe in this process: a worker started by fork
 # closes its inherited copies (see worker._close_inherited). _fds_lock is held
@@ -100,7 +97,6 @@ class WorkerHandle:
         self.exit_sent = False
         self.gone = False  # forgotten by the scheduler after its death
         self.timeout_target: tuple[int, int] | None = None  # (seq, idx) it was killed for
-        self.started = time.monotonic()
 
     @property
     def held_items(self) -> int:
@@ -158,13 +154,3 @@ def _grow_send_buffer(conn: Connection) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(4 * _config.PREFETCH_BYTES, 1 << 30))
         except (OSError, OverflowError):
             pass
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
