@@ -1,0 +1,61 @@
+"""Share a pipe or memfd descriptor with any process of the same user, at any time.
+
+multiprocessing passes descriptors only while it is starting a process
+(``assert_spawning``), which is why the stdlib refuses a Queue or a Lock as a
+Pool task's argument. forklift's shared objects instead pickle a *token*
+``(pid, fd, inode)`` naming a descriptor their owner keeps open; the receiver
+opens ``/proc/<pid>/fd/<fd>`` (which gives it the same pipe or memory file)
+and checks the inode, so a descriptor number the owner closed and reused is
+never mistaken for the original.
+
+This needs the owner alive and the receiver allowed to read the owner's
+``/proc`` entries (same user, the default on Linux). It works for pipes,
+FIFOs and memfds, not for sockets (``/proc`` refuses them). A token can be
+opened any number of times, by any number of processes, unlike the stdlib's
+one-shot ``resource_sharer``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ForkliftError
+
+Token = tuple[int, int, int]  # (owner pid, descriptor, inode)
+
+
+class SharingError(ForkliftError, OSError):
+    """A shared descriptor could not be opened (its owner exited or closed it)."""
+
+
+def token(fd: int) -> Token:
+    """The token naming ``fd`` of this process."""
+    return (os.getpid(), fd, os.fstat(fd).st_ino)
+
+
+def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
+    """A new descriptor (close-on-exec) for what ``tok`` names; ``flags`` as for ``os.open``.
+
+    Raises :class:`SharingError` with a plain reason when the owner has exited
+    or no longer holds that descriptor.
+    """
+    pid, fd, inode = tok
+    if pid == os.getpid():
+        try:
+            new = os.dup(fd)
+        except OSError:
+            raise SharingError(f"shared object is gone: this process closed descriptor {fd}") from None
+    else:
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            # O_NONBLOCK: opening one end of a pipe must not wait for the other end.
+            new = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SharingError(f"shared object is gone: its owner (pid {pid}) exited or closed it") from None
+        except OSError as exc:
+            raise SharingError(f"cannot open shared object of pid {pid} ({path}): {exc}") from exc
+        os.set_blocking(new, True)
+    if os.fstat(new).st_ino != inode:
+        os.close(new)
+        raise SharingError(f"shared object is gone: pid {pid} closed it (descriptor {fd} was reused)")
+    return new
