@@ -13,20 +13,43 @@ def test_all_names_exist_and_are_documented():
 
 def test_surface_is_what_we_intend():
     assert set(forklift.__all__) == {
+        "Array",
         "AsyncResult",
+        "Barrier",
+        "BoundedSemaphore",
         "BrokenPoolError",
+        "Condition",
+        "Event",
         "Executor",
         "ForkliftError",
         "IMapIterator",
+        "JoinableQueue",
+        "Lock",
+        "Manager",
+        "Pipe",
         "Pool",
+        "Process",
+        "Queue",
+        "RLock",
         "RemoteError",
         "RemoteTraceback",
+        "Semaphore",
         "SerializationError",
+        "SharedArray",
+        "SharingError",
+        "SimpleQueue",
         "Statistics",
         "TaskTimeout",
+        "Value",
         "WorkerLostError",
         "__version__",
+        "active_children",
+        "cpu_count",
+        "current_process",
+        "get_context",
         "kill_tree",
+        "parent_process",
+        "shared_array",
     }
 
 
@@ -43,6 +66,7 @@ def test_errors_subclass_the_standard_library():
     assert issubclass(errors.WorkerLostError, OSError)
     assert issubclass(errors.SerializationError, pickle.PickleError)
     assert issubclass(errors.BrokenPoolError, BrokenProcessPool)
+    assert issubclass(errors.SharingError, OSError)
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), Exception)
 

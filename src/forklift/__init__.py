@@ -4,6 +4,9 @@ The public face; implementation lives in private modules (see docs/architecture.
 
 - :class:`Pool` — the ``multiprocessing.Pool`` API;
 - :class:`Executor` — the ``concurrent.futures.Executor`` API;
+- :class:`Process`, ``multiprocessing.Process`` with ``result()`` and ``kill_tree()``;
+- ``Queue``, ``Lock``, ``Event``, ``Value``... (the multiprocessing primitives, from
+  :func:`get_context`), which can also be passed to Pool and Executor tasks;
 - the errors of :mod:`forklift.errors`; :func:`kill_tree` for process trees.
 
 Names are imported on first use (as ``concurrent.futures`` does), so a worker
@@ -18,36 +21,82 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Array": "context",
     "AsyncResult": "pool",
+    "Barrier": "context",
+    "BoundedSemaphore": "context",
     "BrokenPoolError": "errors",
+    "Condition": "context",
+    "Event": "context",
     "Executor": "executor",
     "ForkliftError": "errors",
     "IMapIterator": "pool",
+    "JoinableQueue": "context",
+    "Lock": "context",
+    "Manager": "context",
+    "Pipe": "context",
     "Pool": "pool",
+    "Process": "process",
+    "Queue": "context",
+    "RLock": "context",
     "RemoteError": "errors",
     "RemoteTraceback": "errors",
+    "Semaphore": "context",
     "SerializationError": "errors",
+    "SharedArray": "shared",
+    "SharingError": "errors",
+    "SimpleQueue": "context",
     "Statistics": "_engine.core",
     "TaskTimeout": "errors",
+    "Value": "context",
     "WorkerLostError": "errors",
+    "active_children": "context",
+    "cpu_count": "context",
+    "current_process": "context",
+    "get_context": "context",
     "kill_tree": "trees",
+    "parent_process": "context",
+    "shared_array": "shared",
 }
 
 __all__ = [
+    "Array",
     "AsyncResult",
+    "Barrier",
+    "BoundedSemaphore",
     "BrokenPoolError",
+    "Condition",
+    "Event",
     "Executor",
     "ForkliftError",
     "IMapIterator",
+    "JoinableQueue",
+    "Lock",
+    "Manager",
+    "Pipe",
     "Pool",
+    "Process",
+    "Queue",
+    "RLock",
     "RemoteError",
     "RemoteTraceback",
+    "Semaphore",
     "SerializationError",
+    "SharedArray",
+    "SharingError",
+    "SimpleQueue",
     "Statistics",
     "TaskTimeout",
+    "Value",
     "WorkerLostError",
     "__version__",
+    "active_children",
+    "cpu_count",
+    "current_process",
+    "get_context",
     "kill_tree",
+    "parent_process",
+    "shared_array",
 ]
 
 
@@ -66,15 +115,39 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._engine.core import Statistics
+    from .context import (
+        Array,
+        Barrier,
+        BoundedSemaphore,
+        Condition,
+        Event,
+        JoinableQueue,
+        Lock,
+        Manager,
+        Pipe,
+        Queue,
+        RLock,
+        Semaphore,
+        SimpleQueue,
+        Value,
+        active_children,
+        cpu_count,
+        current_process,
+        get_context,
+        parent_process,
+    )
     from .errors import (
         BrokenPoolError,
         ForkliftError,
         RemoteError,
         RemoteTraceback,
         SerializationError,
+        SharingError,
         TaskTimeout,
         WorkerLostError,
     )
     from .executor import Executor
     from .pool import AsyncResult, IMapIterator, Pool
+    from .process import Process
+    from .shared import SharedArray, shared_array
     from .trees import kill_tree

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +31,17 @@ PROTOCOL = 5
 ErrorRecord = tuple[bytes | None, str, str, str]
 
 
-def dumps(obj: Any) -> bytes:
-    """Pickle data; fall back to cloudpickle for what plain pickle refuses."""
+def dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None) -> bytes:
+    """Pickle data; fall back to cloudpickle for what plain pickle refuses.
+
+    ``buffer_callback`` is pickle's: it sees every out-of-band capable buffer.
+    """
     try:
-        return pickle.dumps(obj, PROTOCOL)
+        return pickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)
     except Exception:
         import cloudpickle
 
-        return cloudpickle.dumps(obj, PROTOCOL)  # type: ignore[no-any-return]
+        return cloudpickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
 
 
 def dumps_callable(fn: Any) -> bytes:

@@ -59,6 +59,7 @@ class AsyncResult(Generic[T]):
 
     def _set(self, ok: bool, value: Any) -> None:
         self._ok, self._value = ok, value
+        self._job = None  # the job refers back to us: free both (and big results) without gc
         try:
             if ok and self._callback is not None:
                 self._callback(value)

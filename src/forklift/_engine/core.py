@@ -55,9 +55,11 @@ from typing import Any
 
 from .. import _config
 from .._checks import whole
-from .._serialize import ErrorRecord, dumps, dumps_callable, loads, rebuild_exception
+from .._serialize import ErrorRecord, dumps_callable, rebuild_exception
 from .._serialize import serialization_error as _ser_error
+from .._sharing import SharingError
 from ..errors import BrokenPoolError, SerializationError, TaskTimeout, WorkerLostError, describe_exit
+from . import bulk
 from . import protocol as P
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .supervise import WorkerHandle, get_context
@@ -122,6 +124,7 @@ class Engine:
         self._func_ids: OrderedDict[bytes, int] = OrderedDict()
         self._learned: dict[int, tuple[float, float]] = {}  # func id -> chunker's measurements
         self._func_counter = itertools.count()
+        self._segments = bulk.SegmentCache(_config.BULK_CACHE)  # scheduler thread only
         self._accepting = True
         self._closing = False
         self._stop = False
@@ -403,25 +406,28 @@ class Engine:
             if not piece.items:  # a cancelled future: nothing to send
                 self._check_done(job)
                 continue
-            payload = piece.payload
+            payload, shipped = piece.payload, piece.shipped
             if payload is None:
                 try:
-                    payload = dumps(piece.items)
+                    payload, shipped = bulk.dumps(piece.items, self._segments.take)
                 except BaseException as exc:  # SystemExit from a __reduce__ must not stop us
                     self._unpicklable_args(job, piece, exc)
                     continue
-                job.chunker.observe_payload(len(piece.items), len(payload))
+                nbytes = len(payload) + sum(n for _, n in shipped)  # chunks are sized by all they carry
+                job.chunker.observe_payload(len(piece.items), nbytes)
             if w.held and len(payload) > _config.PREFETCH_BYTES:
                 # A busy worker's reader thread may not get the GIL (a task in C code):
                 # a big send could block this thread, and with it every timeout and
                 # death check. Big chunks go to idle workers only.
-                job.requeue(piece.start, piece.items, piece.attempts, payload)
+                job.requeue(piece.start, piece.items, piece.attempts, payload, shipped)
                 self._enqueue(job)
                 return
-            self._send_chunk(w, job, piece, payload)
+            self._send_chunk(w, job, piece, payload, shipped)
             return
 
-    def _send_chunk(self, w: WorkerHandle, job: Job, piece: Slab, payload: bytes) -> None:
+    def _send_chunk(
+        self, w: WorkerHandle, job: Job, piece: Slab, payload: bytes, shipped: bulk.Shipped
+    ) -> None:
         seq = next(self._seq)
         blob: bytes | None = None
         forget: tuple[int, ...] = ()
@@ -432,9 +438,9 @@ class Engine:
                 forget = (w.funcs.popitem(last=False)[0],)
         else:
             w.funcs.move_to_end(job.func_id)
-        w.held.append(Chunk(seq, job, piece.start, piece.items, piece.attempts))
+        w.held.append(Chunk(seq, job, piece.start, piece.items, piece.attempts, shipped))
         job.inflight += len(piece.items)
-        fields = (seq, job.func_id, blob, forget, job.mode, job.timeout is not None)
+        fields = (seq, job.func_id, blob, forget, job.mode, job.timeout is not None, bulk.wire(shipped))
         try:
             P.send(w.conn, P.TASK, fields, payload)
         except OSError:
@@ -483,23 +489,39 @@ class Engine:
         return chunk
 
     def _on_result(self, w: WorkerHandle, fields: tuple[Any, ...], payload: bytes | None) -> None:
-        seq, elapsed, rss = fields
+        seq, elapsed, rss, kept, result_bulk = fields
         chunk = self._take_held(w, seq)
+        if chunk.shipped and not kept:  # the worker is done with the argument segments
+            self._segments.give(chunk.shipped)
         job, n = chunk.job, len(chunk.items)
         w.tasks_done += n
         job.chunker.observe(n, elapsed)
         learned = job.chunker.learned()
         if learned is not None:
             self._learned[job.func_id] = learned
+        outcome: Any = None
+        if not job.cancelled:
+            try:  # before the worker may retire: it holds the result segments until RELEASE
+                outcome = bulk.loads(payload, result_bulk, private=False)[0]  # type: ignore[arg-type]
+            except BaseException as exc:
+                outcome = exc
+        if result_bulk:
+            try:
+                P.send(w.conn, P.RELEASE, (seq,))
+            except OSError:
+                pass  # it is dying: its segments go with it
         self._retire_if_spent(w, rss)
         if job.cancelled:
             self._check_done(job)
             return
-        try:
-            values, records = loads(payload)  # type: ignore[arg-type]
-        except BaseException as exc:
-            self._unloadable_result(job, chunk, exc)
+        if isinstance(outcome, SharingError):  # the worker died before we mapped its results
+            job.requeue(chunk.start, chunk.items, chunk.attempts)
+            self._enqueue(job)
             return
+        if isinstance(outcome, BaseException):
+            self._unloadable_result(job, chunk, outcome)
+            return
+        values, records = outcome
         errors = None
         if records:
             errors = {i: self._rebuild(job, chunk.start + i, r) for i, r in records.items()}
@@ -740,6 +762,7 @@ class Engine:
             self._forget(w)
             w.close()
         self._selector.close()
+        self._segments.clear()
         with self._wake_lock:
             os.close(self._wake_r)
             os.close(self._wake_w)

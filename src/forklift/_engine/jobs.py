@@ -31,37 +31,52 @@ from ..errors import SerializationError
 
 if TYPE_CHECKING:
     from ..progress import ProgressHandle
+    from .bulk import Shipped
     from .core import Engine
+
+_NOTHING: Shipped = []  # no segments; shared, never mutated
 
 
 class Slab:
     """Items ``start, start+1, ...`` not yet sent; ``attempts`` made so far.
 
     ``payload``: the items already pickled (a chunk held back for an idle
-    worker); such a slab is always sent whole.
+    worker), with the segments holding its big buffers (``shipped``); such a
+    slab is always sent whole.
     """
 
-    __slots__ = ("attempts", "items", "payload", "pos", "start")
+    __slots__ = ("attempts", "items", "payload", "pos", "shipped", "start")
 
-    def __init__(self, start: int, items: list[Any], attempts: int = 0, payload: bytes | None = None) -> None:
+    def __init__(
+        self,
+        start: int,
+        items: list[Any],
+        attempts: int = 0,
+        payload: bytes | None = None,
+        shipped: Shipped = _NOTHING,
+    ) -> None:
         self.start = start
         self.items = items
         self.pos = 0
         self.attempts = attempts
         self.payload = payload
+        self.shipped = shipped
 
 
 class Chunk:
-    """Items in flight to one worker, as one message."""
+    """Items in flight to one worker, as one message; ``shipped``: its argument segments."""
 
-    __slots__ = ("attempts", "items", "job", "seq", "start")
+    __slots__ = ("attempts", "items", "job", "seq", "shipped", "start")
 
-    def __init__(self, seq: int, job: Job, start: int, items: list[Any], attempts: int) -> None:
+    def __init__(
+        self, seq: int, job: Job, start: int, items: list[Any], attempts: int, shipped: Shipped
+    ) -> None:
         self.seq = seq
         self.job = job
         self.start = start
         self.items = items
         self.attempts = attempts
+        self.shipped = shipped
 
 
 class Chunker:
@@ -171,10 +186,17 @@ class Job:
         self.dispatched += len(piece.items)
         return piece
 
-    def requeue(self, start: int, items: list[Any], attempts: int, payload: bytes | None = None) -> None:
+    def requeue(
+        self,
+        start: int,
+        items: list[Any],
+        attempts: int,
+        payload: bytes | None = None,
+        shipped: Shipped = _NOTHING,
+    ) -> None:
         """Put items back at the front, to run again (after a death or a split)."""
         if items and not self.cancelled:
-            self.pending.appendleft(Slab(start, items, attempts, payload))
+            self.pending.appendleft(Slab(start, items, attempts, payload, shipped))
             self.dispatched -= len(items)
 
     def remaining(self) -> int | None:

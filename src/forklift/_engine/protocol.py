@@ -7,13 +7,17 @@ Keeping the payload a separate, pre-pickled frame means a payload that fails
 to pickle or unpickle is pinned to its chunk, never to the channel.
 
 Parent -> worker
-    TASK   (seq, func_id, func_blob | None, forget_ids, call_mode, timed)  + args blob
+    TASK   (seq, func_id, func_blob | None, forget_ids, call_mode, timed, bulk)  + args blob
     EXIT   ()                                  finish and exit with code 0
+    RELEASE (seq,)                             the result segments of chunk seq are mapped
 Worker -> parent
-    RESULT (seq, elapsed_s, rss_bytes)         + blob of (results, errors | None)
+    RESULT (seq, elapsed_s, rss_bytes, kept, bulk)  + blob of (results, errors | None)
     READY  (pid,)                              the initializer ran; tasks may follow
     BADARGS (seq, "function" | "arguments", error_record)   would not unpickle
     INITFAIL (error_record,)                   the pool's initializer raised
+
+``bulk`` lists the shared memory segments holding the blob's out-of-band
+buffers (see bulk.py); ``kept``: the task still refers to its argument segments.
 
 The *slot* is a small shared int64 array per worker that the worker writes and
 the parent reads, so the parent always knows what a worker is doing without a
@@ -33,7 +37,7 @@ import pickle
 from multiprocessing.connection import Connection
 from typing import Any
 
-TASK, EXIT, RESULT, BADARGS, INITFAIL, READY = range(6)
+TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE = range(7)
 
 # How a chunk's items are called.
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = range(3)

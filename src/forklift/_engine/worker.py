@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .._serialize import ErrorRecord, capture_exception, dumps, loads, serialization_error
+from . import bulk
 from . import protocol as P
 from .slot import view_of
 
@@ -53,11 +54,15 @@ def worker_main(
     if parent_pid is not None and os.getppid() != parent_pid:
         die()  # the parent died before the signal was armed: nobody would send it
     inbox: queue.SimpleQueue[tuple[int, tuple[Any, ...], bytes | None]] = queue.SimpleQueue()
-    threading.Thread(target=_read_loop, args=(conn, inbox), name="forklift-reader", daemon=True).start()
+    outgoing = bulk.Outgoing()
+    reader = threading.Thread(
+        target=_read_loop, args=(conn, inbox, outgoing), name="forklift-reader", daemon=True
+    )
+    reader.start()
     if not _run_initializer(conn, init_blob):
         sys.exit(1)
     P.send(conn, P.READY, (os.getpid(),))
-    _Worker(conn, slot, report_rss).serve(inbox)
+    _Worker(conn, slot, report_rss, outgoing).serve(inbox)
 
 
 def die() -> None:
@@ -110,12 +115,15 @@ def _arm_parent_death_signal() -> None:
         pass
 
 
-def _read_loop(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+def _read_loop(conn: Connection, inbox: queue.SimpleQueue[Any], outgoing: bulk.Outgoing) -> None:
     while True:
         try:
             msg = P.recv(conn)
         except (EOFError, OSError):
             die()
+        if msg[0] == P.RELEASE:  # here, not in the inbox: the main thread may be busy for long
+            outgoing.release(msg[1][0])
+            continue
         inbox.put(msg)
         if msg[0] == P.EXIT:
             return
@@ -137,8 +145,9 @@ def _run_initializer(conn: Connection, init_blob: bytes | None) -> bool:
 class _Worker:
     """The main thread's state: the pipe, the slot and the cached functions."""
 
-    def __init__(self, conn: Connection, slot: Any, report_rss: bool) -> None:
+    def __init__(self, conn: Connection, slot: Any, report_rss: bool, outgoing: bulk.Outgoing) -> None:
         self.conn = conn
+        self.outgoing = outgoing
         self.slot = view_of(slot)
         self.funcs: dict[int, Callable[..., Any] | ErrorRecord] = {}
         self.report_rss = report_rss
@@ -152,7 +161,7 @@ class _Worker:
             self.run_chunk(fields, payload)
 
     def run_chunk(self, fields: tuple[Any, ...], payload: bytes) -> None:
-        seq, func_id, func_blob, forget, mode, timed = fields
+        seq, func_id, func_blob, forget, mode, timed, arg_bulk = fields
         slot = self.slot
         # SEQ last: a reader that sees this chunk's seq also sees its phase and start
         # (never the previous chunk's item and start time, which could look overdue).
@@ -166,7 +175,7 @@ class _Worker:
             return
         started = time.perf_counter()
         try:
-            args = loads(payload)
+            args, maps = bulk.loads(payload, arg_bulk, private=True)
         except BaseException as exc:
             P.send(self.conn, P.BADARGS, (seq, "arguments", capture_exception(exc, None)))
             return
@@ -176,8 +185,12 @@ class _Worker:
         if timed:  # pickling the results is timed too
             slot[P.SLOT_START] = time.monotonic_ns()
         slot[P.SLOT_IDX] = P.PHASE_PICKLE
-        blob = self.pack(results, errors)
-        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss()), blob)
+        blob, shipped = self.pack(results, errors)
+        del args, results  # so that unmap() sees whether the task kept its arguments
+        kept = bulk.unmap(maps)
+        if shipped:
+            self.outgoing.hold(seq, shipped)
+        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss(), kept, bulk.wire(shipped)), blob)
         slot[P.SLOT_IDX] = P.PHASE_IDLE
 
     def function(
@@ -235,9 +248,9 @@ class _Worker:
                 out.append(None)
         return out, errors
 
-    def pack(self, results: list[Any], errors: dict[int, ErrorRecord] | None) -> bytes:
+    def pack(self, results: list[Any], errors: dict[int, ErrorRecord] | None) -> tuple[bytes, bulk.Shipped]:
         try:
-            return dumps((results, errors))
+            return bulk.dumps((results, errors), bulk.new_segment)
         except BaseException:
             pass
         # Find the results that will not pickle; each becomes that item's error.
@@ -251,7 +264,7 @@ class _Worker:
                 err = serialization_error("cannot pickle the result", value, exc)
                 errors[i] = capture_exception(err, None)
                 results[i] = None
-        return dumps((results, errors))
+        return bulk.dumps((results, errors), bulk.new_segment)
 
     def rss(self) -> int:
         if not self.report_rss:

@@ -1,0 +1,167 @@
+"""Numpy arrays in shared memory that cross to other processes by name, without copying.
+
+>>> a = forklift.SharedArray((1000, 1000))     # zeros, float64, in shared memory
+>>> pool.map(fill_row, [(a, i) for i in range(1000)])   # workers write into a
+>>> a.sum()
+
+Pickling a :class:`SharedArray` (or any view of one: a slice, a transpose)
+sends a token naming its memory, an offset, shape, strides and dtype: a few
+dozen bytes, whatever the size. The receiver maps the same memory once per
+process and every array it unpickles from it is a view of that mapping, so
+writes are seen by every process at once (synchronise them as for threads).
+
+Lifetime: the process that made the array owns the memory. Other processes
+can attach while the owner holds it; :meth:`SharedArray.close` (or the end
+of a ``with`` block, or the owner's exit, even by SIGKILL) ends that, and the
+memory itself goes when the last process drops its last view. The memory is
+a memfd (see ``_shm``): there is no file in /dev/shm to leak after a crash,
+so no resource_tracker process and none of its warnings or early unlinks.
+
+A result computed from a SharedArray (``a + 1``) lives in private memory and
+pickles as an ordinary array (through forklift's pools it still travels via
+shared memory when it is large, but as a copy).
+"""
+
+from __future__ import annotations
+
+import mmap
+import weakref
+from typing import Any
+
+try:
+    import numpy as np
+except ImportError as exc:  # pragma: no cover - numpy is an optional extra
+    raise ImportError("forklift.SharedArray needs numpy: pip install 'forklift[numpy]'") from exc
+
+from . import _shm
+from ._sharing import Token
+
+__all__ = ["SharedArray", "shared_array"]
+
+
+class _Memory:
+    """One mapping of a shared block in this process (and the block itself in its owner)."""
+
+    def __init__(self, token: Token, nbytes: int, buffer: mmap.mmap, owner: _shm.Segment | None) -> None:
+        self.token = token
+        self.nbytes = nbytes
+        self.owner = owner
+        # Arrays are made over this frombuffer() view, never over the mmap itself: numpy keeps
+        # no buffer export of an object given as ``buffer=``, so the mapping could be closed
+        # under a live array; frombuffer's memoryview holds the export that forbids it.
+        self.bytes = np.frombuffer(buffer, np.uint8)
+        self.address = int(self.bytes.ctypes.data)
+
+    def holds(self, array: np.ndarray[Any, Any]) -> bool:
+        """Does ``array``'s data lie inside this block?"""
+        low, high = _bounds(array)
+        return self.address <= low and high <= self.address + max(self.nbytes, 1)
+
+
+# token -> the mapping of that block in this process, while any array uses it
+_memories: weakref.WeakValueDictionary[Token, _Memory] = weakref.WeakValueDictionary()
+
+
+class SharedArray(np.ndarray):  # type: ignore[type-arg]
+    """A numpy array in shared memory; pickles by name, so it crosses to workers without copying.
+
+    ``SharedArray(shape, dtype=float, order="C")`` makes a zero-filled array;
+    :meth:`from_array` copies an existing one in. Use it as any ndarray. Close
+    it (or use it as a context manager) to give up the memory before exit.
+    """
+
+    _memory: _Memory | None
+
+    def __new__(cls, shape: Any, dtype: Any = float, order: str = "C") -> SharedArray:
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        segment = _shm.Segment(nbytes, "forklift-array")
+        memory = _Memory(segment.token, nbytes, segment.map, segment)
+        _memories[segment.token] = memory
+        array = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
+        array._memory = memory
+        return array
+
+    @classmethod
+    def from_array(cls, array: Any) -> SharedArray:
+        """A SharedArray holding a copy of ``array``."""
+        source = np.asarray(array)
+        shared = cls(source.shape, source.dtype)
+        np.copyto(shared, source)
+        return shared
+
+    def __array_finalize__(self, obj: Any) -> None:
+        memory = getattr(obj, "_memory", None)
+        # A view of a shared block stays shared; a result computed into new memory does not.
+        self._memory = memory if memory is not None and memory.holds(self) else None
+
+    def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        if return_scalar:  # numpy >= 2 asks for the scalar of a 0-d result
+            return array[()]
+        if isinstance(array, SharedArray) and array._memory is None:
+            return array.view(np.ndarray)  # ufunc output in private memory: a plain array
+        return array
+
+    @property
+    def is_shared(self) -> bool:
+        """True when this array's data lives in shared memory (False for computed results)."""
+        return self._memory is not None
+
+    def close(self) -> None:
+        """Give up this block: no process can attach to it any more.
+
+        Arrays already unpickled elsewhere, and this one, stay usable; the
+        memory goes with the last of them. Only the owner's close matters;
+        elsewhere it does nothing.
+        """
+        memory = self._memory
+        if memory is not None and memory.owner is not None:
+            memory.owner.close()
+
+    def __enter__(self) -> SharedArray:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        memory = self._memory
+        if memory is None or not memory.holds(self):
+            return np.asarray(self).__reduce_ex__(protocol)
+        offset = int(self.__array_interface__["data"][0]) - memory.address
+        return _rebuild, (memory.token, memory.nbytes, offset, self.shape, self.strides, self.dtype)
+
+    def __reduce__(self) -> Any:
+        return self.__reduce_ex__(2)
+
+
+def shared_array(shape: Any, dtype: Any = float, order: str = "C") -> SharedArray:
+    """Make a zero-filled :class:`SharedArray` (the same as ``SharedArray(shape, dtype, order)``)."""
+    return SharedArray(shape, dtype, order)
+
+
+def _rebuild(
+    token: Token, nbytes: int, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any
+) -> SharedArray:
+    memory = _memories.get(token)
+    if memory is None:
+        memory = _Memory(token, nbytes, _shm.attach(token, nbytes), None)
+        _memories[token] = memory
+    array = np.ndarray.__new__(
+        SharedArray, shape, dtype, buffer=memory.bytes, offset=offset, strides=strides
+    )
+    array._memory = memory
+    return array  # type: ignore[no-any-return]
+
+
+def _bounds(array: np.ndarray[Any, Any]) -> tuple[int, int]:
+    """The first and one-past-last byte addresses ``array`` can touch."""
+    low = high = int(array.__array_interface__["data"][0])
+    for n, stride in zip(array.shape, array.strides):
+        if n == 0:
+            return low, low
+        if stride < 0:
+            low += (n - 1) * stride
+        else:
+            high += (n - 1) * stride
+    return low, high + array.itemsize

@@ -1,0 +1,165 @@
+"""Big buffers through shared memory: automatic transport in the pool, and SharedArray."""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import forklift
+from forklift import SharedArray
+from forklift._sharing import SharingError
+
+import shm_tasks as T
+
+MIB = 1 << 20
+
+
+def forklift_segments_in_dev_shm():
+    return [n for n in os.listdir("/dev/shm") if "forklift" in n]
+
+
+# -- automatic transport of big arguments and results ------------------------------------
+
+
+def test_big_arrays_cross_both_ways(start_method):
+    a = np.arange(MIB, dtype=np.float64)  # 8 MiB
+    with forklift.Pool(2, start_method=start_method) as p:
+        assert p.map(T.total, [a, a[::-1].copy()]) == [float(a.sum())] * 2
+        out = p.map(T.full, [MIB, 10])
+    assert out[0].shape == (MIB,) and float(out[0].sum()) == 2.0 * MIB
+    assert out[0].flags.writeable  # a result is the caller's own array, as with pickle
+    out[0][0] = 7.0
+    assert out[1].tolist() == [2.0] * 10
+
+
+def test_a_task_may_write_to_its_argument_without_touching_the_callers(pool):
+    a = np.ones(MIB)
+    assert pool.map(T.add_one_in_place, [a, a]) == [2.0 * MIB] * 2
+    assert float(a.sum()) == MIB  # the caller's array is unchanged, as with pickling
+
+
+def test_big_bytes_and_bytearray_cross_both_ways(pool):
+    args = [b"x" * (3 * MIB), bytearray(2 * MIB)]
+    assert pool.map(T.length_and_head, args) == [
+        ("bytes", 3 * MIB, b"xxx"),
+        ("bytearray", 2 * MIB, b"\0\0\0"),
+    ]
+    assert pool.apply(T.make_bytes, (5 * MIB,)) == b"r" * (5 * MIB)
+
+
+def test_an_argument_kept_by_the_task_is_not_overwritten_by_later_sends():
+    with forklift.Pool(1) as p:
+        p.map(T.keep, [np.full(MIB, 1.0)])
+        for value in (2.0, 3.0, 4.0):  # the pool reuses spare segments for these
+            assert p.map(T.total, [np.full(MIB, value)]) == [value * MIB]
+        firsts, lasts = p.apply(T.first_kept)
+    assert firsts == [1.0] and lasts == [1.0]
+
+
+def test_task_errors_and_retries_with_big_arguments(tmp_path):
+    a = np.ones(2 * MIB)
+    with forklift.Pool(2) as p:
+        with pytest.raises(ValueError, match="bad array of 2097152"):
+            p.apply(T.fail_with, (a,))
+        marker = str(tmp_path / "died")
+        assert p.apply(T.die_once, (a, marker), retries=1) == 2.0 * MIB
+        assert p.map(T.total, [a]) == [2.0 * MIB]
+
+
+def test_no_descriptor_or_dev_shm_leak_over_many_maps():
+    before_shm = forklift_segments_in_dev_shm()
+    a = np.ones(MIB)
+
+    def rounds():
+        for _ in range(20):
+            p.map(T.total, [a] * 4)
+            p.map(T.full, [MIB] * 4)
+        return len(os.listdir("/proc/self/fd")), max(p.map(T.open_fds, range(2), chunksize=1))
+
+    with forklift.Pool(2) as p:
+        parent_before, worker_before = rounds()  # spare segments are kept after this
+        parent_after, worker_after = rounds()
+    assert parent_after <= parent_before + 2 and worker_after <= worker_before + 2
+    assert forklift_segments_in_dev_shm() == before_shm
+
+
+def test_small_buffers_stay_in_the_pipe(pool):
+    small = np.ones(1000)
+    assert pool.map(T.total, [small]) == [1000.0]
+
+
+# -- SharedArray ----------------------------------------------------------------------------
+
+
+def test_workers_write_into_a_shared_array(start_method):
+    a = SharedArray((8,), np.int64)
+    with forklift.Pool(2, start_method=start_method) as p:
+        assert p.starmap(T.write_cell, [(a, i, i * 10) for i in range(8)]) == [True] * 8
+        view = p.apply(T.head, (a[2:],))  # a view sent back is the same memory
+    assert a.tolist() == [i * 10 for i in range(8)]
+    assert isinstance(view, SharedArray) and view.is_shared and view.tolist() == [20, 30, 40]
+    view[0] = -1
+    assert a[2] == -1
+
+
+def test_a_shared_array_pickles_by_name_whatever_its_size():
+    a = SharedArray((1000, 1000))
+    assert len(pickle.dumps(a)) < 300
+    b = SharedArray.from_array(np.arange(12.0).reshape(3, 4))
+    back = pickle.loads(pickle.dumps(b.T[1]))
+    assert back.tolist() == [1.0, 5.0, 9.0] and back.is_shared
+    b[0, 1] = 100.0
+    assert back[0] == 100.0  # the same memory, not a copy
+
+
+def test_computed_results_are_plain_private_arrays():
+    a = forklift.shared_array((4,))
+    assert type(a + 1) is np.ndarray
+    assert isinstance(a[1:], SharedArray) and a[1:].is_shared
+    assert float(a.sum()) == 0.0 and not isinstance(a.sum(), np.ndarray)
+    a += 1
+    assert isinstance(a, SharedArray) and a.tolist() == [1.0] * 4
+    assert SharedArray((0,)).size == 0
+
+
+def test_closed_array_cannot_be_attached_but_stays_usable(pool):
+    a = SharedArray.from_array(np.arange(4.0))
+    assert pool.apply(T.total, (a,)) == 6.0
+    a.close()
+    a[0] = 10.0  # still usable here
+    with pytest.raises(forklift.SerializationError, match="gone") as info:
+        pool.apply(T.total, (a,))  # a process that had not attached it cannot any more
+    assert isinstance(info.value.__cause__, SharingError)
+
+
+def test_no_leak_and_no_warning_when_the_owner_is_killed(tmp_path):
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import numpy as np
+        sys.path.insert(0, sys.argv[1])
+        import forklift, shm_tasks
+        a = forklift.SharedArray((1 << 20,))
+        with forklift.Pool(2) as p:
+            p.starmap(shm_tasks.write_cell, [(a, 0, 1.0)])
+            p.map(shm_tasks.total, [np.ones(1 << 20)])
+            if sys.argv[2] == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+        print("done")
+        """
+    )
+    before = forklift_segments_in_dev_shm()
+    for how in ("exit", "kill"):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, os.path.dirname(__file__), how],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.stderr == ""  # no resource_tracker "leaked shared_memory" warning
+        assert proc.returncode == (0 if how == "exit" else -9)
+    assert forklift_segments_in_dev_shm() == before
