@@ -11,7 +11,7 @@ import pytest
 
 import forklift
 from forklift import SharedArray
-from forklift._sharing import SharingError
+from forklift.errors import SharingError
 
 import shm_tasks as T
 
@@ -163,3 +163,21 @@ def test_no_leak_and_no_warning_when_the_owner_is_killed(tmp_path):
         assert proc.stderr == ""  # no resource_tracker "leaked shared_memory" warning
         assert proc.returncode == (0 if how == "exit" else -9)
     assert forklift_segments_in_dev_shm() == before
+
+
+def test_the_same_array_twice_in_a_map_and_changes_between_maps(pool):
+    a = np.ones(MIB)
+    assert pool.map(T.total, [a, a, a]) == [float(MIB)] * 3  # one copy, three tasks
+    a[:] = 3.0
+    assert pool.map(T.total, [a, a]) == [3.0 * MIB] * 2  # a new map copies the new values
+    assert pool.map(T.add_one_in_place, [a, a]) == [4.0 * MIB] * 2  # each task its own copy
+
+
+def test_a_kept_argument_sent_twice_stays_intact():
+    with forklift.Pool(1) as p:
+        a = np.full(MIB, 1.0)
+        p.map(T.keep, [a, a])
+        for value in (2.0, 3.0):
+            assert p.map(T.total, [np.full(MIB, value)] * 2) == [value * MIB] * 2
+        firsts, lasts = p.apply(T.first_kept)
+    assert firsts == [1.0, 1.0] and lasts == [1.0, 1.0]

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import os
 
-from .errors import ForkliftError
+from .errors import SharingError
 
 Token = tuple[int, int, int]  # (owner pid, descriptor, inode)
-
-
-class SharingError(ForkliftError, OSError):
-    """A shared descriptor could not be opened (its owner exited or closed it)."""
 
 
 def token(fd: int) -> Token:

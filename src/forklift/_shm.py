@@ -25,10 +25,14 @@ from . import _sharing
 class Segment:
     """A block of shared memory owned by this process."""
 
-    __slots__ = ("__weakref__", "fd", "map", "size", "token")
+    __slots__ = ("__weakref__", "fd", "kept", "map", "memo", "size", "token", "users")
 
     def __init__(self, size: int, name: str = "forklift") -> None:
         self.size = size
+        # For the engine's reuse of argument segments (see _engine/bulk.py):
+        self.users = 0  # chunks that carry it and have not answered yet
+        self.memo = False  # a job may send it again for the same array
+        self.kept = False  # some task kept a view of it: never reuse
         self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
         try:
             os.ftruncate(self.fd, max(size, 1))

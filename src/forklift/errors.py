@@ -8,6 +8,8 @@ Each subclasses the standard library's closest exception, so code written for
     ├── TaskTimeout          (also TimeoutError)   the task ran longer than ``timeout``
     ├── SerializationError   (also pickle.PickleError) an argument or result would not pickle
     ├── RemoteError                                 a task's exception that could not be rebuilt
+    ├── AuthenticationError  (also multiprocessing.AuthenticationError) a connection failed its handshake
+    ├── SharingError         (also OSError)        a shared Queue, Lock, Value... whose owner is gone
     └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
 
 A task's own exception is re-raised with its own type; the worker's traceback
@@ -17,16 +19,19 @@ text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`), as in
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
 import signal
 from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
+    "AuthenticationError",
     "BrokenPoolError",
     "ForkliftError",
     "RemoteError",
     "RemoteTraceback",
     "SerializationError",
+    "SharingError",
     "TaskTimeout",
     "WorkerLostError",
 ]
@@ -104,6 +109,25 @@ class RemoteError(ForkliftError):
         self.type_name = type_name
         self.message = message
         self.traceback = traceback
+
+
+class AuthenticationError(ForkliftError, multiprocessing.AuthenticationError):
+    """A connection's handshake failed: wrong key, failed TLS, or a peer that is not forklift.
+
+    Raised by ``forklift.connection.Client`` and by a manager's ``connect()`` and
+    proxies; the message names the peer and what went wrong, e.g. "authentication
+    failed: the server at 127.0.0.1:5000 refused our key (...)". Servers do not raise
+    it: they log the failed peer on the ``"forklift"`` logger and go on serving.
+    """
+
+
+class SharingError(ForkliftError, OSError):
+    """A shared object could not be opened in this process: its owner exited or dropped it.
+
+    forklift's Queue, Lock, Value... pickle by naming what their owner (the
+    process that made them) holds; the owner must keep the object alive until
+    the receivers have unpickled it. The message says what is gone.
+    """
 
 
 class BrokenPoolError(ForkliftError, BrokenProcessPool):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import mmap
 import weakref
-from typing import Any
+from typing import Any, Literal
 
 try:
     import numpy as np
@@ -62,7 +62,7 @@ class _Memory:
 _memories: weakref.WeakValueDictionary[Token, _Memory] = weakref.WeakValueDictionary()
 
 
-class SharedArray(np.ndarray):  # type: ignore[type-arg]
+class SharedArray(np.ndarray):
     """A numpy array in shared memory; pickles by name, so it crosses to workers without copying.
 
     ``SharedArray(shape, dtype=float, order="C")`` makes a zero-filled array;
@@ -72,13 +72,13 @@ class SharedArray(np.ndarray):  # type: ignore[type-arg]
 
     _memory: _Memory | None
 
-    def __new__(cls, shape: Any, dtype: Any = float, order: str = "C") -> SharedArray:
+    def __new__(cls, shape: Any, dtype: Any = float, order: Literal["C", "F"] = "C") -> SharedArray:
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         segment = _shm.Segment(nbytes, "forklift-array")
         memory = _Memory(segment.token, nbytes, segment.map, segment)
         _memories[segment.token] = memory
-        array = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
+        array: SharedArray = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
         array._memory = memory
         return array
 
@@ -135,7 +135,7 @@ class SharedArray(np.ndarray):  # type: ignore[type-arg]
         return self.__reduce_ex__(2)
 
 
-def shared_array(shape: Any, dtype: Any = float, order: str = "C") -> SharedArray:
+def shared_array(shape: Any, dtype: Any = float, order: Literal["C", "F"] = "C") -> SharedArray:
     """Make a zero-filled :class:`SharedArray` (the same as ``SharedArray(shape, dtype, order)``)."""
     return SharedArray(shape, dtype, order)
 
@@ -147,9 +147,7 @@ def _rebuild(
     if memory is None:
         memory = _Memory(token, nbytes, _shm.attach(token, nbytes), None)
         _memories[token] = memory
-    array = np.ndarray.__new__(
-        SharedArray, shape, dtype, buffer=memory.bytes, offset=offset, strides=strides
-    )
+    array = np.ndarray.__new__(SharedArray, shape, dtype, buffer=memory.bytes, offset=offset, strides=strides)
     array._memory = memory
     return array  # type: ignore[no-any-return]
 

@@ -40,8 +40,13 @@ Wire = tuple[tuple[Token, int], ...]
 Shipped = list[tuple[_shm.Segment, int]]
 
 
-def dumps(obj: Any, take: Callable[[int], _shm.Segment]) -> tuple[bytes, Shipped]:
-    """Pickle ``obj``; each buffer of ``BULK_BYTES`` or more goes into a segment from ``take``."""
+def dumps(obj: Any, take: Callable[[int], _shm.Segment], memo: Memo | None = None) -> tuple[bytes, Shipped]:
+    """Pickle ``obj``; each buffer of ``BULK_BYTES`` or more goes into a segment from ``take``.
+
+    With a ``memo`` (a job whose input is fixed, as ``map``'s list), a buffer of
+    the same array as one of the last few sent reuses that segment: ``map(f,
+    [a, a])`` copies ``a`` once.
+    """
     shipped: Shipped = []
 
     def divert(buf: pickle.PickleBuffer) -> bool:
@@ -52,8 +57,16 @@ def dumps(obj: Any, take: Callable[[int], _shm.Segment]) -> tuple[bytes, Shipped
         n = raw.nbytes
         if n < _config.BULK_BYTES:
             return True
-        segment = take(n)
-        memoryview(segment.map)[:n] = raw
+        key = (id(raw.obj), n)
+        hit = memo.get(key) if memo is not None else None
+        if hit is not None and hit[0] is raw.obj:
+            segment = hit[1]
+        else:
+            segment = take(n)
+            memoryview(segment.map)[:n] = raw
+            if memo is not None:
+                memo.put(key, raw.obj, segment)
+        segment.users += 1
         shipped.append((segment, n))
         return False
 
@@ -61,6 +74,8 @@ def dumps(obj: Any, take: Callable[[int], _shm.Segment]) -> tuple[bytes, Shipped
     if len(data) >= _config.BULK_BYTES:
         wrapped = _wrap_big(obj, 3)
         if wrapped is not obj:  # big bytes/bytearray went in-band: send them out of band too
+            for segment, _ in shipped:
+                segment.users -= 1
             del shipped[:]
             data = _serialize.dumps(wrapped, buffer_callback=divert)
     return data, shipped
@@ -116,13 +131,28 @@ class SegmentCache:
         self._spare_bytes -= best.size
         return best
 
-    def give(self, shipped: Shipped) -> None:
+    def done(self, shipped: Shipped, kept: bool) -> None:
+        """A chunk carrying these segments has answered; ``kept``: its task kept a view."""
         for segment, _ in shipped:
-            if segment.size > self.budget:
-                segment.close()
-                continue
-            self._spare.append(segment)
-            self._spare_bytes += segment.size
+            segment.users -= 1
+            segment.kept |= kept
+            self._settle(segment)
+
+    def unmemo(self, memo: Memo) -> None:
+        """The job is over: its memo will not send these again."""
+        for _, segment in memo.entries.values():
+            segment.memo = False
+            self._settle(segment)
+        memo.entries.clear()
+
+    def _settle(self, segment: _shm.Segment) -> None:
+        if segment.users > 0 or segment.memo or segment.fd < 0:
+            return
+        if segment.kept or segment.size > self.budget:
+            segment.close()
+            return
+        self._spare.append(segment)
+        self._spare_bytes += segment.size
         while self._spare_bytes > self.budget or len(self._spare) > self.MAX_SPARE:
             old = self._spare.pop(0)
             self._spare_bytes -= old.size
@@ -133,6 +163,29 @@ class SegmentCache:
             segment.close()
         self._spare.clear()
         self._spare_bytes = 0
+
+
+class Memo:
+    """The last few big arrays a job sent, by identity, with their segments."""
+
+    SIZE = 4
+
+    def __init__(self, cache: SegmentCache) -> None:
+        self.cache = cache
+        self.entries: dict[tuple[int, int], tuple[Any, _shm.Segment]] = {}
+
+    def get(self, key: tuple[int, int]) -> tuple[Any, _shm.Segment] | None:
+        return self.entries.get(key)
+
+    def put(self, key: tuple[int, int], obj: Any, segment: _shm.Segment) -> None:
+        # Holding obj keeps its id from being reused by another array while it is here.
+        segment.memo = True
+        self.entries[key] = (obj, segment)
+        if len(self.entries) > self.SIZE:
+            old_key = next(iter(self.entries))
+            _, old = self.entries.pop(old_key)
+            old.memo = False
+            self.cache._settle(old)
 
 
 class Outgoing:

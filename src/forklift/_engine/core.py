@@ -57,8 +57,14 @@ from .. import _config
 from .._checks import whole
 from .._serialize import ErrorRecord, dumps_callable, rebuild_exception
 from .._serialize import serialization_error as _ser_error
-from .._sharing import SharingError
-from ..errors import BrokenPoolError, SerializationError, TaskTimeout, WorkerLostError, describe_exit
+from ..errors import (
+    BrokenPoolError,
+    SerializationError,
+    SharingError,
+    TaskTimeout,
+    WorkerLostError,
+    describe_exit,
+)
 from . import bulk
 from . import protocol as P
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
@@ -355,6 +361,8 @@ class Engine:
         if job.done and job in self._open:
             self._open.discard(job)
             job.finish()
+            if job.memo is not None:
+                self._segments.unmemo(job.memo)
             if isinstance(job, SubmitJob):
                 key = (job.fn_blob, job.mode, job.timeout, job.retries)
                 if self._submits.get(key) is job:
@@ -407,9 +415,11 @@ class Engine:
                 self._check_done(job)
                 continue
             payload, shipped = piece.payload, piece.shipped
+            if job.fixed_input and job.memo is None:
+                job.memo = bulk.Memo(self._segments)
             if payload is None:
                 try:
-                    payload, shipped = bulk.dumps(piece.items, self._segments.take)
+                    payload, shipped = bulk.dumps(piece.items, self._segments.take, job.memo)
                 except BaseException as exc:  # SystemExit from a __reduce__ must not stop us
                     self._unpicklable_args(job, piece, exc)
                     continue
@@ -491,8 +501,8 @@ class Engine:
     def _on_result(self, w: WorkerHandle, fields: tuple[Any, ...], payload: bytes | None) -> None:
         seq, elapsed, rss, kept, result_bulk = fields
         chunk = self._take_held(w, seq)
-        if chunk.shipped and not kept:  # the worker is done with the argument segments
-            self._segments.give(chunk.shipped)
+        if chunk.shipped:  # the worker is done with the argument segments
+            self._segments.done(chunk.shipped, kept)
         job, n = chunk.job, len(chunk.items)
         w.tasks_done += n
         job.chunker.observe(n, elapsed)

@@ -31,7 +31,7 @@ from ..errors import SerializationError
 
 if TYPE_CHECKING:
     from ..progress import ProgressHandle
-    from .bulk import Shipped
+    from .bulk import Memo, Shipped
     from .core import Engine
 
 _NOTHING: Shipped = []  # no segments; shared, never mutated
@@ -142,6 +142,8 @@ class Chunker:
 class Job:
     """State common to every kind of call."""
 
+    fixed_input = False
+
     def __init__(
         self,
         fn: Callable[..., Any],
@@ -168,6 +170,7 @@ class Job:
         self.cancelled = False
         self.closed_input = True  # False while a stream may still feed items
         self.progress: ProgressHandle | None = None
+        self.memo: Memo | None = None  # set by the scheduler for jobs with a fixed input
 
     # -- scheduler side -------------------------------------------------
     def take(self, limit: int) -> Slab:
@@ -305,6 +308,8 @@ class SubmitJob(Job):
 
 class CollectJob(Job):
     """``map``: every result into one list, in input order; the first error fails it."""
+
+    fixed_input = True  # the whole input is given at once: the same array sent twice is one copy
 
     def __init__(
         self,
