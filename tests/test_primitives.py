@@ -1,0 +1,237 @@
+"""forklift's Queue, Lock, Event, Value... passed to Pool tasks and Processes, in every start method.
+
+The standard library refuses them as Pool task arguments ("Lock objects should
+only be shared between processes through inheritance"); forklift's pickle at
+any time. Each test uses the primitive across processes for real: items
+arrive, a lock excludes, an event wakes a waiting task.
+"""
+
+import ctypes
+import multiprocessing
+import pickle
+
+import pytest
+
+import forklift
+
+import primitive_tasks as pt
+
+
+@pytest.fixture
+def mpool(start_method):
+    with forklift.Pool(2, start_method=start_method) as p:
+        yield p
+
+
+def test_queues_carry_items_between_tasks_and_parent(mpool):
+    for make in (forklift.Queue, forklift.SimpleQueue):
+        q = make()
+        assert sorted(mpool.starmap(pt.put, [(q, i) for i in range(10)])) == list(range(10))
+        assert sorted(q.get() for _ in range(10)) == list(range(10))
+        for i in range(4):
+            q.put(i)
+        assert sorted(mpool.map(pt.get, [q] * 4)) == [0, 1, 2, 3]
+
+
+def test_joinable_queue_join_returns_once_tasks_are_done(mpool):
+    q = forklift.JoinableQueue()
+    for i in range(6):
+        q.put(i)
+    assert sorted(mpool.map(pt.get_and_mark_done, [q] * 6)) == list(range(6))
+    q.join()  # every task_done() came from a worker
+
+
+def test_locks_exclude_across_tasks(mpool):
+    counter = forklift.Value("i", 0, lock=False)
+    for lock in (forklift.Lock(), forklift.RLock(), forklift.Semaphore(1)):
+        counter.value = 0
+        mpool.starmap(pt.add_under_lock, [(lock, counter, 200)] * 6)
+        assert counter.value == 1200
+    value = forklift.Value("i", 0)
+    mpool.starmap(pt.add_under_value_lock, [(value, 200)] * 6)
+    assert value.value == 1200
+    assert mpool.apply(pt.reenter, (forklift.RLock(),))
+
+
+def test_semaphores_bound_concurrency(mpool):
+    inside, most = forklift.Value("i", 0, lock=False), forklift.Value("i", 0, lock=False)
+    guard = forklift.Lock()
+    for sem in (forklift.Semaphore(1), forklift.BoundedSemaphore(1)):
+        most.value = 0
+        mpool.starmap(pt.occupy, [(sem, inside, most, guard)] * 6)
+        assert most.value == 1
+    assert mpool.apply(pt.over_release, (forklift.BoundedSemaphore(1),)) == "refused"
+    assert mpool.apply(pt.over_release, (forklift.Semaphore(1),)) == "allowed"
+
+
+def test_event_wakes_a_waiting_task(mpool):
+    started, go = forklift.Event(), forklift.Event()
+    waiting = mpool.apply_async(pt.wait_for_event, (started, go))
+    assert started.wait(20)
+    go.set()
+    assert waiting.get(20) is True
+
+
+def test_condition_notifies_a_waiting_task(mpool):
+    cond, started, flag = forklift.Condition(), forklift.Event(), forklift.Value("i", 0)
+    waiting = mpool.apply_async(pt.wait_for_condition, (cond, started, flag))
+    assert started.wait(20)
+    with cond:  # the task holds cond from set() until wait_for() releases it
+        flag.value = 1
+        cond.notify_all()
+    assert waiting.get(20) is True
+
+
+def test_barrier_lets_two_tasks_through_together(mpool):
+    barrier = forklift.Barrier(2)
+    assert sorted(mpool.map(pt.cross_barrier, [barrier, barrier])) == [0, 1]
+
+
+def test_values_and_arrays_written_by_tasks_are_seen_by_the_parent(mpool):
+    array, raw = forklift.Array("d", 5), forklift.get_context().RawArray("i", 5)
+    assert mpool.starmap(pt.fill, [(array, 1.5), (raw, 2)]) == [5, 5]
+    assert array[:] == [0.0, 1.5, 3.0, 4.5, 6.0]
+    assert raw[1:3] == [2, 4]
+    value, text = forklift.Value("d", 0.0), forklift.Array("c", 8)
+    mpool.starmap(pt.set_value, [(value, 2.5), (text, b"shared")])
+    assert (value.value, text.value) == (2.5, b"shared")
+    with value.get_lock():
+        assert value.get_obj().value == 2.5
+
+
+class Point(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
+
+
+def test_value_and_array_keep_the_stdlib_api():
+    assert forklift.Value(ctypes.c_double, 1.5).value == 1.5
+    raw = forklift.Value("i", 7, lock=False)
+    assert isinstance(raw, ctypes.c_int) and raw.value == 7
+    lock = forklift.Lock()
+    guarded = forklift.Array("i", range(5), lock=lock)
+    assert guarded.get_lock() is lock and len(guarded) == 5
+    guarded[1:3] = [10, 20]
+    assert guarded[:] == [0, 10, 20, 3, 4] and guarded[-1] == 4
+    point = forklift.Value(Point, 1, 2.5)
+    with point.get_lock():
+        point.x += 1
+    copy = pickle.loads(pickle.dumps(point))
+    copy.y = 4.0
+    assert (point.x, point.y) == (2, 4.0)  # the copy shares the memory
+    with pytest.raises(AttributeError, match="acquire"):
+        forklift.Value("i", lock="not a lock")
+
+
+def test_pipe_ends_go_to_tasks(mpool):
+    here, there = forklift.Pipe()
+    echo = mpool.apply_async(pt.echo_once, (there,))
+    here.send(21)
+    assert here.recv() == 42 and echo.get(20)
+    reader, writer = forklift.Pipe(duplex=False)
+    assert mpool.apply(pt.send, (writer, "one way"))
+    assert reader.recv() == "one way"
+
+
+def test_primitives_go_to_processes(start_method):
+    ctx = forklift.get_context(start_method)
+    q, lock, value, event = forklift.Queue(), forklift.Lock(), forklift.Value("i", 0), forklift.Event()
+    here, there = forklift.Pipe()
+    p = ctx.Process(target=pt.use_all, args=(q, lock, value, event, there))
+    p.start()
+    assert q.get(timeout=20) == "from child"
+    assert here.recv() == "over the pipe"
+    event.set()
+    assert p.result(timeout=20) is True
+    assert value.value == 1
+
+
+def test_primitives_of_one_context_work_with_processes_and_pools_of_others():
+    fork_made = forklift.get_context("fork")
+    q, lock, counter = fork_made.Queue(), fork_made.Lock(), fork_made.Value("i", 0, lock=False)
+    p = forklift.get_context("spawn").Process(target=pt.add_under_lock, args=(lock, counter, 100))
+    p.start()
+    with forklift.Pool(2, start_method="forkserver") as pool:
+        pool.starmap(pt.add_under_lock, [(lock, counter, 100)] * 2)
+        pool.starmap(pt.put, [(q, "a"), (q, "b")])
+    p.result(timeout=30)
+    assert counter.value == 300
+    assert sorted([q.get(timeout=20), q.get(timeout=20)]) == ["a", "b"]
+
+
+def test_one_queue_sent_to_many_tasks_does_not_pile_up_descriptors(mpool):
+    q = forklift.Queue()
+    counts = mpool.map(pt.count_descriptors, [q] * 2000)
+    # Rebuilt once per worker while tasks hold it, closed when they drop it.
+    assert max(counts) - min(counts) <= 4
+
+
+@pytest.mark.parametrize("kind", ["Lock", "Event", "Barrier", "Queue", "JoinableQueue", "Value", "Array"])
+def test_a_primitive_whose_owner_exited_gives_sharing_error(kind):
+    maker = forklift.get_context("fork").Process(target=pt.make_pickled, args=(kind,))
+    maker.start()
+    blob = maker.result(timeout=20)
+    with pytest.raises(forklift.SharingError, match="gone"):
+        pickle.loads(blob)
+
+
+def test_sharing_error_reaches_the_caller_of_a_task(pool):
+    maker = forklift.get_context("fork").Process(target=pt.make_pickled, args=("Queue",))
+    maker.start()
+    blob = maker.result(timeout=20)
+    with pytest.raises(forklift.SharingError):
+        pool.apply(pt.unpickle, (blob,))
+
+
+def test_a_pickled_connection_is_received_once():
+    _, end = forklift.Pipe()
+    blob = pickle.dumps(end)
+    assert pickle.loads(blob).fileno() >= 0
+    with pytest.raises(forklift.SharingError, match="received once"):
+        pickle.loads(blob)
+
+
+def test_unpickling_in_the_owner_gives_back_the_same_object():
+    things = [forklift.Lock(), forklift.RLock(), forklift.Queue(), forklift.SimpleQueue()]
+    for thing in things:
+        assert pickle.loads(pickle.dumps(thing)) is thing
+    rlock = things[1]
+    with rlock:  # one owner and count per process, however it arrived
+        assert pickle.loads(pickle.dumps(rlock)).acquire(timeout=1)
+        rlock.release()
+
+
+def test_contexts_subclass_the_standard_library():
+    for method, base in [
+        ("fork", multiprocessing.context.ForkContext),
+        ("spawn", multiprocessing.context.SpawnContext),
+        ("forkserver", multiprocessing.context.ForkServerContext),
+    ]:
+        ctx = forklift.get_context(method)
+        assert isinstance(ctx, base) and ctx.get_start_method() == method
+        assert issubclass(ctx.Process, forklift.Process)
+        assert ctx.get_context() is ctx and ctx.get_context("spawn") is forklift.get_context("spawn")
+    with pytest.raises(ValueError, match="start_method"):
+        forklift.get_context("teleport")
+    assert forklift.cpu_count() >= 1
+    assert forklift.current_process().name == "MainProcess" and forklift.parent_process() is None
+
+
+def test_manager_is_forklifts_sync_manager():
+    managers = pytest.importorskip("forklift.managers")
+    manager = forklift.Manager()
+    try:
+        assert isinstance(manager, managers.SyncManager)
+        shared = manager.dict(a=1)
+        assert shared["a"] == 1
+    finally:
+        manager.shutdown()
+
+
+def test_primitives_go_to_executor_tasks(executor):
+    q, counter, lock = forklift.Queue(), forklift.Value("i", 0, lock=False), forklift.Lock()
+    futures = [executor.submit(pt.add_under_lock, lock, counter, 100) for _ in range(4)]
+    futures += [executor.submit(pt.put, q, i) for i in range(3)]
+    for f in futures:
+        f.result(timeout=30)
+    assert counter.value == 400
+    assert sorted(q.get(timeout=20) for _ in range(3)) == [0, 1, 2]
