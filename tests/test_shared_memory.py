@@ -129,10 +129,13 @@ def test_computed_results_are_plain_private_arrays():
 def test_closed_array_cannot_be_attached_but_stays_usable(pool):
     a = SharedArray.from_array(np.arange(4.0))
     assert pool.apply(T.total, (a,)) == 6.0
+    b = SharedArray.from_array(np.arange(4.0))
     a.close()
+    b.close()
     a[0] = 10.0  # still usable here
+    assert float(a.sum()) == 16.0
     with pytest.raises(forklift.SerializationError, match="gone") as info:
-        pool.apply(T.total, (a,))  # a process that had not attached it cannot any more
+        pool.apply(T.total, (b,))  # never attached by a worker: it cannot be now
     assert isinstance(info.value.__cause__, SharingError)
 
 

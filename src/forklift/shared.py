@@ -25,7 +25,9 @@ shared memory when it is large, but as a copy).
 from __future__ import annotations
 
 import mmap
+import os
 import weakref
+from collections import OrderedDict
 from typing import Any, Literal
 
 try:
@@ -33,8 +35,9 @@ try:
 except ImportError as exc:  # pragma: no cover - numpy is an optional extra
     raise ImportError("forklift.SharedArray needs numpy: pip install 'forklift[numpy]'") from exc
 
-from . import _shm
+from . import _sharing, _shm
 from ._sharing import Token
+from .errors import SharingError
 
 __all__ = ["SharedArray", "shared_array"]
 
@@ -60,6 +63,12 @@ class _Memory:
 
 # token -> the mapping of that block in this process, while any array uses it
 _memories: weakref.WeakValueDictionary[Token, _Memory] = weakref.WeakValueDictionary()
+
+# The last few blocks attached here stay mapped after their arrays are gone: a worker given
+# the same SharedArray task after task maps it once (mapping 100 MB again costs ~10 ms of
+# page faults). A block whose owner has closed it is let go at the next new attach.
+_RECENT = 8
+_recent: OrderedDict[Token, _Memory] = OrderedDict()
 
 
 class SharedArray(np.ndarray):
@@ -145,11 +154,25 @@ def _rebuild(
 ) -> SharedArray:
     memory = _memories.get(token)
     if memory is None:
+        _forget_closed()
         memory = _Memory(token, nbytes, _shm.attach(token, nbytes), None)
         _memories[token] = memory
+    if memory.owner is None:
+        _recent[token] = memory
+        _recent.move_to_end(token)
+        if len(_recent) > _RECENT:
+            _recent.popitem(last=False)
     array = np.ndarray.__new__(SharedArray, shape, dtype, buffer=memory.bytes, offset=offset, strides=strides)
     array._memory = memory
     return array  # type: ignore[no-any-return]
+
+
+def _forget_closed() -> None:
+    for token in list(_recent):
+        try:
+            os.close(_sharing.open_token(token, os.O_RDONLY))
+        except SharingError:
+            del _recent[token]
 
 
 def _bounds(array: np.ndarray[Any, Any]) -> tuple[int, int]:
