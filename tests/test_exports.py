@@ -15,6 +15,7 @@ def test_surface_is_what_we_intend():
     assert set(forklift.__all__) == {
         "Array",
         "AsyncResult",
+        "AuthenticationError",
         "Barrier",
         "BoundedSemaphore",
         "BrokenPoolError",

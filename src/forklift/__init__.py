@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Array": "context",
     "AsyncResult": "pool",
+    "AuthenticationError": "errors",
     "Barrier": "context",
     "BoundedSemaphore": "context",
     "BrokenPoolError": "errors",
@@ -62,6 +63,7 @@ _EXPORTS = {
 __all__ = [
     "Array",
     "AsyncResult",
+    "AuthenticationError",
     "Barrier",
     "BoundedSemaphore",
     "BrokenPoolError",
@@ -137,6 +139,7 @@ if TYPE_CHECKING:
         parent_process,
     )
     from .errors import (
+        AuthenticationError,
         BrokenPoolError,
         ForkliftError,
         RemoteError,
