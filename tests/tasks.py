@@ -233,3 +233,8 @@ class SleepAtPickle:
 def _sleep_then_zero(seconds):
     time.sleep(seconds)
     return 0
+
+
+def run_sleeping_child(seconds):
+    """Wait for a child process; when a timeout kills the child first, this would return -9."""
+    return subprocess.run([sys.executable, "-c", f"import time; time.sleep({seconds})"]).returncode

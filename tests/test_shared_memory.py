@@ -184,3 +184,14 @@ def test_a_kept_argument_sent_twice_stays_intact():
             assert p.map(T.total, [np.full(MIB, value)] * 2) == [value * MIB] * 2
         firsts, lasts = p.apply(T.first_kept)
     assert firsts == [1.0, 1.0] and lasts == [1.0, 1.0]
+
+
+def test_results_the_caller_keeps_are_never_overwritten_by_later_ones():
+    with forklift.Pool(1) as p:
+        kept = [p.apply(T.full, (MIB, float(i))) for i in range(20)]  # more than a worker lends
+        for i in range(20):  # dropped at once: their segments are reused for the next
+            assert float(p.apply(T.full, (MIB, 100.0 + i))[-1]) == 100.0 + i
+        kept += p.map(T.full, [MIB] * 3)
+    assert [float(a.min()) for a in kept[:20]] == [float(i) for i in range(20)]
+    assert [float(a.max()) for a in kept[:20]] == [float(i) for i in range(20)]
+    assert all(float(a.sum()) == 2.0 * MIB for a in kept[20:])

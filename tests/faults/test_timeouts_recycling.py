@@ -132,3 +132,14 @@ def test_timeout_covers_unpickling_and_pickling(start_method, where):
             res.get(30)
         assert time.monotonic() - t0 < 2.5
         assert pool.apply(tasks.square, (4,)) == 16
+
+
+def test_a_task_whose_child_is_killed_first_still_times_out(start_method):
+    # The timeout kills the worker's children before the worker: the task may see its
+    # child die (-9) and send that as its result before it is killed itself. It must not count.
+    with forklift.Pool(2, start_method=start_method, timeout=0.5) as p:
+        results = [p.apply_async(tasks.run_sleeping_child, (60,)) for _ in range(4)]
+        for r in results:
+            with pytest.raises(forklift.TaskTimeout):
+                r.get(timeout=30)
+        assert p.apply(tasks.square, (4,)) == 16

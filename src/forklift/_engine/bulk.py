@@ -18,9 +18,11 @@ segment. Otherwise the parent keeps the segment warm for the next big
 argument (``SegmentCache``): writing into pages that already exist costs
 ~8 ms per 100 MB here, where fresh pages cost ~80 ms.
 
-Worker -> parent. The worker copies a big result buffer into a new segment
-and holds it until the parent has mapped it (``RELEASE``); the array the
-caller gets lives in that mapping, and the memory goes when the caller drops it.
+Worker -> parent. The worker copies a big result buffer into a segment and
+holds it until the parent has mapped it (``RELEASE``); the array the caller
+gets lives in that mapping. When the caller drops it, the parent says so
+(``FREE``) and the worker reuses the segment for a later result, its pages
+warm; the worker lends at most ``Outgoing.LENT`` segments at a time.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 import mmap
 import pickle
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -85,11 +89,19 @@ def wire(shipped: Shipped) -> Wire:
     return tuple((segment.token, n) for segment, n in shipped)
 
 
-def loads(data: bytes, bulk: Wire, *, private: bool) -> tuple[Any, list[mmap.mmap]]:
-    """Unpickle around the mapped segments; returns the object and the mappings."""
+def loads(
+    data: bytes, bulk: Wire, *, private: bool, on_drop: Callable[[Token], None] | None = None
+) -> tuple[Any, list[mmap.mmap]]:
+    """Unpickle around the mapped segments; returns the object and the mappings.
+
+    ``on_drop(token)`` is called when nothing refers to a mapping any more.
+    """
     if not bulk:
         return _serialize.loads(data), []
     maps = [_shm.attach(token, n, private=private) for token, n in bulk]
+    if on_drop is not None:
+        for m, (token, _) in zip(maps, bulk):
+            weakref.finalize(m, on_drop, token).atexit = False
     buffers = [memoryview(m)[:n] for m, (_, n) in zip(maps, bulk)]
     return pickle.loads(data, buffers=buffers), maps
 
@@ -115,8 +127,9 @@ class SegmentCache:
 
     MAX_SPARE = 16
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, name: str = "forklift-args") -> None:
         self.budget = budget
+        self.name = name
         self._spare: list[_shm.Segment] = []
         self._spare_bytes = 0
 
@@ -126,7 +139,7 @@ class SegmentCache:
             if n <= segment.size <= 2 * n and (best is None or segment.size < best.size):
                 best = segment
         if best is None:
-            return _shm.Segment(1 << (n - 1).bit_length(), "forklift-args")
+            return _shm.Segment(1 << (n - 1).bit_length(), self.name)
         self._spare.remove(best)
         self._spare_bytes -= best.size
         return best
@@ -189,25 +202,42 @@ class Memo:
 
 
 class Outgoing:
-    """The worker's result segments, held until the parent has mapped them."""
+    """The worker's result segments: sent (until RELEASE), lent (until FREE), then spare.
 
-    def __init__(self) -> None:
+    The main thread takes and holds; the reader thread releases and frees.
+    """
+
+    LENT = 16  # segments the parent may keep mapped while we keep their descriptors
+
+    def __init__(self, budget: int) -> None:
         self._lock = threading.Lock()
-        self._held: dict[int, Shipped] = {}
+        self._sent: dict[int, Shipped] = {}
+        self._lent: OrderedDict[Token, _shm.Segment] = OrderedDict()
+        self._cache = SegmentCache(budget, "forklift-result")
+
+    def take(self, n: int) -> _shm.Segment:
+        with self._lock:
+            return self._cache.take(n)
 
     def hold(self, seq: int, shipped: Shipped) -> None:
         with self._lock:
-            self._held[seq] = shipped
+            self._sent[seq] = shipped
 
     def release(self, seq: int) -> None:
+        """The parent has mapped chunk ``seq``'s result segments."""
         with self._lock:
-            shipped = self._held.pop(seq, [])
-        for segment, _ in shipped:
-            segment.close()
+            for segment, _ in self._sent.pop(seq, []):
+                segment.users = 0
+                self._lent[segment.token] = segment
+            while len(self._lent) > self.LENT:  # the caller keeps many: stop waiting for the oldest
+                self._lent.popitem(last=False)[1].close()
 
-
-def new_segment(n: int) -> _shm.Segment:
-    return _shm.Segment(n, "forklift-result")
+    def free(self, token: Token) -> None:
+        """The parent dropped its mapping of ``token``: reuse it."""
+        with self._lock:
+            segment = self._lent.pop(token, None)
+            if segment is not None:
+                self._cache._settle(segment)
 
 
 class _Big:

@@ -481,6 +481,11 @@ class Engine:
             self._unregister(w.conn)  # the sentinel will report the death
 
     def _on_message(self, w: WorkerHandle, kind: int, fields: tuple[Any, ...], payload: bytes | None) -> None:
+        target = w.timeout_target
+        if target is not None and kind in (P.RESULT, P.BADARGS) and fields[0] == target[0]:
+            # It overran and is being killed; a result it sends meanwhile (say, a child's
+            # exit status after kill_tree reached the child first) is not the task's answer.
+            return
         if kind == P.RESULT:
             self._on_result(w, fields, payload)
         elif kind == P.READY:
@@ -512,7 +517,8 @@ class Engine:
         outcome: Any = None
         if not job.cancelled:
             try:  # before the worker may retire: it holds the result segments until RELEASE
-                outcome = bulk.loads(payload, result_bulk, private=False)[0]  # type: ignore[arg-type]
+                on_drop = self._on_result_dropped(w) if result_bulk else None
+                outcome = bulk.loads(payload, result_bulk, private=False, on_drop=on_drop)[0]  # type: ignore[arg-type]
             except BaseException as exc:
                 outcome = exc
         if result_bulk:
@@ -536,6 +542,25 @@ class Engine:
         if records:
             errors = {i: self._rebuild(job, chunk.start + i, r) for i, r in records.items()}
         self._deliver(job, chunk.start, values, errors)
+
+    def _on_result_dropped(self, w: WorkerHandle) -> Callable[[Any], None]:
+        """A callback (any thread) for when the caller drops a result array of ``w``'s."""
+        engine = weakref.ref(self)
+
+        def dropped(token: Any) -> None:
+            me = engine()
+            if me is not None:
+                me._call(lambda: me._send_free(w, token), required=False)
+
+        return dropped
+
+    def _send_free(self, w: WorkerHandle, token: Any) -> None:
+        if w.exit_sent or w not in self._workers:
+            return
+        try:
+            P.send(w.conn, P.FREE, (token,))
+        except (OSError, ValueError):
+            pass  # it is dying: its segments go with it
 
     def _rebuild(self, job: Job, index: int, record: ErrorRecord) -> BaseException:
         return annotate_serialization(job, index, rebuild_exception(record))
@@ -672,6 +697,8 @@ class Engine:
         job.inflight -= n
         seq, idx, _ = w.read_slot()
         target = w.timeout_target
+        if target is not None and target[0] == chunk.seq:
+            seq, idx = target  # where it overran; what it did after the kill decision does not count
         innocent = w.kill_reason in ("cancelled", "shutdown")
         if innocent or seq != chunk.seq or idx == P.PHASE_IDLE or (target and target != (seq, idx)):
             job.requeue(chunk.start, chunk.items, chunk.attempts)  # not its fault, or it never ran

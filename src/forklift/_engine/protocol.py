@@ -10,6 +10,7 @@ Parent -> worker
     TASK   (seq, func_id, func_blob | None, forget_ids, call_mode, timed, bulk)  + args blob
     EXIT   ()                                  finish and exit with code 0
     RELEASE (seq,)                             the result segments of chunk seq are mapped
+    FREE   (token,)                            that result segment is no longer mapped: reuse it
 Worker -> parent
     RESULT (seq, elapsed_s, rss_bytes, kept, bulk)  + blob of (results, errors | None)
     READY  (pid,)                              the initializer ran; tasks may follow
@@ -37,7 +38,7 @@ import pickle
 from multiprocessing.connection import Connection
 from typing import Any
 
-TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE = range(7)
+TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE, FREE = range(8)
 
 # How a chunk's items are called.
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = range(3)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .. import _config
 from .._serialize import ErrorRecord, capture_exception, dumps, loads, serialization_error
 from . import bulk
 from . import protocol as P
@@ -54,7 +55,7 @@ def worker_main(
     if parent_pid is not None and os.getppid() != parent_pid:
         die()  # the parent died before the signal was armed: nobody would send it
     inbox: queue.SimpleQueue[tuple[int, tuple[Any, ...], bytes | None]] = queue.SimpleQueue()
-    outgoing = bulk.Outgoing()
+    outgoing = bulk.Outgoing(_config.BULK_CACHE)
     reader = threading.Thread(
         target=_read_loop, args=(conn, inbox, outgoing), name="forklift-reader", daemon=True
     )
@@ -123,6 +124,9 @@ def _read_loop(conn: Connection, inbox: queue.SimpleQueue[Any], outgoing: bulk.O
             die()
         if msg[0] == P.RELEASE:  # here, not in the inbox: the main thread may be busy for long
             outgoing.release(msg[1][0])
+            continue
+        if msg[0] == P.FREE:
+            outgoing.free(msg[1][0])
             continue
         inbox.put(msg)
         if msg[0] == P.EXIT:
@@ -250,7 +254,7 @@ class _Worker:
 
     def pack(self, results: list[Any], errors: dict[int, ErrorRecord] | None) -> tuple[bytes, bulk.Shipped]:
         try:
-            return bulk.dumps((results, errors), bulk.new_segment)
+            return bulk.dumps((results, errors), self.outgoing.take)
         except BaseException:
             pass
         # Find the results that will not pickle; each becomes that item's error.
@@ -264,7 +268,7 @@ class _Worker:
                 err = serialization_error("cannot pickle the result", value, exc)
                 errors[i] = capture_exception(err, None)
                 results[i] = None
-        return bulk.dumps((results, errors), bulk.new_segment)
+        return bulk.dumps((results, errors), self.outgoing.take)
 
     def rss(self) -> int:
         if not self.report_rss:
