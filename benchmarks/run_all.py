@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCRIPTS = ("bench_tiny_tasks", "bench_cpu_tasks", "bench_startup", "bench_submit")
+SCRIPTS = ("bench_tiny_tasks", "bench_cpu_tasks", "bench_startup", "bench_submit", "bench_big_arrays")
 
 
 def parse_args() -> argparse.Namespace:
