@@ -238,3 +238,9 @@ def _sleep_then_zero(seconds):
 def run_sleeping_child(seconds):
     """Wait for a child process; when a timeout kills the child first, this would return -9."""
     return subprocess.run([sys.executable, "-c", f"import time; time.sleep({seconds})"]).returncode
+
+
+def slow_child_or_echo(x):
+    if x == "slow":
+        return subprocess.run([sys.executable, "-c", "import time; time.sleep(30)"]).returncode
+    return x

@@ -195,3 +195,37 @@ def test_results_the_caller_keeps_are_never_overwritten_by_later_ones():
     assert [float(a.min()) for a in kept[:20]] == [float(i) for i in range(20)]
     assert [float(a.max()) for a in kept[:20]] == [float(i) for i in range(20)]
     assert all(float(a.sum()) == 2.0 * MIB for a in kept[20:])
+
+
+def test_a_shared_array_made_and_dropped_in_the_task_fails_clearly(pool):
+    with pytest.raises(forklift.SerializationError, match="gone"):
+        pool.apply(T.make_shared_array, (0,))  # once, not re-run forever
+    assert pool.apply(T.total, (np.ones(3),)) == 3.0
+
+
+def test_a_shared_array_refuses_python_objects():
+    with pytest.raises(TypeError, match="Python objects"):
+        SharedArray((3,), dtype=object)
+
+
+def test_the_same_big_bytes_twice_in_one_task_stays_one_object(pool):
+    big = bytearray(2 * MIB)
+    assert pool.starmap(T.same_object, [(big, big)]) == [(True, 2 * MIB)]  # as pickle keeps it
+
+
+def test_keeping_many_results_does_not_run_out_of_descriptors(tmp_path):
+    script = textwrap.dedent(
+        """
+        import resource, sys
+        sys.path.insert(0, sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (160, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        import forklift, shm_tasks
+        with forklift.Pool(2) as p:
+            kept = p.map(shm_tasks.full_small, range(300))
+        print(all(float(a[0]) == i for i, a in enumerate(kept)))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, os.path.dirname(__file__)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.strip() == "True", proc.stderr

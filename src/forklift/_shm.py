@@ -38,7 +38,8 @@ class Segment:
             os.ftruncate(self.fd, max(size, 1))
             self.map = mmap.mmap(self.fd, max(size, 1))
         except BaseException:
-            os.close(self.fd)
+            fd, self.fd = self.fd, -1  # so that __del__ does not close the number again
+            os.close(fd)
             raise
         self.token = _sharing.token(self.fd)
 

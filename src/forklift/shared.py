@@ -13,7 +13,12 @@ writes are seen by every process at once (synchronise them as for threads).
 Lifetime: the process that made the array owns the memory. Other processes
 can attach while the owner holds it; :meth:`SharedArray.close` (or the end
 of a ``with`` block, or the owner's exit, even by SIGKILL) ends that, and the
-memory itself goes when the last process drops its last view. The memory is
+memory itself goes when the last process drops its last view. A process that
+received SharedArrays keeps the last 8 blocks mapped (so a worker given the
+same array task after task maps it once); it lets go of a closed block the
+next time it receives a SharedArray, or when it exits. Workers forked after a
+block was made (``start_method="fork"``) hold it until they exit, as forked
+children hold any memory of their parent's. The memory is
 a memfd (see ``_shm``): there is no file in /dev/shm to leak after a crash,
 so no resource_tracker process and none of its warnings or early unlinks.
 
@@ -83,6 +88,8 @@ class SharedArray(np.ndarray):
 
     def __new__(cls, shape: Any, dtype: Any = float, order: Literal["C", "F"] = "C") -> SharedArray:
         dtype = np.dtype(dtype)
+        if dtype.hasobject:  # object pointers mean nothing in another process
+            raise TypeError(f"a SharedArray cannot hold Python objects (dtype {dtype})")
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         segment = _shm.Segment(nbytes, "forklift-array")
         memory = _Memory(segment.token, nbytes, segment.map, segment)

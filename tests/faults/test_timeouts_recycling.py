@@ -143,3 +143,13 @@ def test_a_task_whose_child_is_killed_first_still_times_out(start_method):
             with pytest.raises(forklift.TaskTimeout):
                 r.get(timeout=30)
         assert p.apply(tasks.square, (4,)) == 16
+
+
+def test_a_timed_out_worker_answering_its_next_chunk_does_not_break_the_pool(start_method):
+    # After the child dies first, the worker may answer its timed-out chunk and then its
+    # prefetched next one before it is killed; neither answer counts (found by review).
+    with forklift.Pool(2, start_method=start_method) as p:
+        for _ in range(3):
+            with pytest.raises(forklift.TaskTimeout):
+                p.map(tasks.slow_child_or_echo, ["slow", 1, 2, 3, 4, 5], timeout=0.3)
+        assert p.map(tasks.slow_child_or_echo, [1, 2, 3]) == [1, 2, 3]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import mmap
 import pickle
+import resource
 import threading
 import weakref
 from collections import OrderedDict
@@ -76,7 +77,7 @@ def dumps(obj: Any, take: Callable[[int], _shm.Segment], memo: Memo | None = Non
 
     data = _serialize.dumps(obj, buffer_callback=divert)
     if len(data) >= _config.BULK_BYTES:
-        wrapped = _wrap_big(obj, 3)
+        wrapped = _wrap_big(obj)
         if wrapped is not obj:  # big bytes/bytearray went in-band: send them out of band too
             for segment, _ in shipped:
                 segment.users -= 1
@@ -99,11 +100,41 @@ def loads(
     if not bulk:
         return _serialize.loads(data), []
     maps = [_shm.attach(token, n, private=private) for token, n in bulk]
-    if on_drop is not None:
-        for m, (token, _) in zip(maps, bulk):
-            weakref.finalize(m, on_drop, token).atexit = False
-    buffers = [memoryview(m)[:n] for m, (_, n) in zip(maps, bulk)]
+    buffers: list[Any] = []
+    for m, (token, n) in zip(maps, bulk):
+        if on_drop is None:
+            buffers.append(memoryview(m)[:n])
+        elif _lend():
+            weakref.finalize(m, _returned, on_drop, token).atexit = False
+            buffers.append(memoryview(m)[:n])
+        else:  # the caller keeps many: copy, so each kept result does not hold a descriptor
+            buffers.append(bytearray(memoryview(m)[:n]))
+            m.close()
+            on_drop(token)
     return pickle.loads(data, buffers=buffers), maps
+
+
+# Each result mapping the caller keeps holds a descriptor (the mmap's own): past a quarter
+# of the descriptor limit, results are copied into private memory instead.
+_live_lock = threading.Lock()
+_live = 0
+_LIVE_MAX = max(16, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4))
+
+
+def _lend() -> bool:
+    global _live
+    with _live_lock:
+        if _live >= _LIVE_MAX:
+            return False
+        _live += 1
+        return True
+
+
+def _returned(on_drop: Callable[[Token], None], token: Token) -> None:
+    global _live
+    with _live_lock:  # no allocation inside: a gc cannot start here and re-enter
+        _live -= 1
+    on_drop(token)
 
 
 def unmap(maps: list[mmap.mmap]) -> bool:
@@ -223,12 +254,15 @@ class Outgoing:
         with self._lock:
             self._sent[seq] = shipped
 
-    def release(self, seq: int) -> None:
-        """The parent has mapped chunk ``seq``'s result segments."""
+    def release(self, seq: int, mapped: bool) -> None:
+        """The parent is done with chunk ``seq``'s result segments; ``mapped``: it holds them."""
         with self._lock:
             for segment, _ in self._sent.pop(seq, []):
                 segment.users = 0
-                self._lent[segment.token] = segment
+                if mapped:
+                    self._lent[segment.token] = segment
+                else:  # a cancelled job's, or the parent could not map them: reuse at once
+                    self._cache._settle(segment)
             while len(self._lent) > self.LENT:  # the caller keeps many: stop waiting for the oldest
                 self._lent.popitem(last=False)[1].close()
 
@@ -252,14 +286,38 @@ class _Big:
         return type(self.data), (pickle.PickleBuffer(self.data),)
 
 
-def _wrap_big(obj: Any, depth: int) -> Any:
-    kind = type(obj)
-    if kind is bytes or kind is bytearray:
-        return _Big(obj) if len(obj) >= _config.BULK_BYTES else obj
-    if depth and (kind is list or kind is tuple):
-        new = [_wrap_big(x, depth - 1) for x in obj]
-        return kind(new) if any(a is not b for a, b in zip(new, obj)) else obj
-    if depth and kind is dict:
-        pairs = {k: _wrap_big(v, depth - 1) for k, v in obj.items()}
-        return pairs if any(pairs[k] is not v for k, v in obj.items()) else obj
-    return obj
+def _wrap_big(obj: Any) -> Any:
+    """``obj`` with big bytes/bytearray (3 levels deep at most) wrapped; ``obj`` if none.
+
+    Containers on the way are rebuilt once each (a memo by identity), so objects that
+    appear twice, or containers that refer to themselves, keep their shape.
+    """
+    memo: dict[int, Any] = {}
+    found = False
+
+    def walk(x: Any, depth: int) -> Any:
+        nonlocal found
+        key = id(x)
+        if key in memo:
+            return memo[key]
+        kind = type(x)
+        if kind is bytes or kind is bytearray:
+            if len(x) < _config.BULK_BYTES:
+                return x
+            found = True
+            new: Any = _Big(x)
+        elif depth and kind is list:
+            new = memo[key] = []
+            new.extend(walk(v, depth - 1) for v in x)
+        elif depth and kind is dict:
+            new = memo[key] = {}
+            new.update((k, walk(v, depth - 1)) for k, v in x.items())
+        elif depth and kind is tuple:
+            new = tuple(walk(v, depth - 1) for v in x)
+        else:
+            return x
+        memo[key] = new
+        return new
+
+    wrapped = walk(obj, 3)
+    return wrapped if found else obj

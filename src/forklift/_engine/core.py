@@ -131,6 +131,7 @@ class Engine:
         self._learned: dict[int, tuple[float, float]] = {}  # func id -> chunker's measurements
         self._func_counter = itertools.count()
         self._segments = bulk.SegmentCache(_config.BULK_CACHE)  # scheduler thread only
+        self._dropped: deque[tuple[WorkerHandle, Any]] = deque()  # result mappings the caller dropped
         self._accepting = True
         self._closing = False
         self._stop = False
@@ -269,6 +270,7 @@ class Engine:
             self._started.set()
             while not self._stop:
                 self._run_commands()
+                self._send_frees()
                 self._spawn_missing()
                 self._dispatch()
                 if self._closing and not self._open and self._retire_all():
@@ -481,10 +483,10 @@ class Engine:
             self._unregister(w.conn)  # the sentinel will report the death
 
     def _on_message(self, w: WorkerHandle, kind: int, fields: tuple[Any, ...], payload: bytes | None) -> None:
-        target = w.timeout_target
-        if target is not None and kind in (P.RESULT, P.BADARGS) and fields[0] == target[0]:
-            # It overran and is being killed; a result it sends meanwhile (say, a child's
-            # exit status after kill_tree reached the child first) is not the task's answer.
+        if w.timeout_target is not None and kind in (P.RESULT, P.BADARGS):
+            # It overran and is being killed: what it sends meanwhile (say, a child's exit
+            # status after kill_tree reached the child first) is not the task's answer, and
+            # its later chunks go back to the queue with the death (invariant 3 holds).
             return
         if kind == P.RESULT:
             self._on_result(w, fields, payload)
@@ -522,15 +524,18 @@ class Engine:
             except BaseException as exc:
                 outcome = exc
         if result_bulk:
-            try:
-                P.send(w.conn, P.RELEASE, (seq,))
+            mapped = outcome is not None and not isinstance(outcome, SharingError)
+            try:  # not mapped: the worker may reuse the segments at once
+                P.send(w.conn, P.RELEASE, (seq, mapped))
             except OSError:
                 pass  # it is dying: its segments go with it
         self._retire_if_spent(w, rss)
         if job.cancelled:
             self._check_done(job)
             return
-        if isinstance(outcome, SharingError):  # the worker died before we mapped its results
+        if isinstance(outcome, SharingError) and not w.process.is_alive():
+            # The worker died before we mapped its results: run the chunk again. (A worker
+            # that lives gave a result naming shared memory it no longer holds: its fault.)
             job.requeue(chunk.start, chunk.items, chunk.attempts)
             self._enqueue(job)
             return
@@ -545,22 +550,25 @@ class Engine:
 
     def _on_result_dropped(self, w: WorkerHandle) -> Callable[[Any], None]:
         """A callback (any thread) for when the caller drops a result array of ``w``'s."""
-        engine = weakref.ref(self)
+        # No lock here: this may run inside a garbage collection that interrupted a thread
+        # holding _wake_lock. deque.append is atomic; the scheduler sends the FREEs the next
+        # time it wakes (reuse may wait, nothing else does).
+        dropped = self._dropped
 
-        def dropped(token: Any) -> None:
-            me = engine()
-            if me is not None:
-                me._call(lambda: me._send_free(w, token), required=False)
+        def on_drop(token: Any) -> None:
+            dropped.append((w, token))
 
-        return dropped
+        return on_drop
 
-    def _send_free(self, w: WorkerHandle, token: Any) -> None:
-        if w.exit_sent or w not in self._workers:
-            return
-        try:
-            P.send(w.conn, P.FREE, (token,))
-        except (OSError, ValueError):
-            pass  # it is dying: its segments go with it
+    def _send_frees(self) -> None:
+        while self._dropped:
+            w, token = self._dropped.popleft()
+            if w.exit_sent or w not in self._workers:
+                continue
+            try:
+                P.send(w.conn, P.FREE, (token,))
+            except (OSError, ValueError):
+                pass  # it is dying: its segments go with it
 
     def _rebuild(self, job: Job, index: int, record: ErrorRecord) -> BaseException:
         return annotate_serialization(job, index, rebuild_exception(record))

@@ -9,7 +9,8 @@ to pickle or unpickle is pinned to its chunk, never to the channel.
 Parent -> worker
     TASK   (seq, func_id, func_blob | None, forget_ids, call_mode, timed, bulk)  + args blob
     EXIT   ()                                  finish and exit with code 0
-    RELEASE (seq,)                             the result segments of chunk seq are mapped
+    RELEASE (seq, mapped)                      done with chunk seq's result segments; if mapped,
+                                               the caller holds them until FREE
     FREE   (token,)                            that result segment is no longer mapped: reuse it
 Worker -> parent
     RESULT (seq, elapsed_s, rss_bytes, kept, bulk)  + blob of (results, errors | None)

@@ -123,7 +123,7 @@ def _read_loop(conn: Connection, inbox: queue.SimpleQueue[Any], outgoing: bulk.O
         except (EOFError, OSError):
             die()
         if msg[0] == P.RELEASE:  # here, not in the inbox: the main thread may be busy for long
-            outgoing.release(msg[1][0])
+            outgoing.release(*msg[1])
             continue
         if msg[0] == P.FREE:
             outgoing.free(msg[1][0])
