@@ -11,11 +11,6 @@ its worker busy), and lambdas work as tasks (cloudpickle).
 # - the last get(timeout=3) on a 10 s sleep raised multiprocessing.TimeoutError
 #   uncaught, ending the script with a traceback; it is caught and explained, and
 #   the wait is 0.3 s.
-# NOTE (forklift bug, reported): the lambda map comes before the 10 s sleep on
-# purpose. Placed after it, it waited the full 10 s although 3 of the 4 workers
-# were idle: forklift prefetched one of its chunks to the worker running the
-# sleep (multiprocessing.Pool returns in 0.1 s). Move it back once fixed.
-
 import multiprocessing
 import time
 
@@ -36,14 +31,15 @@ def main() -> None:
         print(next(it))  # 1
         print(it.next(timeout=1))  # 4
 
-        print(pool.map(lambda x: x + 1, range(5)))  # a lambda as the task: [1, 2, 3, 4, 5]
-
         # get(timeout) gives up waiting; the task itself goes on sleeping.
         result = pool.apply_async(time.sleep, (10,))
         try:
             result.get(timeout=0.3)
         except multiprocessing.TimeoutError:
             print("get(timeout=0.3) raised multiprocessing.TimeoutError")
+
+        # The other workers go on serving while one sleeps.
+        print(pool.map(lambda x: x + 1, range(5)))  # a lambda as the task: [1, 2, 3, 4, 5]
 
         # forklift's per-task timeout kills the task's worker and fails the call.
         result = pool.apply_async(time.sleep, (10,), timeout=0.3)

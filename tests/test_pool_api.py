@@ -330,3 +330,13 @@ def test_calls_racing_the_end_of_the_pool_fail_at_once_never_hang():
     with pytest.raises(ValueError, match="Pool not running"):
         p.map_async(tasks.square, [1, 2])
     assert time.monotonic() - t0 < 1
+
+
+def test_a_short_map_does_not_wait_behind_a_long_task():
+    # Before: the map's second chunk was prefetched behind the sleep and the map took 3 s.
+    with forklift.Pool(2) as p:
+        p.apply_async(tasks.sleep_return, (3,))
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        assert p.map(tasks.square, range(5)) == [0, 1, 4, 9, 16]
+        assert time.monotonic() - t0 < 1.5

@@ -59,6 +59,11 @@ MAX_READ_AHEAD = _int("FORKLIFT_MAX_READ_AHEAD", 200_000)
 #: function once per worker rather than once per chunk.
 FUNC_CACHE = _int("FORKLIFT_FUNC_CACHE", 32)
 
+#: FORKLIFT_PREFETCH_BEHIND — a chunk is prefetched to a busy worker only when what
+#: that worker holds is expected (from measured task times) to end within this many
+#: seconds; behind longer or not yet measured work it would wait while others idle.
+PREFETCH_BEHIND = _float("FORKLIFT_PREFETCH_BEHIND", 0.1)
+
 #: FORKLIFT_START_FAILURES — workers that may die in a row before reporting
 #: ready (initializer crash, import error) before the pool is declared broken,
 #: instead of respawning them forever as multiprocessing.Pool does.

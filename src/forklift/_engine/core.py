@@ -386,8 +386,19 @@ class Engine:
         """Give every worker with room a chunk, idlest workers first."""
         for depth in range(_config.PREFETCH):
             for w in self._workers:
-                if len(w.held) == depth and self._has_room(w):
+                if len(w.held) == depth and self._has_room(w) and (depth == 0 or self._ends_soon(w)):
                     self._send_one(w)
+
+    def _ends_soon(self, w: WorkerHandle) -> bool:
+        """Prefetch only behind work known to be short.
+
+        Prefetching hides a round trip between short chunks; behind a long or not yet
+        measured task, a prefetched chunk would wait while another worker may be idle
+        (a small map queued behind a 3 s apply on the other worker took 3 s).
+        """
+        last = w.held[-1]
+        seconds = last.job.chunker.expected(len(last.items))
+        return seconds is not None and seconds <= _config.PREFETCH_BEHIND
 
     def _has_room(self, w: WorkerHandle) -> bool:
         if w.retiring or w.kill_reason is not None:

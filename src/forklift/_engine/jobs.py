@@ -115,6 +115,10 @@ class Chunker:
             self._seconds, self._items = learned
             self._resize()
 
+    def expected(self, items: int) -> float | None:
+        """Seconds ``items`` items should take, from what was measured; None before that."""
+        return self._seconds / self._items * items if self._items else None
+
     def observe_payload(self, items: int, nbytes: int) -> None:
         """A chunk of ``items`` pickled to ``nbytes``."""
         self._bytes = 0.7 * self._bytes + nbytes
