@@ -18,8 +18,11 @@ one-shot ``resource_sharer``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .errors import SharingError
+if TYPE_CHECKING:
+    from .errors import SharingError
+
 
 Token = tuple[int, int, int]  # (owner pid, descriptor, inode)
 
@@ -40,18 +43,26 @@ def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
         try:
             new = os.dup(fd)
         except OSError:
-            raise SharingError(f"shared object is gone: this process closed descriptor {fd}") from None
+            raise _error(f"shared object is gone: this process closed descriptor {fd}") from None
     else:
         path = f"/proc/{pid}/fd/{fd}"
         try:
             # O_NONBLOCK: opening one end of a pipe must not wait for the other end.
             new = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise SharingError(f"shared object is gone: its owner (pid {pid}) exited or closed it") from None
+            raise _error(f"shared object is gone: its owner (pid {pid}) exited or closed it") from None
         except OSError as exc:
-            raise SharingError(f"cannot open shared object of pid {pid} ({path}): {exc}") from exc
+            raise _error(f"cannot open shared object of pid {pid} ({path}): {exc}") from exc
         os.set_blocking(new, True)
     if os.fstat(new).st_ino != inode:
         os.close(new)
-        raise SharingError(f"shared object is gone: pid {pid} closed it (descriptor {fd} was reused)")
+        raise _error(f"shared object is gone: pid {pid} closed it (descriptor {fd} was reused)")
     return new
+
+
+def _error(message: str) -> SharingError:
+    # Imported here: workers import this module, and forklift.errors pulls in
+    # concurrent.futures and multiprocessing (~13 ms) that a worker rarely needs.
+    from .errors import SharingError
+
+    return SharingError(message)
