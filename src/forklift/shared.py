@@ -39,6 +39,10 @@ try:
     import numpy as np
 except ImportError as exc:  # pragma: no cover - numpy is an optional extra
     raise ImportError("forklift.SharedArray needs numpy: pip install 'forklift[numpy]'") from exc
+try:
+    from numpy.lib.array_utils import byte_bounds  # numpy >= 2
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
 from . import _sharing, _shm
 from ._sharing import Token
@@ -62,7 +66,7 @@ class _Memory:
 
     def holds(self, array: np.ndarray[Any, Any]) -> bool:
         """Does ``array``'s data lie inside this block?"""
-        low, high = _bounds(array)
+        low, high = byte_bounds(array)
         return self.address <= low and high <= self.address + max(self.nbytes, 1)
 
 
@@ -180,16 +184,3 @@ def _forget_closed() -> None:
             os.close(_sharing.open_token(token, os.O_RDONLY))
         except SharingError:
             del _recent[token]
-
-
-def _bounds(array: np.ndarray[Any, Any]) -> tuple[int, int]:
-    """The first and one-past-last byte addresses ``array`` can touch."""
-    low = high = int(array.__array_interface__["data"][0])
-    for n, stride in zip(array.shape, array.strides):
-        if n == 0:
-            return low, low
-        if stride < 0:
-            low += (n - 1) * stride
-        else:
-            high += (n - 1) * stride
-    return low, high + array.itemsize
