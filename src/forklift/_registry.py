@@ -38,6 +38,12 @@ def remember(key: Hashable, obj: object) -> None:
         _objects[key] = obj
 
 
+def lookup(key: Hashable) -> Any:
+    """This process's object for ``key``, or None."""
+    with _lock:
+        return _objects.get(key)
+
+
 def rebuild(cls: type[R], key: Hashable, state: Any) -> R:
     """Unpickle a ``cls`` from ``state``, unless this process already has the one ``key`` names.
 

@@ -59,11 +59,26 @@ class SharedBlock:
     def _key(self) -> tuple[str, int]:
         return ("memfd", self.token[2])
 
+    @classmethod
+    def attach(cls, token: Token, size: int) -> SharedBlock:
+        """This process's object for the block ``token`` names (mapped on first use)."""
+        return _registry.rebuild(cls, ("memfd", token[2]), (token, size))
+
+    @property
+    def owned(self) -> bool:
+        """True in the process that made the block (the one whose close() counts)."""
+        return self._owner is not None
+
+    def close(self) -> None:
+        """Owner only: give the block up; no process can attach any more, mappings stay valid."""
+        if self._owner is not None:
+            self._owner.close()
+
     def create_memoryview(self) -> memoryview:
         return memoryview(self.buffer)[: self.size]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_registry.rebuild, (SharedBlock, self._key(), (self.token, self.size)))
+        return (SharedBlock.attach, (self.token, self.size))
 
     def __setstate__(self, state: tuple[Token, int]) -> None:
         token, size = state

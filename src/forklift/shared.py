@@ -29,9 +29,7 @@ shared memory when it is large, but as a copy).
 
 from __future__ import annotations
 
-import mmap
 import os
-import weakref
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -44,7 +42,8 @@ try:
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
-from . import _sharing, _shm
+from . import _registry, _sharing
+from ._sharedctypes import SharedBlock
 from ._sharing import Token
 from .errors import SharingError
 
@@ -52,26 +51,29 @@ __all__ = ["SharedArray", "shared_array"]
 
 
 class _Memory:
-    """One mapping of a shared block in this process (and the block itself in its owner)."""
+    """A shared block and the byte view arrays are made over: one per block in each process
+    (kept by ``_registry``, as the block itself is)."""
 
-    def __init__(self, token: Token, nbytes: int, buffer: mmap.mmap, owner: _shm.Segment | None) -> None:
-        self.token = token
-        self.nbytes = nbytes
-        self.owner = owner
+    def __init__(self, block: SharedBlock) -> None:
+        self.__setstate__(block)
+
+    def __setstate__(self, block: SharedBlock) -> None:  # what _registry.rebuild calls
+        self.block = block
         # Arrays are made over this frombuffer() view, never over the mmap itself: numpy keeps
         # no buffer export of an object given as ``buffer=``, so the mapping could be closed
         # under a live array; frombuffer's memoryview holds the export that forbids it.
-        self.bytes = np.frombuffer(buffer, np.uint8)
+        self.bytes = np.frombuffer(block.buffer, np.uint8)
         self.address = int(self.bytes.ctypes.data)
 
     def holds(self, array: np.ndarray[Any, Any]) -> bool:
         """Does ``array``'s data lie inside this block?"""
         low, high = byte_bounds(array)
-        return self.address <= low and high <= self.address + max(self.nbytes, 1)
+        return self.address <= low and high <= self.address + max(self.block.size, 1)
 
 
-# token -> the mapping of that block in this process, while any array uses it
-_memories: weakref.WeakValueDictionary[Token, _Memory] = weakref.WeakValueDictionary()
+def _key(token: Token) -> tuple[str, int]:
+    return ("array", token[2])
+
 
 # The last few blocks attached here stay mapped after their arrays are gone: a worker given
 # the same SharedArray task after task maps it once (mapping 100 MB again costs ~10 ms of
@@ -95,9 +97,8 @@ class SharedArray(np.ndarray):
         if dtype.hasobject:  # object pointers mean nothing in another process
             raise TypeError(f"a SharedArray cannot hold Python objects (dtype {dtype})")
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        segment = _shm.Segment(nbytes, "forklift-array")
-        memory = _Memory(segment.token, nbytes, segment.map, segment)
-        _memories[segment.token] = memory
+        memory = _Memory(SharedBlock(nbytes))
+        _registry.remember(_key(memory.block.token), memory)
         array: SharedArray = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
         array._memory = memory
         return array
@@ -134,9 +135,8 @@ class SharedArray(np.ndarray):
         memory goes with the last of them. Only the owner's close matters;
         elsewhere it does nothing.
         """
-        memory = self._memory
-        if memory is not None and memory.owner is not None:
-            memory.owner.close()
+        if self._memory is not None:
+            self._memory.block.close()
 
     def __enter__(self) -> SharedArray:
         return self
@@ -149,7 +149,8 @@ class SharedArray(np.ndarray):
         if memory is None or not memory.holds(self):
             return np.asarray(self).__reduce_ex__(protocol)
         offset = int(self.__array_interface__["data"][0]) - memory.address
-        return _rebuild, (memory.token, memory.nbytes, offset, self.shape, self.strides, self.dtype)
+        block = memory.block
+        return _rebuild, (block.token, block.size, offset, self.shape, self.strides, self.dtype)
 
     def __reduce__(self) -> Any:
         return self.__reduce_ex__(2)
@@ -163,12 +164,11 @@ def shared_array(shape: Any, dtype: Any = float, order: Literal["C", "F"] = "C")
 def _rebuild(
     token: Token, nbytes: int, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any
 ) -> SharedArray:
-    memory = _memories.get(token)
-    if memory is None:
+    if _registry.lookup(_key(token)) is None:  # a new block here: first let go of closed ones
         _forget_closed()
-        memory = _Memory(token, nbytes, _shm.attach(token, nbytes), None)
-        _memories[token] = memory
-    if memory.owner is None:
+    block = SharedBlock.attach(token, nbytes)
+    memory = _registry.rebuild(_Memory, _key(token), block)
+    if not block.owned:
         _recent[token] = memory
         _recent.move_to_end(token)
         if len(_recent) > _RECENT:
