@@ -3,12 +3,10 @@
 forklift.kill_tree(pid) kills a process tree; forklift.Process.kill_tree()
 does it for that process. The tutorial's psutil walk collects the children
 once and then kills them, so a child forked in between survives;
-forklift.kill_tree signals, walks again until nothing new appears, and returns
-the pids it signalled. Here a child starts two grandchildren (sleeping
-commands) and the whole tree is killed, twice: once by pid, once by method.
-
-forklift plans a ``forklift kill`` command for the same from the shell; it is
-not built yet.
+forklift.kill_tree freezes the tree first (SIGSTOP, walking until nothing new
+appears), signals every member, and says who ended how. Here a child starts two
+grandchildren (sleeping commands) and the whole tree is killed, twice: once by
+pid, once by method. ``forklift kill PID`` does the same from the shell.
 """
 
 # Fixes to the tutorial's code:
@@ -17,6 +15,7 @@ not built yet.
 #   A child's tree is killed instead;
 # - mixed tab indentation under the main guard (a TabError).
 
+import signal
 import subprocess
 import sys
 import time
@@ -57,7 +56,9 @@ def start_tree():
 
 def main() -> None:
     child, grandchildren = start_tree()
-    signalled = forklift.kill_tree(child.pid)
+    result = forklift.kill_tree(child.pid, sig=signal.SIGKILL)
+    print(result)
+    signalled = result.pids
     child.join(timeout=10)
     print(
         f"kill_tree(pid) signalled the child and both grandchildren: "

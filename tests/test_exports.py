@@ -25,6 +25,7 @@ def test_surface_is_what_we_intend():
         "ForkliftError",
         "IMapIterator",
         "JoinableQueue",
+        "KillResult",
         "Lock",
         "Manager",
         "Pipe",

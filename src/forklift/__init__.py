@@ -33,6 +33,7 @@ _EXPORTS = {
     "ForkliftError": "errors",
     "IMapIterator": "pool",
     "JoinableQueue": "context",
+    "KillResult": "trees",
     "Lock": "context",
     "Manager": "context",
     "Pipe": "context",
@@ -73,6 +74,7 @@ __all__ = [
     "ForkliftError",
     "IMapIterator",
     "JoinableQueue",
+    "KillResult",
     "Lock",
     "Manager",
     "Pipe",
@@ -153,4 +155,4 @@ if TYPE_CHECKING:
     from .pool import AsyncResult, IMapIterator, Pool
     from .process import Process
     from .shared import SharedArray, shared_array
-    from .trees import kill_tree
+    from .trees import KillResult, kill_tree

@@ -162,9 +162,11 @@ class Process(process.BaseProcess):
         exited) are no longer part of the tree and are not found.
         """
         self._require_started("kill_tree")
+        from signal import SIGKILL
+
         from .trees import kill_tree
 
-        pids = kill_tree(self._popen.pid)
+        pids = list(kill_tree(self._popen.pid, sig=SIGKILL, timeout=0).pids)
         self.join(timeout)
         return pids
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
+import signal
 import sys
 import threading
 import weakref
@@ -115,7 +116,7 @@ class WorkerHandle:
         """Kill the worker and every process it started; death is seen via the sentinel."""
         if self.kill_reason is None:
             self.kill_reason = reason
-        kill_tree(self.pid, group=True)
+        kill_tree(self.pid, sig=signal.SIGKILL, timeout=0)  # freezes first; no wait: the sentinel says
 
     def reap(self) -> int | None:
         self.process.join(timeout=5)
