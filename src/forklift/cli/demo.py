@@ -13,8 +13,6 @@ import os
 import sys
 import time
 
-from ..pool import Pool
-
 START = 10_000_000
 
 
@@ -53,6 +51,8 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..pool import Pool  # here, not at the top: every other command would pay its import
+
     numbers = range(START, START + args.tasks)
     workers = args.workers or os.cpu_count() or 1
     print(f"forklift demo: count the divisors of {args.tasks:,} numbers from {START:,} ({workers} workers)")

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo, kill
+from . import demo, kill, run
 
 # Order here is the order of `forklift --help`.
-COMMANDS = (demo, kill)
+COMMANDS = (demo, run, kill)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""``forklift run``'s machinery: templates, inputs, the job loop, the joblog, the guardian."""

@@ -1,0 +1,677 @@
+"""Run shell jobs in parallel: one event loop in the forklift process, no worker pool.
+
+Data path::
+
+    Inputs --args--> Template.build --command--> posix_spawn("sh -c", setsid)
+                                                    | stdout, stderr -> temp files (grouped)
+                                                    |                or pipes (--line-buffer)
+    epoll <-- pidfd readable when the job exits ----+
+      |
+      +-> waitpid -> retry? halt? -> print output whole -> joblog line -> progress
+
+Why not forklift's Pool: a shell job is already a process. A pool of Python
+workers in between would add a process hop, a pickle round trip and a second
+process per job for nothing the Pool is good at (isolating Python code). The
+parent spawning directly costs ~0.1 ms per job (vfork + exec inside
+posix_spawn) and reaps through pidfds, so one thread drives hundreds of jobs.
+
+Invariants:
+
+* a job's output is printed whole, stdout then stderr, after it ends; grouped
+  output is never held in this process's memory (the job writes straight into
+  an unlinked temp file, which is copied out with sendfile);
+* a joblog line is written only after the job's output is printed, so a job
+  in the log is done, and a job not in it runs again on ``--resume``;
+* every job runs in its own session and carries this run's marker in its
+  environment: a timeout kills its process group, and if forklift is killed the
+  guardian (guardian.py) kills every marked process.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import math
+import os
+import resource
+import select
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from .guardian import MARKER, Guardian
+from .joblog import Joblog
+from .template import Template
+
+__all__ = ["Halt", "JobRecord", "RunOptions", "RunSummary", "Runner"]
+
+KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL of a timed-out job (GNU parallel: ~0.2 s)
+READ_SIZE = 1 << 16
+LINE_BOUND = 1 << 16  # --line-buffer: a partial line longer than this is printed anyway
+
+
+@dataclass(frozen=True)
+class Halt:
+    """``--halt when,what=N|N%`` in GNU parallel's meaning."""
+
+    when: str  # "now" or "soon"
+    what: str  # "fail", "success" or "done"
+    count: int = 0
+    percent: float = 0.0
+
+
+@dataclass
+class RunOptions:
+    jobs: int
+    shell: str = "/bin/sh"
+    timeout: float | None = None
+    timeout_percent: float | None = None  # --timeout 300%: of the median runtime so far
+    retries: int = 1
+    halt: Halt | None = None
+    keep_order: bool = False
+    line_buffer: bool = False
+    tag: bool = False
+    joblog: str | None = None
+    joblog_append: bool = False
+    skip: frozenset[int] = frozenset()
+    total: int | None = None  # known when the inputs were read up front (for the bar)
+    tmpdir: str | None = None
+
+
+@dataclass
+class JobRecord:
+    seq: int
+    args: tuple[str, ...]
+    command: str
+    exitval: int
+    signal: int
+    start: float
+    runtime: float
+    timed_out: bool
+
+
+@dataclass
+class RunSummary:
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    timed_out: int = 0
+    retried: int = 0
+    exit_status: int = 0
+    interrupted: int = 0  # the signal number that stopped the run, or 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Job:
+    seq: int
+    args: tuple[str, ...]
+    command: str = ""
+    attempt: int = 0
+    slot: int = 0
+    pid: int = 0
+    pidfd: int = -1
+    start_wall: float = 0.0
+    start: float = 0.0
+    end: float = 0.0
+    out: int = -1
+    err: int = -1
+    timed_out: bool = False
+    done: bool = False  # finished for good (no retry left): -k may print it
+    received: int = 0  # --line-buffer: stdout bytes seen
+    exitval: int = 0
+    signal: int = 0
+    partial: dict[int, bytes] = field(default_factory=dict)  # --line-buffer: fd -> unfinished line
+
+    @property
+    def failed(self) -> bool:
+        return self.exitval != 0 or self.signal != 0
+
+
+class Runner:
+    """Runs the jobs of one ``forklift run``; ``run()`` returns its summary."""
+
+    def __init__(
+        self,
+        template: Template,
+        inputs: Iterator[tuple[str, ...]],
+        options: RunOptions,
+        *,
+        on_progress: Callable[[RunSummary, int], None] | None = None,
+        write_out: Callable[[int, bytes], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.template = template
+        self.inputs = inputs
+        self.opt = options
+        self.on_progress = on_progress
+        self.write_out = write_out or _write_all
+        self.warn = warn or (lambda text: _write_all(2, f"forklift run: {text}\n".encode()))
+        self.summary = RunSummary()
+        self.run_id = f"{os.getpid()}-{time.time_ns()}"
+        self.env = dict(os.environ)
+        self.env[MARKER] = self.run_id
+        self.ep = select.epoll()
+        self.running: dict[int, _Job] = {}  # pidfd -> job
+        self.pipes: dict[int, _Job] = {}  # --line-buffer: read end -> job
+        self.free_slots = list(range(1, options.jobs + 1))
+        self.free_files: list[int] = []
+        self.retry_queue: deque[_Job] = deque()
+        self.deadlines: list[tuple[float, int, int]] = []  # (when, seq, attempt)
+        self.kills: list[tuple[float, int, int]] = []
+        self.order: deque[_Job] = deque()  # -k: jobs in input order, printed from the left
+        self.runtimes: list[float] = []  # successful runtimes, for --timeout N%
+        self.seq = 0
+        self.exhausted = False
+        self.stopping = False  # start no new jobs (halt soon, or all done)
+        self.halt_status: int | None = None
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
+        self.max_waiting = _fd_budget(options.jobs)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        t0 = time.monotonic()
+        guardian = Guardian(self.run_id)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        caught: list[int] = []
+        handlers = {
+            sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+        self.ep.register(wake_r, select.EPOLLIN)
+        try:
+            while self._step(caught, wake_r):
+                pass
+        finally:
+            self._kill_all()
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._close()
+            guardian.release()
+        self.summary.seconds = time.monotonic() - t0
+        self.summary.exit_status = self._exit_status()
+        return self.summary
+
+    def _step(self, caught: list[int], wake_r: int) -> bool:
+        """One turn of the loop: start what may start, wait, handle what happened."""
+        self._start_jobs()
+        if not self.running and (self.exhausted or self.stopping) and not self.retry_queue:
+            return False
+        for fd, _ in self.ep.poll(self._wait_time()):
+            if fd == wake_r:
+                _drain(wake_r)
+            elif fd in self.running:
+                self._reaped(self.running.pop(fd))
+            elif fd in self.pipes:
+                self._read_pipe(fd, self.pipes[fd])
+        self._expire(time.monotonic())
+        if caught:
+            self.summary.interrupted = caught[0]
+            self.stopping = True
+            self.retry_queue.clear()
+            return False
+        return True
+
+    def _wait_time(self) -> float:
+        nearest = min(
+            (q[0][0] for q in (self.deadlines, self.kills) if q),
+            default=None,
+        )
+        if nearest is None:
+            return -1
+        return max(0.0, nearest - time.monotonic())
+
+    # -- starting ------------------------------------------------------------------------
+
+    def _start_jobs(self) -> None:
+        while self.free_slots and not self.stopping and len(self.order) < self.max_waiting:
+            job = self._next_job()
+            if job is None:
+                return
+            self._spawn(job)
+
+    def _next_job(self) -> _Job | None:
+        if self.retry_queue:
+            return self.retry_queue.popleft()
+        while not self.exhausted:
+            try:
+                args = next(self.inputs)
+            except StopIteration:
+                self.exhausted = True
+                return None
+            self.seq += 1
+            if self.seq in self.opt.skip:
+                self.summary.skipped += 1
+                continue
+            return _Job(self.seq, args)
+        return None
+
+    def _spawn(self, job: _Job) -> None:
+        job.slot = heapq.heappop(self.free_slots)
+        job.attempt += 1
+        job.command = self.template.build(job.args, job.seq, job.slot)
+        env = self.env
+        env["PARALLEL_SEQ"] = str(job.seq)
+        env["PARALLEL_JOBSLOT"] = str(job.slot)
+        if self.opt.line_buffer:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            os.set_blocking(out_w, True)
+            os.set_blocking(err_w, True)
+            child_out, child_err = out_w, err_w
+        else:
+            job.out, job.err = self._file(), self._file()
+            child_out, child_err = job.out, job.err
+        job.start_wall = time.time()
+        job.start = time.monotonic()
+        try:
+            job.pid = os.posix_spawn(
+                self.opt.shell,
+                [self.opt.shell, "-c", job.command],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+                    (os.POSIX_SPAWN_DUP2, child_out, 1),
+                    (os.POSIX_SPAWN_DUP2, child_err, 2),
+                ],
+                setsid=True,
+            )
+        except OSError as exc:
+            raise RunError(f"cannot start {self.opt.shell!r}: {exc.strerror}") from None
+        finally:
+            if self.opt.line_buffer:
+                os.close(out_w)
+                os.close(err_w)
+        self.summary.started += 1 if job.attempt == 1 else 0
+        job.pidfd = os.pidfd_open(job.pid)
+        self.running[job.pidfd] = job
+        self.ep.register(job.pidfd, select.EPOLLIN)
+        if self.opt.line_buffer:
+            job.out, job.err = out_r, err_r
+            for fd in (out_r, err_r):
+                self.pipes[fd] = job
+                self.ep.register(fd, select.EPOLLIN)
+        if self.opt.keep_order and job.attempt == 1:
+            self.order.append(job)
+        timeout = self._timeout()
+        if timeout is not None:
+            heapq.heappush(self.deadlines, (job.start + timeout, job.seq, job.attempt))
+        if self.on_progress:
+            self.on_progress(self.summary, len(self.running))
+
+    def _timeout(self) -> float | None:
+        if self.opt.timeout_percent is not None:
+            if not self.runtimes:
+                return None  # as GNU parallel: no limit until a job has succeeded
+            median = self.runtimes[len(self.runtimes) // 2]
+            return median * self.opt.timeout_percent / 100
+        return self.opt.timeout
+
+    def _file(self) -> int:
+        if self.free_files:
+            return self.free_files.pop()
+        return _temp_file(self.opt.tmpdir)
+
+    # -- timeouts ------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        due = (self.deadlines and self.deadlines[0][0] <= now) or (self.kills and self.kills[0][0] <= now)
+        if not due:
+            return
+        by_seq = {job.seq: job for job in self.running.values()}
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, seq, attempt = heapq.heappop(self.deadlines)
+            job = by_seq.get(seq)
+            if job is not None and job.attempt == attempt and not job.timed_out:
+                job.timed_out = True
+                self._signal_group(job, signal.SIGTERM)
+                heapq.heappush(self.kills, (now + KILL_GRACE, seq, attempt))
+                self.warn(f"job {seq} timed out after {now - job.start:.2f} s: {job.command}")
+        while self.kills and self.kills[0][0] <= now:
+            _, seq, attempt = heapq.heappop(self.kills)
+            job = by_seq.get(seq)
+            if job is not None and job.attempt == attempt:
+                self._signal_group(job, signal.SIGKILL)
+
+    def _signal_group(self, job: _Job, sig: int) -> None:
+        try:
+            os.killpg(job.pid, sig)
+        except OSError:
+            pass
+
+    # -- a job ended -----------------------------------------------------------------------
+
+    def _reaped(self, job: _Job) -> None:
+        self.ep.unregister(job.pidfd)
+        os.close(job.pidfd)
+        _, status = os.waitpid(job.pid, 0)
+        job.end = time.monotonic()
+        if job.timed_out:
+            # GNU parallel's convention for a job it killed: Exitval -1, Signal of the kill.
+            job.exitval = -1
+            job.signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else signal.SIGTERM
+            self._signal_group(job, signal.SIGKILL)  # what the shell left behind in its group
+        elif os.WIFSIGNALED(status):
+            job.exitval, job.signal = 0, os.WTERMSIG(status)
+        else:
+            job.exitval, job.signal = os.WEXITSTATUS(status), 0
+        heapq.heappush(self.free_slots, job.slot)
+        if self.opt.line_buffer:
+            self._close_pipes(job)
+        if job.failed and job.attempt < self.opt.retries and not self.stopping:
+            self.summary.retried += 1
+            self._recycle(job)
+            job.timed_out = False
+            self.retry_queue.append(job)
+            return
+        self._finished(job)
+
+    def _finished(self, job: _Job) -> None:
+        if job.failed:
+            self.summary.failed += 1
+            self.summary.timed_out += job.timed_out
+        else:
+            self.summary.succeeded += 1
+            if self.opt.timeout_percent is not None:
+                _insort(self.runtimes, job.end - job.start)
+        job.done = True
+        if self.opt.keep_order:
+            while self.order and self.order[0].done:
+                self._emit(self.order.popleft())
+        else:
+            self._emit(job)
+        self._check_halt(job)
+        if self.on_progress:
+            self.on_progress(self.summary, len(self.running))
+
+    def _emit(self, job: _Job) -> None:
+        """Print a finished job's output, then log it: the order a resume relies on."""
+        receive = 0
+        if not self.opt.line_buffer:
+            receive = self._copy_out(job.out, 1, job)
+            self._copy_out(job.err, 2, job)
+            self._recycle(job)
+        else:
+            receive = job.received
+        if self.joblog:
+            self.joblog.write(
+                job.seq,
+                job.start_wall,
+                job.end - job.start,
+                receive,
+                job.exitval,
+                job.signal,
+                job.command,
+            )
+
+    def _copy_out(self, src: int, dst: int, job: _Job) -> int:
+        size = os.lseek(src, 0, os.SEEK_END)
+        if size == 0:
+            return 0
+        if self.opt.tag or self.write_out is not _write_all:
+            prefix = self._tag(job)
+            offset = 0
+            rest = b""
+            while offset < size:
+                chunk = os.pread(src, min(READ_SIZE * 16, size - offset), offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                rest = self._write_lines(dst, prefix, rest + chunk, final=offset >= size)
+            return size
+        _sendfile_all(dst, src, size)
+        return size
+
+    def _tag(self, job: _Job) -> bytes:
+        return os.fsencode(" ".join(job.args) + "\t") if self.opt.tag else b""
+
+    def _write_lines(self, dst: int, prefix: bytes, data: bytes, *, final: bool) -> bytes:
+        """Write the complete lines of ``data`` (each after ``prefix``); return the rest."""
+        if final:
+            lines, rest = data, b""
+        else:
+            cut = data.rfind(b"\n") + 1
+            lines, rest = data[:cut], data[cut:]
+            if len(rest) > LINE_BOUND:
+                lines, rest = data, b""
+        if lines:
+            if prefix:
+                parts = lines.split(b"\n")
+                tail = parts.pop()
+                lines = b"".join(prefix + p + b"\n" for p in parts) + (prefix + tail if tail else b"")
+            self.write_out(dst, lines)
+        return rest
+
+    def _recycle(self, job: _Job) -> None:
+        if self.opt.line_buffer:
+            return
+        for fd in (job.out, job.err):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            self.free_files.append(fd)
+        job.out = job.err = -1
+
+    # -- --line-buffer -------------------------------------------------------------------
+
+    def _read_pipe(self, fd: int, job: _Job) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        if not data:
+            self._flush_pipe(fd, job)
+            return
+        self._pipe_data(fd, job, data)
+
+    def _pipe_data(self, fd: int, job: _Job, data: bytes) -> None:
+        if fd == job.out:
+            job.received += len(data)
+        dst = 1 if fd == job.out else 2
+        job.partial[fd] = self._write_lines(dst, self._tag(job), job.partial.get(fd, b"") + data, final=False)
+
+    def _flush_pipe(self, fd: int, job: _Job) -> None:
+        rest = job.partial.pop(fd, b"")
+        if rest:
+            self._write_lines(1 if fd == job.out else 2, self._tag(job), rest, final=True)
+        self.ep.unregister(fd)
+        del self.pipes[fd]
+        os.close(fd)
+
+    def _close_pipes(self, job: _Job) -> None:
+        """The job exited: print what its pipes still hold, without waiting for EOF.
+
+        A background process the job left behind may hold the pipe open forever.
+        """
+        for fd in (job.out, job.err):
+            if fd not in self.pipes:
+                continue
+            while True:
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                self._pipe_data(fd, job, data)
+            self._flush_pipe(fd, job)
+
+    # -- halting -------------------------------------------------------------------------
+
+    def _check_halt(self, job: _Job) -> None:
+        halt = self.opt.halt
+        if halt is None or self.halt_status is not None:
+            return
+        s = self.summary
+        if halt.what == "fail":
+            if not job.failed:
+                return
+            self.warn(f"this job failed: {job.command}")
+            reached = s.failed
+        elif halt.what == "success":
+            if job.failed:
+                return
+            reached = s.succeeded
+        else:
+            reached = s.succeeded + s.failed
+        limit: float = halt.count
+        if halt.percent:
+            total = self.opt.total if self.opt.total is not None else s.started
+            limit = total * halt.percent / 100
+        if reached < limit:
+            return
+        if halt.what == "success":
+            status = 0
+        elif halt.percent:
+            status = math.ceil(s.failed * 100 / max(self.opt.total or s.started, 1))
+        elif halt.count == 1:
+            status = job.exitval or (job.signal + 128 if job.signal else 0)
+        else:
+            status = min(s.failed, 101)
+        self.halt_status = status & 0xFF if status >= 0 else 255
+        self.stopping = True
+        self.retry_queue.clear()
+        if halt.when == "now":
+            self._kill_all()
+        elif self.running:
+            self.warn(f"starting no more jobs; waiting for {len(self.running)} running job(s) to finish")
+
+    def _exit_status(self) -> int:
+        if self.summary.interrupted:
+            return 128 + self.summary.interrupted
+        if self.halt_status is not None:
+            return self.halt_status
+        halt = self.opt.halt
+        if halt is not None and halt.percent and halt.what != "success":
+            started = self.summary.started or 1
+            return math.ceil(self.summary.failed * 100 / started)
+        return min(self.summary.failed, 101)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _kill_all(self) -> None:
+        """Kill every running job's process group and reap it; its output is dropped, it is not logged."""
+        if not self.running:
+            return
+        jobs = list(self.running.values())
+        for job in jobs:
+            self._signal_group(job, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE
+        pending = {job.pidfd: job for job in jobs}
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for job in pending.values():
+                    self._signal_group(job, signal.SIGKILL)
+                remaining = 5.0
+            ready, _, _ = select.select(list(pending), [], [], remaining)
+            for fd in ready:
+                job = pending.pop(fd)
+                os.waitpid(job.pid, 0)
+                self._signal_group(job, signal.SIGKILL)
+        for job in jobs:
+            self.ep.unregister(job.pidfd)
+            os.close(job.pidfd)
+            del self.running[job.pidfd]
+            if self.opt.line_buffer:
+                for fd in (job.out, job.err):
+                    if fd in self.pipes:
+                        self.ep.unregister(fd)
+                        del self.pipes[fd]
+                        os.close(fd)
+            else:
+                self._recycle(job)
+            if job in self.order:
+                self.order.remove(job)
+        while self.order and self.order[0].done:
+            self._emit(self.order.popleft())
+
+    def _close(self) -> None:
+        for fd in self.free_files:
+            os.close(fd)
+        self.free_files.clear()
+        os.close(self.devnull)
+        self.ep.close()
+        if self.joblog:
+            self.joblog.close()
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (the shell cannot be started, ...)."""
+
+
+def _fd_budget(jobs: int) -> int:
+    """How many jobs may be in flight or waiting to print (-k) before starting stalls.
+
+    Each holds two descriptors; the soft limit is raised to the hard one first.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and hard != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return max(jobs, (soft - 64 - 3 * jobs) // 2)
+
+
+def _temp_file(tmpdir: str | None) -> int:
+    directory = tmpdir or os.environ.get("TMPDIR") or "/tmp"
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise RunError(f"cannot make a temporary file in {directory!r}: {exc.strerror}") from None
+    import tempfile
+
+    fd, path = tempfile.mkstemp(dir=directory)
+    os.unlink(path)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _sendfile_all(dst: int, src: int, size: int) -> None:
+    offset = 0
+    try:
+        while offset < size:
+            sent = os.sendfile(dst, src, offset, size - offset)
+            if sent == 0:
+                break
+            offset += sent
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
+            raise
+        while offset < size:  # an output sendfile cannot write to: copy by hand
+            chunk = os.pread(src, min(READ_SIZE * 16, size - offset), offset)
+            if not chunk:
+                break
+            _write_all(dst, chunk)
+            offset += len(chunk)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _insort(values: list[float], value: float) -> None:
+    import bisect
+
+    bisect.insort(values, value)

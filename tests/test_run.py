@@ -1,0 +1,268 @@
+"""``forklift run``: what GNU parallel does not promise, and what it must never do.
+
+Grouping under pressure, output that does not fit in memory, timeouts that fire
+on time and take the whole process group, interrupts (SIGINT and SIGKILL of
+forklift itself) followed by --resume, and bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from forklift._run.guardian import find_marked
+from forklift._run.template import Template, dirname, quote
+
+RUN = [sys.executable, "-m", "forklift", "run"]
+
+
+def run(*args: str, stdin: bytes = b"", timeout: float = 50, **kw) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*RUN, *args], input=stdin, capture_output=True, timeout=timeout, **kw)
+
+
+def joblog_rows(path) -> list[list[str]]:
+    lines = path.read_text().splitlines()
+    assert lines[0].split("\t") == [
+        "Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command",
+    ]  # fmt: skip
+    return [line.split("\t", 8) for line in lines[1:]]
+
+
+def survivors(tag: str) -> list[int]:
+    """Pids of live processes whose command line holds ``tag``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if tag.encode() in f.read():
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+# -- templates and quoting (pure functions) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("plain-a_b+c./d", "plain-a_b+c./d"),
+        ("a b", "'a b'"),
+        ("it's", "'it'\"'\"'s'"),
+        ("", "''"),
+        ("a\nb", "'a\nb'"),
+    ],
+)
+def test_quote(value, quoted):
+    assert quote(value) == quoted
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"), [("a", "."), ("/a", "/"), ("a/b/", "a"), ("a//b", "a"), ("/", "/"), ("", ".")]
+)
+def test_dirname_is_perls(path, expected):
+    assert dirname(path) == expected
+
+
+def test_template_appends_the_argument_when_it_has_no_field():
+    assert Template(["gzip", "-9"]).build(("a b",), 1, 1) == "gzip -9 'a b'"
+    assert Template(["echo", "{1}", "{-1}", "{3}"]).build(("x", "y"), 1, 1) == "echo x y "
+    assert Template([]).build(("echo hi",), 1, 1) == "echo hi"
+    assert Template(["echo", "a|b"], quote_command=True).build(("c",), 1, 1) == "echo 'a|b' c"
+
+
+def test_nasty_names_reach_the_command_as_one_argument_and_never_run(tmp_path):
+    names = ["a b", "it's", "x$HOME", "a;touch pwned", "$(touch pwned)", "`touch pwned`", "new\nline", "*"]
+    out = run("-k", "printf '<%s>\\n'", ":::", *names, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode() == "".join(f"<{n}>\n" for n in names)
+    assert not (tmp_path / "pwned").exists()
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def test_output_of_concurrent_jobs_is_never_interleaved():
+    script = "for i in 1 2 3 4 5 6 7 8 9 10; do echo job {} line $i; sleep 0.001; done"
+    out = run("-j4", script, ":::", *map(str, range(60)))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    assert len(lines) == 600
+    for start in range(0, 600, 10):
+        block = lines[start : start + 10]
+        job = block[0].split()[1]
+        assert block == [f"job {job} line {i}" for i in range(1, 11)]
+
+
+def test_stdout_then_stderr_of_each_job_and_tag():
+    out = run("-k", "--tag", "echo out; echo err >&2", ":::", "a", "b c")
+    assert out.stdout == b"a\tout\nb c\tout\n"  # the argument is appended to the last command
+    assert out.stderr == b"a\terr a\nb c\terr b c\n"
+
+
+def test_line_buffer_prints_lines_while_jobs_run():
+    out = run("-j2", "--line-buffer", "echo start{}; sleep 0.{}; echo end{}", ":::", "6", "1")
+    lines = out.stdout.decode().split()
+    assert sorted(lines[:2]) == ["start1", "start6"]  # both jobs printed before either ended
+    assert lines[2:] == ["end1", "end6"]
+
+
+def test_huge_output_is_not_held_in_memory(tmp_path):
+    """200 MB from one job pass through forklift without growing its memory."""
+    sink = tmp_path / "out"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(sink, "wb") as f:
+        command = [*RUN, "head -c 200000000 /dev/zero; true", ":::", "x"]
+        proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.PIPE, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    assert sink.stat().st_size == 200_000_000
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert max(before, peak_kib) < 120_000, f"forklift peaked at {peak_kib} KiB"
+
+
+# -- timeouts, interrupts, resume ---------------------------------------------------------------
+
+
+def test_timeout_fires_on_time_and_kills_the_whole_group(tmp_path):
+    log = tmp_path / "log"
+    tag = f"sleep 30.{os.getpid()}7"
+    t0 = time.monotonic()
+    out = run("--joblog", str(log), "--timeout", "0.3", f"{tag} & {tag}; wait #", ":::", "x")
+    elapsed = time.monotonic() - t0
+    assert out.returncode == 1
+    assert b"timed out" in out.stderr
+    (row,) = joblog_rows(log)
+    assert (row[6], row[7]) == ("-1", "15")
+    assert 0.3 <= float(row[3]) < 0.4, f"killed after {row[3]} s"
+    assert elapsed < 3
+    time.sleep(0.2)
+    assert survivors(tag) == []
+
+
+def test_retries_then_success(tmp_path):
+    counter = tmp_path / "n"
+    script = f"echo x >> {counter}; test $(wc -l < {counter}) -ge 3 #"
+    out = run("--retries", "5", script, ":::", "a")
+    assert out.returncode == 0, out.stderr
+    assert counter.read_text().count("x") == 3
+
+
+def test_command_not_found_is_the_jobs_exit_127(tmp_path):
+    log = tmp_path / "log"
+    out = run("--joblog", str(log), "no_such_command_forklift", ":::", "a")
+    assert out.returncode == 1
+    assert joblog_rows(log)[0][6] == "127"
+    assert b"Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_interrupted_run_resumes_without_rerunning_or_losing_jobs(how, tmp_path):
+    """Stop forklift half way; no job survives it; --resume finishes exactly the rest."""
+    log, ran = tmp_path / "log", tmp_path / "ran"
+    tag = f"30.{os.getpid()}{len(how)}"
+    # Jobs 1-6 end at once; 7 and 8 would run 30 s; 9-12 wait for a slot.
+    script = f"case {{}} in 7|8) sleep {tag};; esac; echo end {{}} >> {ran}"
+    args = ["-j2", "--joblog", str(log), script, ":::", *map(str, range(1, 13))]
+    proc = subprocess.Popen([*RUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while len(survivors(tag)) < 4 and time.monotonic() < deadline:  # two shells + two sleeps
+        time.sleep(0.05)
+    assert len(survivors(tag)) >= 2, "jobs 7 and 8 did not start"
+    proc.send_signal(getattr(signal, how))
+    proc.communicate(timeout=20)
+    assert proc.returncode == (130 if how == "SIGINT" else -9)
+    deadline = time.monotonic() + 5
+    while survivors(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(tag) == [], "a job outlived forklift"
+    done_first = {row[0] for row in joblog_rows(log)}
+    assert done_first == {str(i) for i in range(1, 7)}
+
+    # Rerun without the slow part: every job ends exactly once over both runs.
+    script_fast = f"echo end {{}} >> {ran}"
+    args = ["-j2", "--joblog", str(log), "--resume", script_fast, ":::", *map(str, range(1, 13))]
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    ends = sorted(int(line.split()[1]) for line in ran.read_text().splitlines())
+    assert ends == list(range(1, 13))
+    assert sorted(int(row[0]) for row in joblog_rows(log)) == list(range(1, 13))
+
+
+def test_guardian_finds_marked_processes_only():
+    assert find_marked("no-such-run-id") == []
+
+
+def test_keep_order_with_slow_first_job():
+    out = run("-k", "-j4", "sleep 0.{}; echo {}", ":::", "5", "0", "1", "0")
+    assert out.stdout == b"5\n0\n1\n0\n"
+
+
+def test_jobs_get_seq_and_slot():
+    out = run("-j3", "-k", "echo $PARALLEL_SEQ {#} {%} $PARALLEL_JOBSLOT", ":::", *"abcdefg")
+    rows = [line.split() for line in out.stdout.decode().splitlines()]
+    assert [r[0] for r in rows] == [r[1] for r in rows] == [str(i) for i in range(1, 8)]
+    assert all(r[2] == r[3] and 1 <= int(r[2]) <= 3 for r in rows)
+
+
+def test_jobs_option_forms():
+    cores = len(os.sched_getaffinity(0))
+    for jobs, expected in [("1", 1), ("0", None), ("50%", max(1, cores // 2)), ("+1", cores + 1)]:
+        out = run("-j", jobs, "--dry-run", "echo {%}", ":::", *map(str, range(40)))
+        slots = {int(line.split()[1]) for line in out.stdout.splitlines()}
+        if expected is not None:
+            assert max(slots) == expected
+
+
+def test_bar_always_draws_and_summarises():
+    out = run("--bar-always", "-j2", "true", ":::", *map(str, range(20)))
+    assert out.returncode == 0
+    assert re.search(rb"20 jobs in [0-9.]+ s.*20 succeeded, 0 failed", out.stderr)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-such-option", "echo", ":::", "a"], "unrecognized arguments: --no-such-option"),
+        (["echo", "::::", "/no/such/file"], "cannot read input file '/no/such/file'"),
+        (["", ":::", "a"], "the command is empty"),
+        (["-j", "many", "echo", ":::", "a"], "-j takes"),
+        (["--halt", "sometimes", "echo", ":::", "a"], "--halt takes"),
+        (["--timeout", "soon", "echo", ":::", "a"], "--timeout takes"),
+        (["--resume", "echo", ":::", "a"], "--resume needs --joblog"),
+        (["--retries", "0", "echo", ":::", "a"], "--retries must be at least 1"),
+        (["--colsep", "(", "echo", ":::", "a"], "not a valid regular expression"),
+        (["--shell", "/no/shell", "echo", ":::", "a"], "cannot be run"),
+        (["echo", "::::"], ":::: needs a file name"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_255(args, message):
+    out = run(*args)
+    assert out.returncode == 255
+    err = out.stderr.decode()
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_file_that_is_not_a_joblog_is_refused_not_overwritten(tmp_path):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("my notes\n")
+    out = run("--joblog", str(precious), "--resume", "echo", ":::", "a")
+    assert out.returncode == 255 and b"is not a joblog" in out.stderr
+    assert precious.read_text() == "my notes\n"
+
+
+def test_dry_run_runs_nothing(tmp_path):
+    out = run("--dry-run", "touch {}", ":::", "a", "b c", cwd=tmp_path)
+    assert out.stdout == b"touch a\ntouch 'b c'\n"
+    assert list(tmp_path.iterdir()) == []
