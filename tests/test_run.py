@@ -266,3 +266,8 @@ def test_dry_run_runs_nothing(tmp_path):
     out = run("--dry-run", "touch {}", ":::", "a", "b c", cwd=tmp_path)
     assert out.stdout == b"touch a\ntouch 'b c'\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_order_with_line_buffer_prints_job_by_job():
+    out = run("-k", "--line-buffer", "-j2", "echo a{}; sleep 0.{}; echo b{}", ":::", "4", "1")
+    assert out.stdout == b"a4\nb4\na1\nb1\n"

@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         retries=args.retries,
         halt=halt,
         keep_order=args.keep_order,
-        line_buffer=args.line_buffer,
+        line_buffer=args.line_buffer and not args.keep_order,  # -k prints job by job
         tag=args.tag,
         joblog=joblog,
         joblog_append=append,
