@@ -361,8 +361,9 @@ def test_cli_says_plainly_when_permission_is_denied(trees):
     tree = trees("ignore")
     code = (
         "import os, sys\n"
-        "from forklift.cli.main import main\n"
-        "import forklift.cli.kill, forklift.trees, psutil\n"
+        "from forklift.cli.main import build_parser, main\n"
+        "import forklift.cli.kill, forklift.trees, psutil, shutil\n"
+        "build_parser().format_help()  # argparse's own lazy imports, while /root is readable\n"
         "os.setgid(65534); os.setuid(65534)\n"
         f"sys.exit(main(['kill', '{tree.top.pid}']))\n"
     )
