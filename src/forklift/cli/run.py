@@ -149,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     jobs = parse_jobs(args.jobs)
     colsep = _regex(args.colsep) if args.colsep is not None else None
     inputs = Inputs(sources, null=args.null, colsep=colsep)
+    if any(s.path == "-" for s in inputs.sources) and sys.stdin.isatty() and not args.dry_run:
+        print("forklift run: reading arguments from the terminal (end with Ctrl-D)", file=sys.stderr)
     if args.retries < 1:
         raise UsageError(f"--retries must be at least 1, not {args.retries}")
     halt = parse_halt(args.halt) if args.halt else None
