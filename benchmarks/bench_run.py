@@ -18,7 +18,6 @@ its default shell ($SHELL, bash here).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,6 @@ from _common import (
     fmt_x,
     goals_table,
     header,
-    log,
     markdown_table,
     median,
     ratio,
