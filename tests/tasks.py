@@ -244,3 +244,12 @@ def slow_child_or_echo(x):
     if x == "slow":
         return subprocess.run([sys.executable, "-c", "import time; time.sleep(30)"]).returncode
     return x
+
+
+def logged_square(log_and_x):
+    """x * x, after appending x to a log file (which tasks ran, across processes and runs)."""
+    log, x = log_and_x
+    time.sleep(0.01)
+    with open(log, "a") as f:
+        f.write(f"{x}\n")
+    return x * x

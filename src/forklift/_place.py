@@ -8,6 +8,7 @@ iterator. The faces hold a place and never reach into the engine.
 from __future__ import annotations
 
 import operator
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -62,10 +63,16 @@ class LocalPlace:
         retries: int,
         timeout: float | None,
         progress: Any,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         self.retries = check_retries(retries)
         self.timeout = check_timeout(timeout)
         self.progress = progress
+        self.journal = None
+        if journal is not None:
+            from .journal import Journal
+
+            self.journal = Journal(journal)
         self.engine = Engine(
             processes,
             initializer=initializer,
@@ -73,6 +80,7 @@ class LocalPlace:
             start_method=start_method,
             max_tasks_per_child=max_tasks_per_child,
             max_memory=max_memory,
+            journal=self.journal,
         )
 
     @property
@@ -130,10 +138,25 @@ class LocalPlace:
         timeout: Any = _UNSET,
         retries: Any = _UNSET,
         progress: Any = _UNSET,
+        journal: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        force: bool = False,
     ) -> Job | None:
-        """Run ``fn`` over ``items``; ``on_done(ok, list_or_exception)`` once at the end."""
+        """Run ``fn`` over ``items``; ``on_done(ok, list_or_exception)`` once at the end.
+
+        With a journal (this call's, or the pool's), the call is recorded there; with
+        ``resume``, items whose results an earlier run of the same function over the
+        same inputs stored are not run again (see :mod:`forklift._resume`).
+        """
         check_callable(fn)
         self.engine.check_running()
+        if journal is not None or resume:
+            from ._resume import collect_journaled
+
+            return collect_journaled(
+                self, fn, items, mode, on_done, name=name, journal=journal, resume=resume, force=force,
+                chunksize=chunksize, timeout=timeout, retries=retries, progress=progress,
+            )  # fmt: skip
         if not items:
             on_done(True, [])
             return None

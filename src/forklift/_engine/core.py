@@ -51,7 +51,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _config
 from .._checks import whole
@@ -68,7 +68,13 @@ from ..errors import (
 from . import bulk
 from . import protocol as P
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
+from .recording import KINDS as _KINDS
+from .recording import WORKERS_EVERY, digest, record_chunk, record_task, refresh_workers
+from .recording import signature as journal_signature
 from .supervise import WorkerHandle, get_context
+
+if TYPE_CHECKING:
+    from ..journal import Journal
 
 _WAKE, _CONN, _SENTINEL = range(3)
 
@@ -105,8 +111,11 @@ class Engine:
         start_method: str | None = None,
         max_tasks_per_child: int | None = None,
         max_memory: int | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.processes = _check_processes(processes)
+        self.journal = journal  # records every call of this pool (see journal.py)
+        self._journal_next = 0.0  # when the workers table is due for a refresh
         self.max_tasks_per_child = whole("max_tasks_per_child", max_tasks_per_child, minimum=1)
         self.max_memory = whole("max_memory", max_memory, minimum=1)
         if initializer is not None and not callable(initializer):
@@ -275,7 +284,7 @@ class Engine:
                 self._dispatch()
                 if self._closing and not self._open and self._retire_all():
                     break
-                self._wait(self._check_timeouts())
+                self._wait(self._journal_workers(self._check_timeouts()))
         except BaseException as exc:  # a bug in forklift: fail loudly, never hang
             err = BrokenPoolError(f"forklift's scheduler failed: {type(exc).__name__}: {exc}")
             err.__cause__ = exc
@@ -283,6 +292,20 @@ class Engine:
         finally:
             self._started.set()
             self._shutdown()
+
+    def _journal_workers(self, timeout: float | None) -> float | None:
+        """Refresh the journal's workers table now and then; returns the wait to use."""
+        journal = self.journal
+        if journal is None:
+            journal = next((j.journal.journal for j in self._open if j.journal is not None), None)
+            if journal is None:
+                return timeout
+        now = time.monotonic()
+        if now >= self._journal_next:
+            self._journal_next = now + WORKERS_EVERY
+            refresh_workers(journal, self._workers)
+        wait = self._journal_next - now
+        return wait if timeout is None else min(timeout, wait)
 
     def _wait(self, timeout: float | None) -> None:
         for key, _ in self._selector.select(timeout):
@@ -319,6 +342,14 @@ class Engine:
                 self._learned.pop(self._func_ids.popitem(last=False)[1], None)
         job.func_id = fid
         job.chunker.seed(self._learned.get(fid))  # a repeated call starts at full speed
+        if job.journal is None and self.journal is not None:
+            job.journal = self.journal.begin(
+                _KINDS.get(type(job).__name__, "map"),
+                job.name,
+                journal_signature(job.fn_blob, job.mode),
+                workers=self.processes,
+                total=job.total,
+            )
         self._open.add(job)
         self._enqueue(job)
         self._check_done(job)
@@ -362,6 +393,10 @@ class Engine:
     def _check_done(self, job: Job) -> None:
         if job.done and job in self._open:
             self._open.discard(job)
+            if job.journal is not None:  # first: finishing may close a per-call journal
+                refresh_workers(job.journal.journal, self._workers)
+                status = "failed" if job.journal.failures else "cancelled" if job.cancelled else "done"
+                job.journal.finish(status)
             job.finish()
             if job.memo is not None:
                 self._segments.unmemo(job.memo)
@@ -461,7 +496,12 @@ class Engine:
                 forget = (w.funcs.popitem(last=False)[0],)
         else:
             w.funcs.move_to_end(job.func_id)
-        w.held.append(Chunk(seq, job, piece.start, piece.items, piece.attempts, shipped))
+        chunk = Chunk(seq, job, piece.start, piece.items, piece.attempts, shipped)
+        if job.journal is not None:
+            chunk.sent = time.time()
+            if not shipped:
+                chunk.digest = digest(payload)
+        w.held.append(chunk)
         job.inflight += len(piece.items)
         fields = (seq, job.func_id, blob, forget, job.mode, job.timeout is not None, bulk.wire(shipped))
         try:
@@ -517,7 +557,7 @@ class Engine:
         return chunk
 
     def _on_result(self, w: WorkerHandle, fields: tuple[Any, ...], payload: bytes | None) -> None:
-        seq, elapsed, rss, kept, result_bulk = fields
+        seq, elapsed, rss, kept, result_bulk, began = fields
         chunk = self._take_held(w, seq)
         if chunk.shipped:  # the worker is done with the argument segments
             self._segments.done(chunk.shipped, kept)
@@ -557,6 +597,8 @@ class Engine:
         errors = None
         if records:
             errors = {i: self._rebuild(job, chunk.start + i, r) for i, r in records.items()}
+        if job.journal is not None:
+            record_chunk(job, chunk, w.pid, began, elapsed, values, errors, None if result_bulk else payload)
         self._deliver(job, chunk.start, values, errors)
 
     def _on_result_dropped(self, w: WorkerHandle) -> Callable[[Any], None]:
@@ -744,6 +786,8 @@ class Engine:
         """The item that was running when its worker died: retry it, or fail it."""
         if job.cancelled:
             return
+        if job.journal is not None:
+            record_task(job, index, attempts, w, exitcode, final=attempts > job.retries)
         if attempts <= job.retries:
             self._counts["retries"] += 1
             job.requeue(index, [item], attempts)
@@ -810,6 +854,8 @@ class Engine:
 
     def _shutdown(self) -> None:
         self._stop = True
+        if self.journal is not None:
+            refresh_workers(self.journal, self._workers, state="gone")
         for w in list(self._workers):
             if not w.exit_sent:
                 w.kill("shutdown")
@@ -824,6 +870,8 @@ class Engine:
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
         _live_engines.discard(self)
+        if self.journal is not None:
+            self.journal.close_quietly()
         # Whatever was queued before the wake pipe closed is refused, not left hanging.
         self._run_commands_after_stop()
 

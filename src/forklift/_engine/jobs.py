@@ -30,6 +30,7 @@ from .. import _config
 from ..errors import SerializationError
 
 if TYPE_CHECKING:
+    from ..journal import JournalRun
     from ..progress import ProgressHandle
     from .bulk import Memo, Shipped
     from .core import Engine
@@ -66,7 +67,7 @@ class Slab:
 class Chunk:
     """Items in flight to one worker, as one message; ``shipped``: its argument segments."""
 
-    __slots__ = ("attempts", "items", "job", "seq", "shipped", "start")
+    __slots__ = ("attempts", "digest", "items", "job", "sent", "seq", "shipped", "start")
 
     def __init__(
         self, seq: int, job: Job, start: int, items: list[Any], attempts: int, shipped: Shipped
@@ -77,6 +78,8 @@ class Chunk:
         self.items = items
         self.attempts = attempts
         self.shipped = shipped
+        self.digest: bytes | None = None  # journal: of the pickled inputs, when all in-band
+        self.sent = 0.0  # journal: time.time() when sent
 
 
 class Chunker:
@@ -175,6 +178,8 @@ class Job:
         self.closed_input = True  # False while a stream may still feed items
         self.progress: ProgressHandle | None = None
         self.memo: Memo | None = None  # set by the scheduler for jobs with a fixed input
+        self.journal: JournalRun | None = None  # records this call's chunks and notable tasks
+        self.journal_index: list[int] | None = None  # job index -> the journal's (resumed maps)
 
     # -- scheduler side -------------------------------------------------
     def take(self, limit: int) -> Slab:

@@ -13,7 +13,9 @@ Parent -> worker
                                                the caller holds them until FREE
     FREE   (token,)                            that result segment is no longer mapped: reuse it
 Worker -> parent
-    RESULT (seq, elapsed_s, rss_bytes, kept, bulk)  + blob of (results, errors | None)
+    RESULT (seq, elapsed_s, rss_bytes, kept, bulk, began)  + blob of (results, errors | None)
+                                               began: the worker's time.time() when it started
+                                               the chunk (for the journal)
     READY  (pid,)                              the initializer ran; tasks may follow
     BADARGS (seq, "function" | "arguments", error_record)   would not unpickle
     INITFAIL (error_record,)                   the pool's initializer raised

@@ -177,6 +177,7 @@ class _Worker:
         if isinstance(fn, tuple):
             P.send(self.conn, P.BADARGS, (seq, "function", fn))
             return
+        began = time.time()
         started = time.perf_counter()
         try:
             args, maps = bulk.loads(payload, arg_bulk, private=True)
@@ -194,7 +195,7 @@ class _Worker:
         kept = bulk.unmap(maps)
         if shipped:
             self.outgoing.hold(seq, shipped)
-        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss(), kept, bulk.wire(shipped)), blob)
+        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss(), kept, bulk.wire(shipped), began), blob)
         slot[P.SLOT_IDX] = P.PHASE_IDLE
 
     def function(

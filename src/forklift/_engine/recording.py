@@ -1,0 +1,145 @@
+"""What the scheduler tells a job's journal (see forklift/journal.py), kept out of core.py.
+
+Called on the scheduler thread only; each call queues rows for the journal's
+writer thread and returns at once. Nothing here imports sqlite3: a pool that
+does not journal pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import _serialize
+from ..errors import describe_exit
+
+if TYPE_CHECKING:
+    from .jobs import Chunk, Job
+    from .supervise import WorkerHandle
+
+KINDS = {"CollectJob": "map", "StreamJob": "imap", "SubmitJob": "submit"}
+WORKERS_EVERY = 0.5  # seconds between refreshes of the journal's workers table
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def signature(fn_blob: bytes, mode: int) -> str:
+    """What decides a call's results besides its inputs: the pickled function and the call mode."""
+    return f"{digest(fn_blob).hex()}:{mode}"
+
+
+def inputs_digest(items: list[Any]) -> bytes:
+    """The digest a chunk of these items gets when sent in-band (resume compares them)."""
+    return digest(_serialize.dumps(items))
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def record_chunk(
+    job: Job,
+    chunk: Chunk,
+    pid: int,
+    began: float,
+    elapsed: float,
+    values: list[Any],
+    errors: dict[int, BaseException] | None,
+    payload: bytes | None,
+) -> None:
+    """A chunk's results arrived: one chunk row (or one per run of journal indices), failures as tasks."""
+    run = job.journal
+    assert run is not None
+    n = len(values)
+    attempt = chunk.attempts + 1
+    step = elapsed / n if n else 0.0
+    index = job.journal_index
+    if index is None:
+        run.chunk(
+            chunk.start, n, attempt, pid, began, began + elapsed, sorted(errors or ()), chunk.digest, payload
+        )
+    else:  # a resumed map runs a subset: rows must name the inputs' own indices
+        mapped = [index[chunk.start + i] for i in range(n)]
+        for first, last in _runs(mapped):
+            part = range(first, last + 1)
+            failed = [i - first for i in part if errors and i in errors]
+            vals = [values[i] for i in part]
+            results = None if failed else _serialize.dumps((vals, None))
+            run.chunk(
+                mapped[first],
+                len(part),
+                attempt,
+                pid,
+                began + step * first,
+                began + step * (first + len(part)),
+                failed,
+                inputs_digest([chunk.items[i] for i in part]),
+                results,
+            )
+    for i, exc in (errors or {}).items():
+        run.task(
+            _journal_index(job, chunk.start + i),
+            "failed",
+            attempt=attempt,
+            worker=pid,
+            began=began + step * i,
+            ended=began + step * (i + 1),
+            error=describe(exc),
+        )
+
+
+def record_task(
+    job: Job, index: int, attempts: int, w: WorkerHandle, exitcode: int | None, *, final: bool
+) -> None:
+    """The task running when its worker died or overran its timeout."""
+    run = job.journal
+    assert run is not None
+    _, _, start_ns = w.read_slot()
+    now = time.time()
+    began = now - (time.monotonic_ns() - start_ns) / 1e9 if start_ns > 0 else None
+    if w.kill_reason == "timeout":
+        status, error = "timeout", f"ran longer than its timeout of {job.timeout:g} s"
+    else:
+        status, error = "lost", f"worker {w.pid} {describe_exit(exitcode)}"
+    run.task(
+        _journal_index(job, index),
+        status if final else "retried",
+        attempt=attempts,
+        worker=w.pid,
+        began=began,
+        ended=now,
+        error=error if final else f"{error}; retried",
+    )
+
+
+def refresh_workers(journal: Any, workers: list[WorkerHandle], state: str | None = None) -> None:
+    """One row per worker: what it runs now, how many tasks it has done."""
+    from ..journal import WORKER_SQL, worker_row
+
+    for w in workers:
+        chunk = w.held[0] if w.held else None
+        run = chunk.job.journal.run if chunk is not None and chunk.job.journal is not None else None
+        task = None
+        if chunk is not None:
+            seq, idx, _ = w.read_slot()
+            task = _journal_index(chunk.job, chunk.start + (idx if seq == chunk.seq and idx >= 0 else 0))
+        now = state or ("busy" if chunk else "idle")
+        journal.add(WORKER_SQL, worker_row(w.pid, run, now, task, w.tasks_done))
+
+
+def _journal_index(job: Job, index: int) -> int:
+    return job.journal_index[index] if job.journal_index is not None else index
+
+
+def _runs(mapped: list[int]) -> list[tuple[int, int]]:
+    """Offsets ``(first, last)`` of the stretches where ``mapped`` counts up by one."""
+    out: list[tuple[int, int]] = []
+    for offset, value in enumerate(mapped):
+        if out and value == mapped[offset - 1] + 1:
+            out[-1] = (out[-1][0], offset)
+        else:
+            out.append((offset, offset))
+    return out

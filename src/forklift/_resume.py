@@ -1,0 +1,140 @@
+"""A journaled ``map``, and resuming one: run only what no earlier run finished.
+
+``pool.map(fn, items, journal="run.db", resume=True)``:
+
+1. The call's signature is the digest of the pickled function and the call mode
+   (``map`` vs ``starmap``); its size is ``len(items)``.
+2. The journal's earlier runs with that signature and size give chunks of
+   stored results. Each chunk carries the digest of its pickled inputs; the
+   same items are pickled again here and compared, so a journal of *other*
+   inputs is never taken for this one. A mismatch, or a journal whose runs are
+   all of another function or size, is refused with :class:`JournalError`
+   unless ``force=True`` (which then recomputes what does not match).
+3. The items not covered run as one job whose rows name the inputs' own
+   indices (``job.journal_index``), so the next resume finds them too; the
+   final list merges stored and new results in input order.
+
+Results come back from the journal unpickled with ``pickle``: resume only
+journals you trust, as you would only unpickle data you trust.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._engine.core import _pickle_function
+from ._engine.jobs import CollectJob, Job
+from ._engine.recording import inputs_digest, signature
+from .journal import Journal, JournalError, load_results, other_signatures, stored_chunks
+
+if TYPE_CHECKING:
+    from ._place import LocalPlace
+
+
+def collect_journaled(
+    place: LocalPlace,
+    fn: Callable[..., Any],
+    items: list[Any],
+    mode: int,
+    on_done: Callable[[bool, Any], None],
+    *,
+    name: str,
+    journal: str | os.PathLike[str] | None,
+    resume: bool,
+    force: bool,
+    chunksize: Any,
+    timeout: Any,
+    retries: Any,
+    progress: Any,
+) -> Job | None:
+    from ._place import check_chunksize, fn_name
+
+    owned = None
+    if journal is not None and not _same_file(place.journal, journal):
+        owned = Journal(journal)
+    target = owned or place.journal
+    if target is None:
+        raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
+    try:
+        label = f"{name}({fn_name(fn)})"
+        sig = signature(_pickle_function(fn, label), mode)
+        known = _stored_results(target, sig, items, label, force) if resume else {}
+        missing = [i for i in range(len(items)) if i not in known]
+        if not missing:
+            on_done(True, [known[i] for i in range(len(items))])
+            if owned is not None:
+                owned.close()
+            return None
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
+
+    def finish(ok: bool, value: Any) -> None:
+        if owned is not None:
+            owned.close_quietly()
+        if ok and known:
+            merged = [known.get(i) for i in range(len(items))]
+            for i, v in zip(missing, value):
+                merged[i] = v
+            value = merged
+        on_done(ok, value)
+
+    job = CollectJob(
+        fn,
+        mode,
+        [items[i] for i in missing] if known else items,
+        finish,
+        name=label,
+        chunksize=check_chunksize(chunksize),
+        **place._options(timeout, retries),
+    )
+    job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
+    if known:
+        job.journal_index = missing
+    place._start(job, progress, len(missing))
+    return job
+
+
+def _stored_results(journal: Journal, sig: str, items: list[Any], label: str, force: bool) -> dict[int, Any]:
+    """Results an earlier run stored for these very inputs, by index."""
+    with journal._lock:
+        runs, chunks = stored_chunks(journal.conn, sig, len(items))
+        others = other_signatures(journal.conn, "map") if not runs else []
+    if not runs:
+        if others and not force:
+            names = ", ".join(sorted({f"{n} over {t} inputs" for n, _, t in others}))
+            raise JournalError(
+                f"the journal {journal.path!r} holds no run of {label} over {len(items)} inputs to resume"
+                f" (it has: {names}); pass force=True to run everything and record it there anyway"
+            )
+        return {}
+    known: dict[int, Any] = {}
+    for chunk in chunks:
+        span = range(chunk.start, chunk.start + chunk.n)
+        if chunk.start + chunk.n > len(items) or any(i in known for i in span):
+            continue
+        if (
+            chunk.inputs is not None
+            and inputs_digest(items[chunk.start : chunk.start + chunk.n]) != chunk.inputs
+        ):
+            if force:
+                continue
+            raise JournalError(
+                f"the journal {journal.path!r} stored results of {label} for other inputs at"
+                f" {chunk.start}..{chunk.start + chunk.n - 1}; pass force=True to recompute those"
+            )
+        for i, value in zip(span, load_results(chunk.results, chunk.n)):
+            known[i] = value
+    return known
+
+
+def _same_file(journal: Journal | None, path: str | os.PathLike[str]) -> bool:
+    if journal is None:
+        return False
+    try:
+        return os.path.samefile(journal.path, path)
+    except OSError:
+        return False
