@@ -275,3 +275,32 @@ def test_dry_run_runs_nothing(tmp_path):
 def test_keep_order_with_line_buffer_prints_job_by_job():
     out = run("-k", "--line-buffer", "-j2", "echo a{}; sleep 0.{}; echo b{}", ":::", "4", "1")
     assert out.stdout == b"a4\nb4\na1\nb1\n"
+
+
+def test_journal_records_every_job_and_attempt(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "run.db"
+    out = run(
+        "-j2", "--journal", str(db), "--retries", "2", "echo {}; exit $(({} % 2))", ":::", "1", "2", "3"
+    )
+    assert out.returncode == 2
+    with sqlite3.connect(db) as conn:
+        (name, kind, status), *_ = conn.execute("SELECT name, kind, status FROM runs")
+        got = sorted(conn.execute("SELECT idx, attempt, status, exit_code, output_bytes FROM task_rows"))
+    assert (kind, status) == ("run", "failed") and name.startswith("echo {}")
+    assert got == [
+        (1, 1, "retried", 1, None),
+        (1, 2, "failed", 1, 2),
+        (2, 1, "done", 0, 2),
+        (3, 1, "retried", 1, None),
+        (3, 2, "failed", 1, 2),
+    ]
+
+
+def test_journal_that_is_not_one_is_refused(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_text("my notes\n")
+    out = run("--journal", str(bad), "true", ":::", "1")
+    assert out.returncode == 255 and b"not a usable journal" in out.stderr
+    assert bad.read_text() == "my notes\n"

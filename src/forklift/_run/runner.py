@@ -40,10 +40,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from .._engine.recording import digest
 from .guardian import MARKER, Guardian
 from .joblog import Joblog
 from .template import Template
+
+if TYPE_CHECKING:
+    from ..journal import Journal, JournalRun
 
 __all__ = ["Halt", "JobRecord", "RunOptions", "RunSummary", "Runner"]
 
@@ -75,6 +80,7 @@ class RunOptions:
     tag: bool = False
     joblog: str | None = None
     joblog_append: bool = False
+    journal: str | None = None  # SQLite journal (forklift.journal): one task row per job
     skip: frozenset[int] = frozenset()
     total: int | None = None  # known when the inputs were read up front (for the bar)
     tmpdir: str | None = None
@@ -170,6 +176,16 @@ class Runner:
         self.halt_status: int | None = None
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
+        self.journal: Journal | None = None
+        self.journal_run: JournalRun | None = None
+        if options.journal:
+            from ..journal import Journal
+
+            self.journal = Journal(options.journal)
+            text = " ".join(template.words) or "{}"
+            self.journal_run = self.journal.begin(
+                "run", text, digest(text.encode()).hex(), workers=options.jobs, total=options.total
+            )
         self.max_waiting = _fd_budget(options.jobs)
 
     # -- the loop ------------------------------------------------------------------------
@@ -368,6 +384,8 @@ class Runner:
         if self.opt.line_buffer:
             self._close_pipes(job)
         if job.failed and job.attempt < self.opt.retries and not self.stopping:
+            if self.journal_run is not None:
+                self._journal(job, "retried", None)
             self.summary.retried += 1
             self._recycle(job)
             job.timed_out = False
@@ -395,13 +413,16 @@ class Runner:
 
     def _emit(self, job: _Job) -> None:
         """Print a finished job's output, then log it: the order a resume relies on."""
-        receive = 0
+        receive = errors = 0
         if not self.opt.line_buffer:
             receive = self._copy_out(job.out, 1, job)
-            self._copy_out(job.err, 2, job)
+            errors = self._copy_out(job.err, 2, job)
             self._recycle(job)
         else:
             receive = job.received
+        if self.journal_run is not None:
+            status = "timeout" if job.timed_out else "failed" if job.failed else "done"
+            self._journal(job, status, receive + errors if not self.opt.line_buffer else None)
         if self.joblog:
             self.joblog.write(
                 job.seq,
@@ -412,6 +433,28 @@ class Runner:
                 job.signal,
                 job.command,
             )
+
+    def _journal(self, job: _Job, status: str, output_bytes: int | None) -> None:
+        assert self.journal_run is not None
+        error = None
+        if job.timed_out:
+            error = "timed out"
+        elif job.signal:
+            error = f"killed by signal {job.signal}"
+        elif job.exitval:
+            error = f"exit status {job.exitval}"
+        self.journal_run.task(
+            job.seq,
+            status,
+            attempt=job.attempt,
+            worker=job.slot,  # the lane of a forklift run is its job slot
+            began=job.start_wall,
+            ended=job.start_wall + (job.end - job.start),
+            error=error,
+            exit_code=job.exitval,
+            output_bytes=output_bytes,
+            command=job.command,
+        )
 
     def _copy_out(self, src: int, dst: int, job: _Job) -> int:
         size = os.lseek(src, 0, os.SEEK_END)
@@ -602,6 +645,11 @@ class Runner:
         self.ep.close()
         if self.joblog:
             self.joblog.close()
+        if self.journal is not None:
+            if self.journal_run is not None:
+                s = self.summary
+                self.journal_run.finish("interrupted" if s.interrupted else "failed" if s.failed else "done")
+            self.journal.close()
 
 
 class RunError(RuntimeError):

@@ -92,6 +92,7 @@ class Template:
         if words and not any(w.strip() for w in words):
             raise TemplateError("the command is empty")
         self.bare = not words
+        self.words = list(words)
         text = " ".join(quote(w) for w in words) if quote_command else " ".join(words)
         self.parts: list[str | Part] = []
         self.max_index = 0

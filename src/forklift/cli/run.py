@@ -100,6 +100,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="log each finished job to FILE in GNU parallel's format (+FILE appends)",
     )
     p.add_argument(
+        "--journal",
+        metavar="DB",
+        help="also record every job (times, slot, exit code, output size) in the SQLite journal DB,"
+        " for 'forklift report' (see docs/report.md)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="skip the jobs already in --joblog (same inputs and command as the interrupted run)",
@@ -131,9 +137,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..journal import JournalError  # here: sqlite3 is not every command's business
+
     try:
         return _run(args)
-    except (UsageError, InputError, TemplateError, JoblogError, RunError) as exc:
+    except (UsageError, InputError, TemplateError, JoblogError, RunError, JournalError) as exc:
         print(f"forklift run: {exc}", file=sys.stderr)
         return ERROR
 
@@ -189,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         skip=skip,
         total=None if total is None else total - len(skip),
         tmpdir=args.tmpdir,
+        journal=args.journal,
     )
     bar = _Bar(options.total) if shown_bar else None
     runner = Runner(
