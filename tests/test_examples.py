@@ -208,6 +208,11 @@ EXPECTED: dict[str, list[str]] = {
         "copied 12 files, all identical: True",
         "no partial files left: True",
     ],
+    "journal_timeline.py": [
+        "119 results, 1 error: ValueError('bad input 117')",
+        "journal: 120 tasks, 119 done, 1 failed, 1 retried",
+        "wrote timeline.html",
+    ],
     "kill_tree.py": [
         "kill_tree(pid) signalled the child and both grandchildren: True",
         "all gone: True",

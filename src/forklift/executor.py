@@ -13,6 +13,7 @@ and ``wait`` work. Unlike ``ProcessPoolExecutor``:
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -31,7 +32,8 @@ class Executor(concurrent.futures.Executor):
     ``Executor(max_workers=None, mp_context=None, initializer=None, initargs=())``
     as ``ProcessPoolExecutor``, plus keyword-only ``max_tasks_per_child``,
     ``retries``, ``timeout`` (per task, seconds), ``progress`` (for ``map``),
-    ``start_method`` and ``max_memory`` (see :class:`forklift.Pool`).
+    ``start_method`` and ``max_memory`` (see :class:`forklift.Pool`), and
+    ``journal`` to record every call in a SQLite journal (forklift.journal).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Executor(concurrent.futures.Executor):
         progress: bool | str = False,
         start_method: str | None = None,
         max_memory: int | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if start_method is None and mp_context is not None:
             start_method = mp_context.get_start_method()
@@ -60,6 +63,7 @@ class Executor(concurrent.futures.Executor):
             retries=retries,
             timeout=timeout,
             progress=progress,
+            journal=journal,
         )
         self._engine = self._place.engine
         self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()

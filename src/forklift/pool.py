@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -115,6 +116,11 @@ class Pool:
       not chunks) and ``max_memory`` (bytes of RSS): replace a worker after it.
 
     ``retries``, ``timeout`` and ``progress`` may also be given per call.
+
+    ``journal="run.db"`` records every call in a SQLite journal (see
+    :mod:`forklift.journal`; ``forklift report`` draws it); ``map`` and ``starmap``
+    also take ``journal=`` for one call and ``resume=True`` to skip the inputs an
+    earlier, interrupted run of the same call finished.
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class Pool:
         start_method: str | None = None,
         max_tasks_per_child: int | None = None,
         max_memory: int | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if start_method is None and context is not None:
             start_method = context.get_start_method()
@@ -144,6 +151,7 @@ class Pool:
             retries=retries,
             timeout=timeout,
             progress=progress,
+            journal=journal,
         )
         self._engine = self._place.engine
         self._finalizer = weakref.finalize(self, self._engine.close)
@@ -245,7 +253,7 @@ class Pool:
         items = iterable if isinstance(iterable, list) else list(iterable)
         result: AsyncResult[Any] = AsyncResult(callback, error_callback)
         result._job = self._place.collect(
-            func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options)
+            func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options, _MAP_OPTIONS)
         )
         return result
 
@@ -338,8 +346,11 @@ class Pool:
 _OPTION_NAMES = ("timeout", "retries", "progress")
 
 
-def _opts(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(_OPTION_NAMES)
+_MAP_OPTIONS = ("journal", "resume", "force")  # map and starmap only (see forklift._resume)
+
+
+def _opts(options: dict[str, Any], more: tuple[str, ...] = ()) -> dict[str, Any]:
+    unknown = set(options) - set(_OPTION_NAMES) - set(more)
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     return options

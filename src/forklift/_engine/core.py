@@ -769,7 +769,8 @@ class Engine:
             k = max(idx, 0) if n > 1 else 0
             job.requeue(chunk.start + k + 1, chunk.items[k + 1 :], chunk.attempts)
             phase = _PHASES.get(idx, "")
-            self._blame(w, job, chunk.start + k, chunk.items[k], chunk.attempts + 1, exitcode, phase)
+            attempts = chunk.attempts + 1
+            self._blame(w, job, chunk.start + k, chunk.items[k], attempts, exitcode, phase, chunk.sent)
             job.requeue(chunk.start, chunk.items[:k], chunk.attempts)
         self._enqueue(job)
 
@@ -782,12 +783,13 @@ class Engine:
         attempts: int,
         exitcode: int | None,
         phase: str,
+        sent: float = 0.0,
     ) -> None:
         """The item that was running when its worker died: retry it, or fail it."""
         if job.cancelled:
             return
         if job.journal is not None:
-            record_task(job, index, attempts, w, exitcode, final=attempts > job.retries)
+            record_task(job, index, attempts, w, exitcode, final=attempts > job.retries, sent=sent)
         if attempts <= job.retries:
             self._counts["retries"] += 1
             job.requeue(index, [item], attempts)

@@ -92,14 +92,25 @@ def record_chunk(
 
 
 def record_task(
-    job: Job, index: int, attempts: int, w: WorkerHandle, exitcode: int | None, *, final: bool
+    job: Job,
+    index: int,
+    attempts: int,
+    w: WorkerHandle,
+    exitcode: int | None,
+    *,
+    final: bool,
+    sent: float = 0.0,
 ) -> None:
-    """The task running when its worker died or overran its timeout."""
+    """The task running when its worker died or overran its timeout.
+
+    Its start is exact when the chunk was timed (the slot holds it); otherwise
+    the chunk's send time stands in (when it was journaled).
+    """
     run = job.journal
     assert run is not None
     _, _, start_ns = w.read_slot()
     now = time.time()
-    began = now - (time.monotonic_ns() - start_ns) / 1e9 if start_ns > 0 else None
+    began = now - (time.monotonic_ns() - start_ns) / 1e9 if start_ns > 0 else (sent or None)
     if w.kill_reason == "timeout":
         status, error = "timeout", f"ran longer than its timeout of {job.timeout:g} s"
     else:

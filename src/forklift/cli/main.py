@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo, kill, run
+from . import demo, kill, report, run
 
 # Order here is the order of `forklift --help`.
-COMMANDS = (demo, run, kill)
+COMMANDS = (demo, run, kill, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,134 @@
+"""The journal: what a pool records, resuming a map after SIGKILL, and refusing wrong files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import forklift
+from forklift.journal import Journal, JournalError
+
+from tasks import exit_on, fail_on, sleep_return, square
+
+
+def rows(db, sql, *args):
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute(sql, args))
+
+
+def test_pool_records_every_task_once(tmp_path):
+    db = tmp_path / "run.db"
+    with forklift.Pool(2, journal=db) as pool:
+        assert pool.map(square, range(500)) == [x * x for x in range(500)]
+        assert pool.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
+    runs = rows(db, "SELECT run, kind, name, total, status FROM runs ORDER BY run")
+    assert [r[1:] for r in runs] == [("map", "map(square)", 500, "done"), ("map", "starmap(pow)", 2, "done")]
+    done = rows(db, "SELECT idx, status, worker, began, ended FROM task_rows WHERE run = 1 ORDER BY idx")
+    assert [r[0] for r in done] == list(range(500)) and {r[1] for r in done} == {"done"}
+    workers = {r[2] for r in done}
+    assert workers <= {pid for (pid,) in rows(db, "SELECT pid FROM workers")}
+    assert all(r[3] <= r[4] for r in done)
+    t0, t1 = rows(db, "SELECT started, ended FROM runs WHERE run = 1")[0]
+    assert t0 - 1 <= min(r[3] for r in done) and max(r[4] for r in done) <= t1 + 1
+
+
+def test_failures_timeouts_and_lost_workers_get_their_own_rows(tmp_path):
+    db = tmp_path / "run.db"
+    with forklift.Pool(2, journal=db, retries=1, timeout=1.0) as pool:
+        with pytest.raises(ValueError):
+            pool.map(fail_on, [1, 2, 3], chunksize=1)  # raises for 3
+        with pytest.raises(forklift.WorkerLostError):
+            pool.map(exit_on, [3, 4], chunksize=1)  # its worker os._exit()s at 3
+        with pytest.raises(forklift.TaskTimeout):
+            pool.apply(sleep_return, (30, 1))
+    got = rows(db, "SELECT r.name, t.idx, t.attempt, t.status, t.error FROM tasks t JOIN runs r USING (run)")
+    by_status = {(name.split("(")[0], status) for name, _, _, status, _ in got}
+    assert ("map", "failed") in by_status
+    assert ("map", "retried") in by_status and ("map", "lost") in by_status  # retried once, then lost
+    assert ("apply", "retried") in by_status and ("apply", "timeout") in by_status
+    failed = [r for r in got if r[3] == "failed"]
+    assert failed[0][1] == 2 and "ValueError" in failed[0][4]
+    statuses = dict(rows(db, "SELECT name, status FROM runs"))
+    assert statuses["map(fail_on)"] == "failed"
+
+
+RESUMABLE = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    import forklift
+    from tasks import logged_square
+
+    if __name__ == "__main__":
+        with forklift.Pool(2) as pool:
+            out = pool.map(logged_square, [({log!r}, x) for x in range(200)], journal={db!r}, resume=True)
+        print(sum(out))
+    """
+)
+
+
+def test_resume_after_sigkill_of_the_parent(tmp_path):
+    """Kill the parent half way; the rerun recomputes nothing the journal holds, loses nothing."""
+    db, log = tmp_path / "run.db", tmp_path / "ran.log"
+    script = tmp_path / "job.py"
+    script.write_text(RESUMABLE.format(tests=os.path.dirname(__file__), log=str(log), db=str(db)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if rows(db, "SELECT count(*) FROM task_rows")[0][0] >= 60:
+                break
+        except sqlite3.OperationalError:
+            pass  # not created yet
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    recorded = {idx for (idx,) in rows(db, "SELECT idx FROM task_rows WHERE status = 'done'")}
+    assert 60 <= len(recorded) < 200, "the kill did not land half way"
+    first_run = log.read_text().split()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == sum(x * x for x in range(200))  # what a clean run gives
+    second_run = [int(x) for x in log.read_text().split()[len(first_run) :]]
+    assert not recorded & set(second_run), "a task the journal held ran again"
+    assert set(second_run) | recorded == set(range(200))
+
+
+def test_resume_skips_everything_stored_and_refuses_other_inputs(tmp_path):
+    db = tmp_path / "run.db"
+    with forklift.Pool(2) as pool:
+        assert pool.map(square, range(100), journal=db) == [x * x for x in range(100)]
+        runs_before = rows(db, "SELECT count(*) FROM runs")[0][0]
+        assert pool.map(square, range(100), journal=db, resume=True) == [x * x for x in range(100)]
+        assert rows(db, "SELECT count(*) FROM runs")[0][0] == runs_before  # nothing ran
+        with pytest.raises(JournalError, match="other inputs"):
+            pool.map(square, list(range(1, 101)), journal=db, resume=True)
+        assert pool.map(square, list(range(1, 101)), journal=db, resume=True, force=True)[0] == 1
+        with pytest.raises(JournalError, match="holds no run of map"):
+            pool.map(square, range(7), journal=db, resume=True)
+        with pytest.raises(ValueError, match="needs a journal"):
+            pool.map(square, range(3), resume=True)
+
+
+@pytest.mark.parametrize("content", [b"not a database at all\n" * 10, b""])
+def test_a_file_that_is_not_a_journal_is_refused_and_untouched(tmp_path, content):
+    path = tmp_path / "notes.db"
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    for target in ([path] if content else []) + [other]:
+        if target is path:
+            path.write_bytes(content)
+        before = target.read_bytes()
+        with pytest.raises(JournalError):
+            Journal(target)
+        with pytest.raises(JournalError):
+            forklift.Pool(1, journal=target)
+        assert target.read_bytes() == before
