@@ -1,89 +1,64 @@
-"""Tutorial: 分布式进程 > task_master.py (a master serves a task queue and a result queue).
+"""Tutorial: 分布式进程 > task_master.py (a master hands out tasks through a shared queue).
 
-The master puts ten numbers on a task queue served by a BaseManager and reads
-ten results; distributed_worker.py squares them. Run alone, this script starts
-distributed_worker.py itself as a subprocess and prints its output after its
-own. ``--serve-only`` (used by distributed_worker.py when that runs alone)
-prints ``ADDRESS host port`` first and waits for an outside worker; the key
-comes from EXAMPLE_MASTER_AUTHKEY (hex).
+The master puts ten numbers on a queue named "tasks" and reads ten results from
+"results"; distributed_worker.py squares them. The queues live in a Dask
+distributed scheduler (forklift's cluster place), so the master and the worker
+may be on different machines.
 
-forklift.managers.BaseManager is the stdlib API with safer defaults (127.0.0.1
-unless told otherwise; every connection authenticated before anything is
-unpickled, with a per-user key file when no authkey is given). The tutorial's design
-stays a toy, though: a worker that dies loses its task, and a master that
-restarts loses its queues. forklift plans a cluster place on Dask distributed
-for work across machines; it is not built yet (see docs/guide.md).
+- Run alone, the master starts an embedded local cluster (TLS, on 127.0.0.1)
+  and runs distributed_worker.py as a subprocess against it.
+- With FORKLIFT_ADDRESS / FORKLIFT_CREDENTIALS set (a cluster started with
+  ``forklift cluster scheduler`` / ``worker``), it uses that cluster instead.
+- ``--serve-only`` (used by distributed_worker.py when that runs alone) prints
+  ``ADDRESS ...`` and ``CREDENTIALS ...`` and waits for an outside worker.
 """
 
-# Fixes to the tutorial's code:
-# - register(..., callable=lambda: task_queue) -> module-level functions: the
-#   manager's server runs in a child process, and under spawn or forkserver a
-#   lambda cannot be pickled to it (the tutorial worked only with fork);
-# - address ('', 5000) listened on every interface with the key b'abc': anyone
-#   who reaches the port and guesses the key can run code in the master (managers
-#   unpickle what they receive). 127.0.0.1, a free port, a random key here;
-# - the tasks come from a seeded random.Random, so a run is repeatable;
-# - the manager is shut down even when reading a result fails (with block).
+# Fixes to the tutorial's design (BaseManager queues in the master's memory):
+# - a worker killed while holding a task lost it, and a master restart lost every
+#   queued task: here the work itself runs through Pool.apply on the cluster, where
+#   Dask re-runs a task whose worker died (so tasks must be idempotent);
+# - address ('', 5000) with the key b'abc' let anyone who guessed the key run code
+#   in the master: here every peer needs a certificate from the credentials
+#   directory (mutual TLS), made fresh in a temporary directory;
+# - the tasks come from a seeded random.Random, so a run is repeatable.
 
 import os
-import queue
 import random
-import secrets
 import subprocess
 import sys
+import tempfile
 
-from forklift.managers import BaseManager
+from forklift import ClusterQueue, Pool
+from forklift._cluster import make_credentials
 
-AUTHKEY_ENV = "EXAMPLE_MASTER_AUTHKEY"  # hex
-ADDRESS_ENV = "EXAMPLE_MASTER_ADDRESS"  # "host:port", for the worker
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distributed_worker.py")
 N_TASKS = 10
 
-task_queue: queue.Queue = queue.Queue()  # tasks for the workers
-result_queue: queue.Queue = queue.Queue()  # their results
 
-
-def get_task_queue() -> queue.Queue:
-    return task_queue
-
-
-def get_result_queue() -> queue.Queue:
-    return result_queue
-
-
-class QueueManager(BaseManager):
-    pass
-
-
-QueueManager.register("get_task_queue", callable=get_task_queue)
-QueueManager.register("get_result_queue", callable=get_result_queue)
-
-
-def start_worker(address: tuple[str, int], authkey: bytes) -> subprocess.Popen:
-    env = dict(os.environ, **{ADDRESS_ENV: f"{address[0]}:{address[1]}", AUTHKEY_ENV: authkey.hex()})
+def start_worker(address: str, credentials: str) -> subprocess.Popen:
+    env = dict(os.environ, FORKLIFT_ADDRESS=address, FORKLIFT_CREDENTIALS=credentials)
     return subprocess.Popen([sys.executable, WORKER], env=env, stdout=subprocess.PIPE, text=True)
 
 
-def main() -> None:
-    serve_only = "--serve-only" in sys.argv
-    authkey = bytes.fromhex(os.environ[AUTHKEY_ENV]) if serve_only else secrets.token_bytes(16)
-    with QueueManager(address=("127.0.0.1", 0), authkey=authkey) as manager:  # start()s the server
-        host, port = manager.address
-        if serve_only:
-            print(f"ADDRESS {host} {port}", flush=True)
-        # use the queues through the manager, never task_queue directly: the real
-        # queues live in the manager's server process
-        task = manager.get_task_queue()
-        result = manager.get_result_queue()
+def serve(address: str, credentials: str, serve_only: bool) -> None:
+    # processes=2 sizes the embedded cluster; an outside cluster has the workers it has
+    processes = 2 if address == "local" else None
+    with Pool(processes, address=address, credentials=credentials) as pool:
+        task = ClusterQueue("tasks", pool=pool)  # found by name by every process of the cluster
+        result = ClusterQueue("results", pool=pool)
         rng = random.Random(2024)
         for _ in range(N_TASKS):
             n = rng.randint(0, 10000)
             print(f"Put task {n}...")
             task.put(n)
-        worker = None if serve_only else start_worker(manager.address, authkey)
+        print(f"on the cluster at {pool.address}")
+        if serve_only:
+            print(f"ADDRESS {pool.address}")
+            print(f"CREDENTIALS {credentials}", flush=True)
+        worker = None if serve_only else start_worker(pool.address, credentials)
         print("Try get results...")
         for _ in range(N_TASKS):
-            r = result.get(timeout=10)
+            r = result.get(timeout=30)
             print(f"Result: {r}")
     if worker is not None:
         out, _ = worker.communicate(timeout=30)
@@ -92,5 +67,16 @@ def main() -> None:
     print("master exit.")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    serve_only = "--serve-only" in sys.argv
+    address = os.environ.get("FORKLIFT_ADDRESS") or "local"
+    credentials = os.environ.get("FORKLIFT_CREDENTIALS")
+    if credentials is not None:
+        serve(address, credentials, serve_only)
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # a private CA and certificates for this run
+        serve(address, str(make_credentials(os.path.join(tmp, "creds")).directory), serve_only)
+
+
+if __name__ == "__main__":  # the local cluster spawns its workers: the guard is required
     main()

@@ -190,12 +190,15 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "distributed_master.py": [
         "Put task 7701...",
+        Part("on the cluster at tls://127.0.0.1:"),
         *RESULT_LINES,
+        Part("worker| Connect to server tls://127.0.0.1:"),
         "worker| run task 7701 * 7701...",
         "worker| worker exit.",
         "master exit.",
     ],
     "distributed_worker.py": [
+        Part("Connect to server tls://127.0.0.1:"),
         "run task 7701 * 7701...",
         "worker exit.",
         "master| Put task 7701...",

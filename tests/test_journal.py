@@ -132,3 +132,8 @@ def test_a_file_that_is_not_a_journal_is_refused_and_untouched(tmp_path, content
         with pytest.raises(JournalError):
             forklift.Pool(1, journal=target)
         assert target.read_bytes() == before
+
+
+def test_journal_and_address_do_not_mix():
+    with pytest.raises(ValueError, match="local pools only"):
+        forklift.Pool(1, address="local", journal="x.db")

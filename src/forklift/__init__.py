@@ -7,7 +7,8 @@ The public face; implementation lives in private modules (see docs/architecture.
 - :class:`Process`, ``multiprocessing.Process`` with ``result()`` and ``kill_tree()``;
 - ``Queue``, ``Lock``, ``Event``, ``Value``... (the multiprocessing primitives, from
   :func:`get_context`), which can also be passed to Pool and Executor tasks;
-- the errors of :mod:`forklift.errors`; :func:`kill_tree` for process trees.
+- the errors of :mod:`forklift.errors`; :func:`kill_tree` for process trees;
+- ``ClusterQueue``, ``ClusterLock``... shared objects of a Dask cluster (docs/cluster.md).
 
 Names are imported on first use (as ``concurrent.futures`` does), so a worker
 process that imports only forklift's engine does not pay for the whole package.
@@ -27,6 +28,12 @@ _EXPORTS = {
     "Barrier": "context",
     "BoundedSemaphore": "context",
     "BrokenPoolError": "errors",
+    "ClusterError": "errors",
+    "ClusterEvent": "_cluster",
+    "ClusterLock": "_cluster",
+    "ClusterQueue": "_cluster",
+    "ClusterSemaphore": "_cluster",
+    "ClusterValue": "_cluster",
     "Condition": "context",
     "Event": "context",
     "Executor": "executor",
@@ -68,6 +75,12 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenPoolError",
+    "ClusterError",
+    "ClusterEvent",
+    "ClusterLock",
+    "ClusterQueue",
+    "ClusterSemaphore",
+    "ClusterValue",
     "Condition",
     "Event",
     "Executor",
@@ -118,6 +131,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ._cluster import ClusterEvent, ClusterLock, ClusterQueue, ClusterSemaphore, ClusterValue
     from ._engine.core import Statistics
     from .context import (
         Array,
@@ -143,6 +157,7 @@ if TYPE_CHECKING:
     from .errors import (
         AuthenticationError,
         BrokenPoolError,
+        ClusterError,
         ForkliftError,
         RemoteError,
         RemoteTraceback,

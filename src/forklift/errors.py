@@ -10,6 +10,7 @@ Each subclasses the standard library's closest exception, so code written for
     ├── RemoteError                                 a task's exception that could not be rebuilt
     ├── AuthenticationError  (also multiprocessing.AuthenticationError) a connection failed its handshake
     ├── SharingError         (also OSError)        a shared Queue, Lock, Value... whose owner is gone
+    ├── ClusterError         (also ConnectionError) the cluster is unreachable or has no workers
     └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
 
 A task's own exception is re-raised with its own type; the worker's traceback
@@ -27,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 __all__ = [
     "AuthenticationError",
     "BrokenPoolError",
+    "ClusterError",
     "ForkliftError",
     "RemoteError",
     "RemoteTraceback",
@@ -127,6 +129,16 @@ class SharingError(ForkliftError, OSError):
     forklift's Queue, Lock, Value... pickle by naming what their owner (the
     process that made them) holds; the owner must keep the object alive until
     the receivers have unpickled it. The message says what is gone.
+    """
+
+
+class ClusterError(ForkliftError, ConnectionError):
+    """A cluster Pool or Executor cannot run its tasks: the scheduler cannot be
+    reached, or no workers came for ``FORKLIFT_CLUSTER_WAIT`` seconds while tasks
+    waited (all of them died, or the scheduler restarted and none came back).
+
+    The message names the address and what to start. Wrong credentials raise
+    :class:`AuthenticationError` instead.
     """
 
 

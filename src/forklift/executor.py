@@ -33,6 +33,7 @@ class Executor(concurrent.futures.Executor):
     as ``ProcessPoolExecutor``, plus keyword-only ``max_tasks_per_child``,
     ``retries``, ``timeout`` (per task, seconds), ``progress`` (for ``map``),
     ``start_method`` and ``max_memory`` (see :class:`forklift.Pool`), and
+    ``address`` / ``credentials`` to run on a Dask cluster (docs/cluster.md), and
     ``journal`` to record every call in a SQLite journal (forklift.journal).
     """
 
@@ -49,22 +50,45 @@ class Executor(concurrent.futures.Executor):
         progress: bool | str = False,
         start_method: str | None = None,
         max_memory: int | None = None,
+        address: str | None = None,
+        credentials: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if start_method is None and mp_context is not None:
             start_method = mp_context.get_start_method()
-        self._place = LocalPlace(
-            max_workers,
-            initializer=initializer,
-            initargs=tuple(initargs),
-            start_method=start_method,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory=max_memory,
-            retries=retries,
-            timeout=timeout,
-            progress=progress,
-            journal=journal,
-        )
+        address = address or os.environ.get("FORKLIFT_ADDRESS") or None
+        if address is not None and journal is not None:
+            raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")
+        if address is not None:
+            from ._cluster.place import cluster_place
+
+            self._place: LocalPlace = cluster_place(
+                address,
+                credentials,
+                processes=max_workers,
+                local_only={
+                    "initializer": initializer,
+                    "max_tasks_per_child": max_tasks_per_child,
+                    "max_memory": max_memory,
+                    "start_method": start_method,
+                },
+                retries=retries,
+                timeout=timeout,
+                progress=progress,
+            )
+        else:
+            self._place = LocalPlace(
+                max_workers,
+                initializer=initializer,
+                initargs=tuple(initargs),
+                start_method=start_method,
+                max_tasks_per_child=max_tasks_per_child,
+                max_memory=max_memory,
+                retries=retries,
+                timeout=timeout,
+                progress=progress,
+                journal=journal,
+            )
         self._engine = self._place.engine
         self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, self._engine.close)
@@ -170,6 +194,11 @@ class Executor(concurrent.futures.Executor):
     @property
     def max_workers(self) -> int:
         return self._place.processes
+
+    @property
+    def address(self) -> str | None:
+        """The cluster's scheduler address (``tls://host:port``), or None on this machine."""
+        return getattr(self._place, "address", None)
 
     def worker_pids(self) -> list[int]:
         return self._engine.worker_pids()

@@ -121,6 +121,11 @@ class Pool:
     :mod:`forklift.journal`; ``forklift report`` draws it); ``map`` and ``starmap``
     also take ``journal=`` for one call and ``resume=True`` to skip the inputs an
     earlier, interrupted run of the same call finished.
+
+    ``address`` (or ``$FORKLIFT_ADDRESS``) runs the pool on a Dask cluster
+    instead: ``"tls://host:8786"`` with ``credentials`` (a directory made by
+    ``forklift cluster credentials``, or ``$FORKLIFT_CREDENTIALS``), or
+    ``"local"`` for an embedded local cluster. See docs/cluster.md.
     """
 
     def __init__(
@@ -137,22 +142,46 @@ class Pool:
         start_method: str | None = None,
         max_tasks_per_child: int | None = None,
         max_memory: int | None = None,
+        address: str | None = None,
+        credentials: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if start_method is None and context is not None:
             start_method = context.get_start_method()
-        self._place = LocalPlace(
-            processes,
-            initializer=initializer,
-            initargs=tuple(initargs),
-            start_method=start_method,
-            max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
-            max_memory=max_memory,
-            retries=retries,
-            timeout=timeout,
-            progress=progress,
-            journal=journal,
-        )
+        address = address or os.environ.get("FORKLIFT_ADDRESS") or None
+        if address is not None and journal is not None:
+            raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")
+        if address is not None:
+            from ._cluster.place import cluster_place
+
+            self._place: LocalPlace = cluster_place(
+                address,
+                credentials,
+                processes=processes,
+                local_only={
+                    "initializer": initializer,
+                    "maxtasksperchild": maxtasksperchild,
+                    "max_tasks_per_child": max_tasks_per_child,
+                    "max_memory": max_memory,
+                    "start_method": start_method,
+                },
+                retries=retries,
+                timeout=timeout,
+                progress=progress,
+            )
+        else:
+            self._place = LocalPlace(
+                processes,
+                initializer=initializer,
+                initargs=tuple(initargs),
+                start_method=start_method,
+                max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
+                max_memory=max_memory,
+                retries=retries,
+                timeout=timeout,
+                progress=progress,
+                journal=journal,
+            )
         self._engine = self._place.engine
         self._finalizer = weakref.finalize(self, self._engine.close)
 
@@ -326,6 +355,11 @@ class Pool:
     @property
     def start_method(self) -> str:
         return self._engine.start_method
+
+    @property
+    def address(self) -> str | None:
+        """The cluster's scheduler address (``tls://host:port``), or None on this machine."""
+        return getattr(self._place, "address", None)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers."""

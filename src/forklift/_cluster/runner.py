@@ -1,0 +1,164 @@
+"""What a Dask worker runs for forklift: one chunk of items per Dask task.
+
+The client sends ``run_chunk(fn_blob, payload, timeout, retries)``: the function
+pickled once (cloudpickle for ``__main__`` functions), the items pickled as one
+blob, so Dask never walks a list of 5,000 items looking for its own objects.
+The answer is one blob too: ``("ok", values, errors, seconds)`` (or ``("all", count, error)`` when
+nothing could run), where ``errors`` maps
+an item's position to an :data:`~forklift._serialize.ErrorRecord`, so one
+failing item fails only itself, as on the local engine.
+
+A chunk with a per-task ``timeout`` runs its items in a forklift Executor on
+this worker's machine (one process per Dask worker thread, started on first
+use): Dask cannot stop a running task, but forklift kills the process that
+overran, and the Dask worker goes on. That needs the Dask worker to be
+allowed children (``distributed.worker.daemon: False``, which ``forklift
+cluster worker`` and the embedded local cluster set).
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from .._engine.protocol import CALL_ONE, CALL_STAR
+from .._serialize import ErrorRecord, capture_exception, dumps, loads, serialization_error
+
+_FUNCS: OrderedDict[bytes, Any] = OrderedDict()  # fn_blob -> function, a few per worker process
+_FUNC_CACHE = 16
+_lock = threading.Lock()
+_executor: Any = None
+
+
+def run_chunk(fn_blob: bytes, mode: int, payload: bytes, timeout: float | None, retries: int) -> bytes:
+    """Run every item of the chunk; never raises for an item's own failure."""
+    try:
+        items: list[Any] = loads(payload)
+    except BaseException as exc:
+        err = serialization_error("the chunk's arguments would not unpickle", payload, exc)
+        return _all_failed(None, err)
+    try:
+        fn = _function(fn_blob)
+    except BaseException as exc:
+        err = serialization_error(
+            "the function would not unpickle on the worker (is its module installed there?)", fn_blob, exc
+        )
+        return _all_failed(len(items), err)
+    start = time.perf_counter()
+    if timeout is None:
+        values, errors = _run_here(fn, mode, items)
+    else:
+        values, errors = _run_timed(fn, mode, items, timeout, retries)
+    seconds = time.perf_counter() - start
+    return _answer(values, errors, seconds)
+
+
+def _function(fn_blob: bytes) -> Any:
+    with _lock:
+        found = _FUNCS.get(fn_blob)
+        if found is not None:
+            _FUNCS.move_to_end(fn_blob)
+            return found
+    found = loads(fn_blob)
+    with _lock:
+        _FUNCS[fn_blob] = found
+        while len(_FUNCS) > _FUNC_CACHE:
+            _FUNCS.popitem(last=False)
+    return found
+
+
+def _call(fn: Any, mode: int, item: Any) -> Any:
+    if mode == CALL_ONE:
+        return fn(item)
+    if mode == CALL_STAR:
+        return fn(*item)
+    args, kwargs = item
+    return fn(*args, **kwargs)
+
+
+def _run_here(fn: Any, mode: int, items: list[Any]) -> tuple[list[Any], dict[int, ErrorRecord]]:
+    values: list[Any] = []
+    errors: dict[int, ErrorRecord] = {}
+    if mode == CALL_ONE:
+        try:
+            values.extend(map(fn, items))  # the fast path: no Python loop per item
+            return values, errors
+        except Exception as exc:
+            errors[len(values)] = capture_exception(exc, exc.__traceback__)
+            values.append(None)
+    for item in items[len(values) :]:
+        try:
+            values.append(_call(fn, mode, item))
+        except Exception as exc:
+            errors[len(values)] = capture_exception(exc, exc.__traceback__)
+            values.append(None)
+    return values, errors
+
+
+def _run_timed(
+    fn: Any, mode: int, items: list[Any], timeout: float, retries: int
+) -> tuple[list[Any], dict[int, ErrorRecord]]:
+    executor = _local_executor().options(timeout=timeout, retries=retries)
+    futures = []
+    for item in items:
+        if mode == CALL_ONE:
+            futures.append(executor.submit(fn, item))
+        elif mode == CALL_STAR:
+            futures.append(executor.submit(fn, *item))
+        else:
+            futures.append(executor.submit(fn, *item[0], **item[1]))
+    values: list[Any] = []
+    errors: dict[int, ErrorRecord] = {}
+    for future in futures:
+        exc = future.exception()
+        if exc is None:
+            values.append(future.result())
+        else:
+            errors[len(values)] = capture_exception(exc, exc.__traceback__)
+            values.append(None)
+    return values, errors
+
+
+def _local_executor() -> Any:
+    """This worker process's forklift Executor for timed tasks (one process per Dask thread)."""
+    global _executor
+    with _lock:
+        if _executor is None:
+            from ..executor import Executor
+
+            threads = 1
+            try:
+                from distributed import get_worker
+
+                threads = max(1, get_worker().state.nthreads)
+            except Exception:
+                pass
+            _executor = Executor(threads)
+        return _executor
+
+
+def _answer(values: list[Any], errors: dict[int, ErrorRecord], seconds: float) -> bytes:
+    try:
+        return dumps(("ok", values, errors, seconds))
+    except Exception:
+        pass
+    # Some result would not pickle: find it, and fail only that item.
+    for i, value in enumerate(values):
+        if i in errors:
+            continue
+        try:
+            dumps(value)
+        except Exception as exc:
+            err = serialization_error("the result would not pickle", value, exc)
+            errors[i] = capture_exception(err, None)
+            values[i] = None
+    return dumps(("ok", values, errors, seconds))
+
+
+def _all_failed(count: int | None, exc: BaseException) -> bytes:
+    """Every item failed with ``exc`` (``count`` None: as many as the client sent)."""
+    record = capture_exception(exc, None)
+    return pickle.dumps(("all", count, record), 5)
