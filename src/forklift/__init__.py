@@ -8,7 +8,8 @@ The public face; implementation lives in private modules (see docs/architecture.
 - ``Queue``, ``Lock``, ``Event``, ``Value``... (the multiprocessing primitives, from
   :func:`get_context`), which can also be passed to Pool and Executor tasks;
 - the errors of :mod:`forklift.errors`; :func:`kill_tree` for process trees;
-- ``ClusterQueue``, ``ClusterLock``... shared objects of a Dask cluster (docs/cluster.md).
+- ``ClusterQueue``, ``ClusterLock``... shared objects of a Dask cluster (docs/cluster.md);
+- :func:`copy_tree`, the parallel, resumable copier behind ``forklift copy``.
 
 Names are imported on first use (as ``concurrent.futures`` does), so a worker
 process that imports only forklift's engine does not pay for the whole package.
@@ -35,6 +36,7 @@ _EXPORTS = {
     "ClusterSemaphore": "_cluster",
     "ClusterValue": "_cluster",
     "Condition": "context",
+    "CopyReport": "copier",
     "Event": "context",
     "Executor": "executor",
     "ForkliftError": "errors",
@@ -60,6 +62,7 @@ _EXPORTS = {
     "Value": "context",
     "WorkerLostError": "errors",
     "active_children": "context",
+    "copy_tree": "copier",
     "cpu_count": "context",
     "current_process": "context",
     "get_context": "context",
@@ -82,6 +85,7 @@ __all__ = [
     "ClusterSemaphore",
     "ClusterValue",
     "Condition",
+    "CopyReport",
     "Event",
     "Executor",
     "ForkliftError",
@@ -108,6 +112,7 @@ __all__ = [
     "WorkerLostError",
     "__version__",
     "active_children",
+    "copy_tree",
     "cpu_count",
     "current_process",
     "get_context",
@@ -154,6 +159,7 @@ if TYPE_CHECKING:
         get_context,
         parent_process,
     )
+    from .copier import CopyReport, copy_tree
     from .errors import (
         AuthenticationError,
         BrokenPoolError,

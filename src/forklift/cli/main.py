@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import cluster, demo, kill, report, run
+from . import cluster, copy, demo, kill, report, run
 
 # Order here is the order of `forklift --help`.
-COMMANDS = (demo, run, kill, report, cluster)
+COMMANDS = (demo, run, copy, kill, report, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:

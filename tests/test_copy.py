@@ -1,0 +1,404 @@
+"""``forklift copy`` and ``forklift.copy_tree``: real trees, real signals, real errors."""
+
+import hashlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from forklift import copier
+
+MTIME = 1_000_000_000_123_456_789  # ns: 2001-09-09, with a nanosecond part
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def snapshot(root):
+    """Everything a copy must keep: per path its type, mode, mtime_ns and content (or link target)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [".", *dirnames, *filenames] if dirpath == str(root) else [*dirnames, *filenames]:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            rel = os.path.relpath(path, root)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(path), st.st_mtime_ns)
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+            else:
+                out[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_size, digest(path))
+    return out
+
+
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def contents(root):
+    """Relative path -> sha256 of every regular file but temp files (metadata is not the point here)."""
+    out = {}
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path) and not copier.is_temp_name(name):
+                out[os.path.relpath(path, root)] = digest(path)
+    return out
+
+
+def temp_files(root):
+    return [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if copier.is_temp_name(n)]
+
+
+def write(path, data, mode=0o644, mtime=MTIME):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    os.utime(path, ns=(mtime, mtime))
+
+
+def make_tree(root):
+    """Files of several sizes and modes, odd names, symlinks, empty and read-only dirs."""
+    write(root / "a.txt", b"hello\n", 0o640)
+    write(root / "empty.bin", b"", 0o600)
+    write(root / "exe.sh", b"#!/bin/sh\necho hi\n", 0o755)
+    write(root / "with space é.txt", b"odd name\n")
+    write(root / "sub" / "deep" / "mid.bin", os.urandom(300_000))
+    for i in range(300):  # more than one batch
+        write(root / "many" / f"f{i:03d}", os.urandom(i * 13), mtime=MTIME + i)
+    write(root / "ro" / "inside.txt", b"in a read-only dir\n", 0o444)
+    os.makedirs(root / "empty_dir" / "nested_empty")
+    os.symlink("a.txt", root / "rel_link")
+    os.symlink("/nonexistent/target", root / "broken_link")
+    os.symlink("sub", root / "dir_link")
+    for d in ("many", "sub/deep", "sub", "empty_dir/nested_empty", "empty_dir"):
+        os.utime(root / d, ns=(MTIME, MTIME))
+    os.chmod(root / "ro", 0o555)
+    os.utime(root / "ro", ns=(MTIME, MTIME))
+
+
+def forklift_copy(*args, prefix=(), timeout=60):
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "forklift", "copy", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_output_ok(out):
+    assert "Traceback" not in out.stderr, out.stderr
+
+
+# -- identity and reruns -----------------------------------------------------------------------
+def test_tree_copy_is_identical(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_tree(src)
+    report = copier.copy_tree(src, dst, workers=2)
+    assert report.ok, report.errors
+    assert snapshot(dst) == snapshot(src)
+    assert os.path.islink(dst / "dir_link") and os.readlink(dst / "dir_link") == "sub"
+    assert report.files_copied == len([p for p, v in snapshot(src).items() if v[0] != "dir"])
+    assert report.dirs == 7  # the root, sub, sub/deep, many, ro, empty_dir, nested_empty
+    assert temp_files(dst) == []
+
+
+def test_owner_and_special_mode_bits_are_kept_as_root(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root can give files away")
+    src = tmp_path / "src"
+    write(src / "theirs.txt", b"owned by someone else")
+    write(src / "setuid", b"#!/bin/sh\n", 0o755)
+    os.chown(src / "theirs.txt", 12345, 54321)
+    os.chown(src / "setuid", 12345, 54321)
+    os.chmod(src / "setuid", 0o4755)  # after chown, which clears it
+    os.symlink("theirs.txt", src / "link")
+    os.chown(src / "link", 23456, 65432, follow_symlinks=False)
+    report = copier.copy_tree(src, tmp_path / "dst", workers=2)
+    assert report.ok, report.errors
+    for name in ("theirs.txt", "setuid", "link"):
+        a, b = os.lstat(src / name), os.lstat(tmp_path / "dst" / name)
+        assert (b.st_uid, b.st_gid, b.st_mode) == (a.st_uid, a.st_gid, a.st_mode), name
+
+
+def test_rerun_skips_unchanged_and_recopies_changed(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_tree(src)
+    n = sum(1 for v in snapshot(src).values() if v[0] != "dir")
+    first = forklift_copy(src, dst, "-j", "2")
+    assert first.returncode == 0, first.stderr
+    assert f"copied {n} files" in first.stdout
+
+    again = forklift_copy(src, dst)
+    assert again.returncode == 0, again.stderr
+    assert "copied 0 files" in again.stdout and f"skipped {n} up to date" in again.stdout
+
+    write(src / "many" / "f007", b"changed, and a new mtime")  # size and mtime differ
+    write(src / "a.txt", b"HELLO\n", 0o640)  # same size, same mtime: the quick check cannot see it
+    write(src / "new.txt", b"new file\n")
+    refresh = forklift_copy(src, dst)
+    assert refresh.returncode == 0, refresh.stderr
+    assert "copied 2 files" in refresh.stdout, refresh.stdout
+    assert (dst / "a.txt").read_bytes() == b"hello\n"  # what rsync's quick check does too
+
+    by_content = forklift_copy(src, dst, "--checksum")
+    assert by_content.returncode == 0, by_content.stderr
+    assert "copied 1 file " in by_content.stdout and f"skipped {n} up to date" in by_content.stdout
+    assert snapshot(dst) == snapshot(src)
+
+
+def test_rerun_never_nests_the_source(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "x.txt", b"x")
+    for _ in range(2):
+        out = forklift_copy(src, dst)
+        assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(dst)) == ["x.txt"]
+
+
+def test_several_sources_land_by_name(tmp_path):
+    write(tmp_path / "tree" / "t.txt", b"t")
+    write(tmp_path / "single.txt", b"s", 0o600)
+    os.symlink("single.txt", tmp_path / "alias")
+    dst = tmp_path / "out"  # made by the copy
+    out = forklift_copy(tmp_path / "tree", tmp_path / "single.txt", tmp_path / "alias", dst)
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(dst)) == ["alias", "single.txt", "tree"]
+    assert (dst / "tree" / "t.txt").read_bytes() == b"t"
+    assert stat.S_IMODE(os.stat(dst / "single.txt").st_mode) == 0o600
+    assert os.readlink(dst / "alias") == "single.txt"
+
+    write(tmp_path / "other" / "tree" / "u.txt", b"u")
+    clash = forklift_copy(tmp_path / "tree", tmp_path / "other" / "tree", tmp_path / "out2")
+    assert clash.returncode == 2 and "both be copied" in clash.stderr
+
+
+def test_single_file_to_new_name_and_into_directory(tmp_path):
+    write(tmp_path / "f.txt", b"data", 0o604)
+    assert forklift_copy(tmp_path / "f.txt", tmp_path / "g.txt").returncode == 0
+    os.mkdir(tmp_path / "d")
+    assert forklift_copy(tmp_path / "f.txt", tmp_path / "d").returncode == 0
+    for copy in (tmp_path / "g.txt", tmp_path / "d" / "f.txt"):
+        st = os.stat(copy)
+        assert copy.read_bytes() == b"data" and stat.S_IMODE(st.st_mode) == 0o604 and st.st_mtime_ns == MTIME
+
+
+def test_follow_symlinks_copies_targets_and_stops_at_loops(tmp_path):
+    src = tmp_path / "src"
+    write(src / "real" / "r.txt", b"r")
+    os.symlink("real", src / "dir_link")
+    os.symlink("real/r.txt", src / "file_link")
+    os.symlink("..", src / "real" / "loop")  # src/real/loop -> src: a cycle
+    report = copier.copy_tree(src, tmp_path / "dst", workers=2, follow_symlinks=True)
+    assert not os.path.islink(tmp_path / "dst" / "dir_link")
+    assert (tmp_path / "dst" / "dir_link" / "r.txt").read_bytes() == b"r"
+    assert (tmp_path / "dst" / "file_link").read_bytes() == b"r"
+    assert [e.message for e in report.errors] == ["symlink loop: a directory containing itself; skipped"] * 2
+
+
+def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "a.txt", b"a")
+    write(dst / ".a.txt.forklift-0badf00d.tmp", b"half")
+    write(dst / ".keep.forklift-notmine.tmp", b"not our pattern")
+    report = copier.copy_tree(src, dst, workers=1)
+    assert report.ok
+    assert sorted(os.listdir(dst)) == [".keep.forklift-notmine.tmp", "a.txt"]
+
+
+def test_big_file_is_split_into_ranges_and_identical(tmp_path, monkeypatch):
+    monkeypatch.setattr(copier, "SPLIT_BYTES", 1 << 20)
+    monkeypatch.setattr(copier, "RANGE_BYTES", 256 << 10)
+    splits = []
+    real_split = copier._Walker._split
+
+    def spy(self, src, *args):
+        splits.append(src)
+        return real_split(self, src, *args)
+
+    monkeypatch.setattr(copier._Walker, "_split", spy)
+    src = tmp_path / "src"
+    write(src / "big.bin", os.urandom(5 * (1 << 20) + 12_345), 0o640)
+    write(src / "small.bin", os.urandom(1000))
+    report = copier.copy_tree(src, tmp_path / "dst", workers=2, verify=True)
+    assert report.ok, report.errors
+    assert splits == [str(src / "big.bin")]  # 21 ranges
+    assert report.files_copied == 2 and report.bytes_copied == 5 * (1 << 20) + 12_345 + 1000
+    assert snapshot(tmp_path / "dst") == snapshot(src)
+
+
+def test_verify_fsync_and_progress_options(tmp_path, capsys):
+    src = tmp_path / "src"
+    make_tree(src)
+    report = copier.copy_tree(src, tmp_path / "dst", workers=2, verify=True, fsync=True, progress=True)
+    assert report.ok, report.errors
+    assert snapshot(tmp_path / "dst") == snapshot(src)
+
+
+# -- refusals and errors -----------------------------------------------------------------------
+def test_missing_source_and_destination_inside_source_exit_2(tmp_path):
+    write(tmp_path / "src" / "a", b"a")
+    missing = forklift_copy(tmp_path / "nope", tmp_path / "dst")
+    inside = forklift_copy(tmp_path / "src", tmp_path / "src" / "dst")
+    deeper = forklift_copy(tmp_path / "src", tmp_path / "src" / "sub" / "dst")
+    itself = forklift_copy(tmp_path / "src", tmp_path / "src")
+    for out, words in (
+        (missing, "No such file or directory"),
+        (inside, "into itself"),
+        (deeper, "into itself"),
+        (itself, "are the same"),
+    ):
+        assert out.returncode == 2, out
+        assert words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        cli_output_ok(out)
+    assert sorted(os.listdir(tmp_path)) == ["src"] and sorted(os.listdir(tmp_path / "src")) == ["a"]
+    with pytest.raises(copier.CopyUsageError):
+        copier.copy_tree(tmp_path / "nope", tmp_path / "dst")
+
+
+def test_bad_option_exits_2():
+    out = forklift_copy("-j", "0", "a", "b")
+    assert out.returncode == 2 and "at least 1" in out.stderr
+
+
+def _as_unprivileged():
+    """A command prefix under which chmod 000 really denies access (root normally bypasses it)."""
+    if os.geteuid() != 0:
+        return ()
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to drop root's CAP_DAC_OVERRIDE")
+    return ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+
+
+def test_unreadable_file_dir_and_fifo_are_reported_and_the_rest_copied(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "ok.txt", b"fine")
+    write(src / "secret.txt", b"no", 0o000)
+    write(src / "locked" / "inner.txt", b"hidden")
+    os.chmod(src / "locked", 0o000)
+    os.mkfifo(src / "pipe")
+    write(src / "zzz" / "after.txt", b"after the errors")
+    try:
+        out = forklift_copy(src, dst, "-j", "2", prefix=_as_unprivileged())
+    finally:
+        os.chmod(src / "locked", 0o755)
+    cli_output_ok(out)
+    assert out.returncode == 1, out
+    errors = [line for line in out.stderr.splitlines() if line.startswith("forklift copy: /")]
+    assert len(errors) == 3, out.stderr
+    assert any("secret.txt: cannot open: Permission denied" in e for e in errors)
+    assert any("locked: cannot read directory: Permission denied" in e for e in errors)
+    assert any("pipe: not copied: a FIFO" in e for e in errors)
+    assert "3 errors" in out.stderr
+    assert (dst / "ok.txt").read_bytes() == b"fine"
+    assert (dst / "zzz" / "after.txt").read_bytes() == b"after the errors"
+    assert not os.path.exists(dst / "secret.txt") and temp_files(dst) == []
+
+
+def test_disk_full_stops_cleanly(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small_fs"
+    os.mkdir(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        src = tmp_path / "src"
+        for i in range(12):
+            write(src / f"f{i:02d}.bin", os.urandom(700_000))
+        out = forklift_copy(src, mnt / "dst", "-j", "2")
+        cli_output_ok(out)
+        assert out.returncode == 1, out
+        assert "No space left on device" in out.stderr and "stopped" in out.stderr
+        assert temp_files(mnt) == []
+        copied = os.listdir(mnt / "dst")
+        assert 0 < len(copied) < 12
+        for name in copied:  # whatever has a final name is complete
+            assert digest(mnt / "dst" / name) == digest(src / name)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+# -- interruptions -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory):
+    """~190 MB: 6 files of 24 MB and 2,000 small ones; slow enough to interrupt half way."""
+    root = tmp_path_factory.mktemp("interrupt") / "src"
+    block = os.urandom(1 << 20)
+    for i in range(6):
+        write(root / "big" / f"b{i}.bin", b"%d" % i + block * 24)
+    for i in range(2000):
+        write(root / f"d{i % 20:02d}" / f"s{i:04d}", os.urandom(1000 + i))
+    return root
+
+
+def start_copy_and_wait_for_a_temp_file(src, dst):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forklift", "copy", "-q", "-j", "2", "--fsync", str(src), str(dst)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (os.path.isdir(dst) and temp_files(dst)):
+        assert proc.poll() is None, f"the copy ended before a temp file was seen: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no temp file appeared"
+        time.sleep(0.001)
+    return proc
+
+
+def wait_gone(pids, timeout=10):
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError(f"process {pid} still alive")
+
+
+def assert_no_partial_files(src, dst):
+    want = contents(src)
+    for rel, h in contents(dst).items():
+        assert want[rel] == h, f"{rel} carries a final name but differs from its source"
+
+
+def test_sigkill_then_rerun_is_byte_identical_with_no_temp_files(big_tree, tmp_path):
+    dst = tmp_path / "dst"
+    proc = start_copy_and_wait_for_a_temp_file(big_tree, dst)
+    workers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    proc.kill()
+    proc.wait()
+    wait_gone(workers)  # they die with their parent
+    assert contents(dst) != contents(big_tree), "the copy was not interrupted"
+    assert_no_partial_files(big_tree, dst)
+
+    out = forklift_copy(big_tree, dst, "-j", "2")
+    assert out.returncode == 0, out.stderr
+    assert contents(dst) == contents(big_tree)
+    assert temp_files(dst) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_removes_temp_files_and_exits_130(big_tree, tmp_path, sig):
+    dst = tmp_path / "dst"
+    proc = start_copy_and_wait_for_a_temp_file(big_tree, dst)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert temp_files(dst) == []
+    assert_no_partial_files(big_tree, dst)
