@@ -104,7 +104,7 @@ def test_resume_after_sigkill_of_the_parent(tmp_path):
 def test_resume_skips_everything_stored_and_refuses_other_inputs(tmp_path):
     db = tmp_path / "run.db"
     with forklift.Pool(2) as pool:
-        assert pool.map(square, range(100), journal=db) == [x * x for x in range(100)]
+        assert pool.map(square, range(100), journal=db, resume=True) == [x * x for x in range(100)]
         runs_before = rows(db, "SELECT count(*) FROM runs")[0][0]
         assert pool.map(square, range(100), journal=db, resume=True) == [x * x for x in range(100)]
         assert rows(db, "SELECT count(*) FROM runs")[0][0] == runs_before  # nothing ran
@@ -115,6 +115,20 @@ def test_resume_skips_everything_stored_and_refuses_other_inputs(tmp_path):
             pool.map(square, range(7), journal=db, resume=True)
         with pytest.raises(ValueError, match="needs a journal"):
             pool.map(square, range(3), resume=True)
+
+
+def test_results_are_kept_only_by_calls_that_resume(tmp_path):
+    db = tmp_path / "run.db"
+    with forklift.Pool(2, journal=db) as pool:
+        pool.map(square, range(50))  # a record only: no results, no input digests
+    assert rows(db, "SELECT count(*) FROM chunks WHERE results IS NOT NULL OR inputs IS NOT NULL") == [(0,)]
+    with forklift.Pool(2, journal=db, resume=True) as pool:  # every map resumes, so keeps them
+        assert pool.map(square, range(50)) == [x * x for x in range(50)]
+        assert pool.map(square, range(50)) == [x * x for x in range(50)]
+    kept = rows(db, "SELECT run, sum(n) FROM chunks WHERE results IS NOT NULL GROUP BY run")
+    assert kept == [(2, 50)]  # the second resumed call ran nothing
+    with pytest.raises(ValueError, match="needs a journal"):
+        forklift.Pool(1, resume=True)
 
 
 @pytest.mark.parametrize("content", [b"not a database at all\n" * 10, b""])

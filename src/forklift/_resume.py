@@ -92,6 +92,7 @@ def collect_journaled(
         **place._options(timeout, retries),
     )
     job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
+    job.journal.keep_results = resume  # the next resume needs them; a plain record does not
     if known:
         job.journal_index = missing
     place._start(job, progress, len(missing))
@@ -100,6 +101,7 @@ def collect_journaled(
 
 def _stored_results(journal: Journal, sig: str, items: list[Any], label: str, force: bool) -> dict[int, Any]:
     """Results an earlier run stored for these very inputs, by index."""
+    journal.flush()  # an earlier call of this process may still have rows queued
     with journal._lock:
         runs, chunks = stored_chunks(journal.conn, sig, len(items))
         others = other_signatures(journal.conn, "map") if not runs else []

@@ -46,6 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._engine.recording import Digest
 from .errors import ForkliftError
 
 __all__ = ["Journal", "JournalError", "JournalRun", "digest"]
@@ -211,6 +212,8 @@ class Journal:
                 return
             by_sql: dict[str, list[tuple[Any, ...]]] = {}
             for sql, row in rows:
+                if sql is _CHUNK_SQL:  # digest the inputs here, not on the scheduler thread
+                    row = tuple(x.value() if isinstance(x, Digest) else x for x in row)
                 by_sql.setdefault(sql, []).append(row)
             try:
                 self.conn.execute("BEGIN")
@@ -282,6 +285,9 @@ class JournalRun:
         self.journal = journal
         self.run = run
         self.failures = 0  # tasks that failed for good
+        # Keep each chunk's pickled results and a digest of its inputs, for resume. Off
+        # unless asked: on 200,000 tiny tasks that is ~1 MB of rows and ~10% of the time.
+        self.keep_results = False
 
     def chunk(
         self,
@@ -292,7 +298,7 @@ class JournalRun:
         began: float,
         ended: float,
         failed: Iterable[int] = (),
-        inputs: bytes | None = None,
+        inputs: bytes | Digest | None = None,
         results: bytes | None = None,
     ) -> None:
         failed_text = ",".join(map(str, failed)) or None
@@ -340,7 +346,9 @@ class JournalRun:
         self.journal.add(
             "UPDATE runs SET ended = ?, status = ? WHERE run = ?", (time.time(), status, self.run)
         )
-        self.journal.flush()
+        # The writer commits now, while the caller gets its results: a synchronous flush
+        # here cost a 200,000-task map ~5% (its results are ~1 MB of rows).
+        self.journal._wake.set()
 
 
 # -- reading ------------------------------------------------------------------------------

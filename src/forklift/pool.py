@@ -120,7 +120,9 @@ class Pool:
     ``journal="run.db"`` records every call in a SQLite journal (see
     :mod:`forklift.journal`; ``forklift report`` draws it); ``map`` and ``starmap``
     also take ``journal=`` for one call and ``resume=True`` to skip the inputs an
-    earlier, interrupted run of the same call finished.
+    earlier, interrupted run of the same call finished (``Pool(journal=...,
+    resume=True)`` makes that every map's default). Results are stored, for a
+    later resume, only by calls that resume.
 
     ``address`` (or ``$FORKLIFT_ADDRESS``) runs the pool on a Dask cluster
     instead: ``"tls://host:8786"`` with ``credentials`` (a directory made by
@@ -145,7 +147,11 @@ class Pool:
         address: str | None = None,
         credentials: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> None:
+        if resume and journal is None:
+            raise ValueError("resume=True needs a journal: Pool(journal='run.db', resume=True)")
+        self._resume = resume
         if start_method is None and context is not None:
             start_method = context.get_start_method()
         address = address or os.environ.get("FORKLIFT_ADDRESS") or None
@@ -280,6 +286,8 @@ class Pool:
         check_callable(func)
         self._engine.check_running()
         items = iterable if isinstance(iterable, list) else list(iterable)
+        if self._resume and "journal" not in options:
+            options.setdefault("resume", True)
         result: AsyncResult[Any] = AsyncResult(callback, error_callback)
         result._job = self._place.collect(
             func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options, _MAP_OPTIONS)

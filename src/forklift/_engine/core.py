@@ -69,7 +69,7 @@ from . import bulk
 from . import protocol as P
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .recording import KINDS as _KINDS
-from .recording import WORKERS_EVERY, digest, record_chunk, record_task, refresh_workers
+from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .recording import signature as journal_signature
 from .supervise import WorkerHandle, get_context
 
@@ -499,8 +499,8 @@ class Engine:
         chunk = Chunk(seq, job, piece.start, piece.items, piece.attempts, shipped)
         if job.journal is not None:
             chunk.sent = time.time()
-            if not shipped:
-                chunk.digest = digest(payload)
+            if job.journal.keep_results and not shipped:
+                chunk.inputs = payload  # digested by the journal's writer thread, off this one
         w.held.append(chunk)
         job.inflight += len(piece.items)
         fields = (seq, job.func_id, blob, forget, job.mode, job.timeout is not None, bulk.wire(shipped))

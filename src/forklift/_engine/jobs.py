@@ -67,7 +67,7 @@ class Slab:
 class Chunk:
     """Items in flight to one worker, as one message; ``shipped``: its argument segments."""
 
-    __slots__ = ("attempts", "digest", "items", "job", "sent", "seq", "shipped", "start")
+    __slots__ = ("attempts", "inputs", "items", "job", "sent", "seq", "shipped", "start")
 
     def __init__(
         self, seq: int, job: Job, start: int, items: list[Any], attempts: int, shipped: Shipped
@@ -78,7 +78,7 @@ class Chunk:
         self.items = items
         self.attempts = attempts
         self.shipped = shipped
-        self.digest: bytes | None = None  # journal: of the pickled inputs, when all in-band
+        self.inputs: bytes | None = None  # journal: the pickled inputs, when all in-band
         self.sent = 0.0  # journal: time.time() when sent
 
 

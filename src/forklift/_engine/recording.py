@@ -26,6 +26,18 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+class Digest:
+    """Bytes to be digested later, by the journal's writer thread (hashlib drops the GIL)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    def value(self) -> bytes | None:
+        return None if self.data is None else digest(self.data)
+
+
 def signature(fn_blob: bytes, mode: int) -> str:
     """What decides a call's results besides its inputs: the pickled function and the call mode."""
     return f"{digest(fn_blob).hex()}:{mode}"
@@ -57,9 +69,19 @@ def record_chunk(
     attempt = chunk.attempts + 1
     step = elapsed / n if n else 0.0
     index = job.journal_index
+    if not run.keep_results:
+        payload = None
     if index is None:
         run.chunk(
-            chunk.start, n, attempt, pid, began, began + elapsed, sorted(errors or ()), chunk.digest, payload
+            chunk.start,
+            n,
+            attempt,
+            pid,
+            began,
+            began + elapsed,
+            sorted(errors or ()),
+            Digest(chunk.inputs),
+            payload,
         )
     else:  # a resumed map runs a subset: rows must name the inputs' own indices
         mapped = [index[chunk.start + i] for i in range(n)]
@@ -76,7 +98,7 @@ def record_chunk(
                 began + step * first,
                 began + step * (first + len(part)),
                 failed,
-                inputs_digest([chunk.items[i] for i in part]),
+                Digest(_serialize.dumps([chunk.items[i] for i in part])),
                 results,
             )
     for i, exc in (errors or {}).items():
