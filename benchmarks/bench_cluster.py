@@ -1,4 +1,4 @@
-"""Figure (cluster): forklift's Pool on a Dask cluster against raw Client.map + gather, same cluster.
+"""Figure (i): forklift's Pool on a Dask cluster against raw Client.map + gather, same cluster.
 
 A real cluster on 127.0.0.1 with mutual TLS, started with forklift's own CLI
 (``forklift cluster scheduler`` + ``forklift cluster worker --procs 2``, one
@@ -266,7 +266,7 @@ def report(
         )
     return "\n".join(
         [
-            header("(cluster) forklift on Dask distributed vs raw Client.map, same cluster", command_line()),
+            header("(i) forklift on Dask distributed vs raw Client.map, same cluster", command_line()),
             table,
             "",
             *(f"* {n}" for n in notes),

@@ -1,4 +1,4 @@
-"""Figure (k): what a journal costs a pool, side by side in one run.
+"""Figure (j): what a journal costs a pool, side by side in one run.
 
 Two pools of 2 workers live for the whole run, one with ``journal=`` and one
 without; each case runs on both, round-robin, the call timed alone (pool start
@@ -101,7 +101,7 @@ def main() -> None:
             )
     text = "\n\n".join(
         [
-            header("(k) the journal's cost", command_line()),
+            header("(j) the journal's cost", command_line()),
             f"{args.n:,} tiny tasks `x*x`; 400 tasks of ~5 ms; median of {reps} rounds, seconds per call.",
             markdown_table(("case", "without", "with journal", "ratio"), rows, right=(1, 2, 3)),
             f"Journal file after the run: {size / 1e6:.1f} MB (WAL included).",

@@ -1,4 +1,4 @@
-"""Killing a process tree: forklift.kill_tree against the usual recipes, in one run.
+"""Figure (g): killing a process tree: forklift.kill_tree against the usual recipes, in one run.
 
 Trees come from tests/tree_spawner.py; each is fresh per trial and every
 process in it carries a marker variable (FORKLIFT_TREE_MARK) unique to the
@@ -316,7 +316,7 @@ def main() -> None:
         lambda s: f"{s['seconds'] * 1e3:.1f} ms, {s['members']} processes, {s['survivors']} left",
     )
     rows = summarize(runs)
-    print(header("Killing a process tree", command_line()))
+    print(header("(g) killing a process tree", command_line()))
     print(report(rows))
     write_json(args.json, "bench_kill_tree", args, {"rows": rows})
 
