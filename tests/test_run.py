@@ -304,3 +304,41 @@ def test_journal_that_is_not_one_is_refused(tmp_path):
     out = run("--journal", str(bad), "true", ":::", "1")
     assert out.returncode == 255 and b"not a usable journal" in out.stderr
     assert bad.read_text() == "my notes\n"
+
+
+needs_dask = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("distributed") is None, reason="needs forklift[cluster]"
+)
+
+
+@needs_dask
+def test_cluster_runs_the_same_jobs_with_the_same_output_and_log(tmp_path):
+    """--cluster local: an embedded Dask cluster runs the jobs; output, status and log as locally."""
+    script = "echo out {}; echo err {} >&2; exit $(({} % 3 == 0))"
+    local = run("-k", "--joblog", str(tmp_path / "local.log"), script, ":::", *"123456")
+    remote = run(
+        "-k", "--cluster", "local", "--joblog", str(tmp_path / "remote.log"), script, ":::", *"123456"
+    )
+    assert remote.returncode == local.returncode == 2
+    assert remote.stdout == local.stdout
+    assert sorted(remote.stderr.splitlines()) == sorted(local.stderr.splitlines())
+    rows = joblog_rows(tmp_path / "remote.log")
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 7)]
+    assert [(r[5], r[6]) for r in rows] == [(r[5], r[6]) for r in joblog_rows(tmp_path / "local.log")]
+    assert all(r[1] not in ("", ":") for r in rows)  # the Host column names the worker's machine
+
+
+@needs_dask
+def test_cluster_timeout_retries_and_halt():
+    out = run(
+        "--cluster", "local", "--timeout", "0.3", "--retries", "2", "sleep {}; echo {}", ":::", "5", "0"
+    )
+    assert out.returncode == 1 and out.stdout == b"0\n" and b"timed out" in out.stderr
+    out = run("--cluster", "local", "--halt", "now,fail=1", "exit {}", ":::", "7")
+    assert out.returncode == 7
+
+
+def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
+    monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
+    out = run("--cluster", "tls://127.0.0.1:9", "true", ":::", "1")
+    assert out.returncode == 255 and out.stderr.count(b"\n") == 1 and b"credentials" in out.stderr

@@ -35,10 +35,18 @@ class Joblog:
             os.write(self.fd, HEADER.encode())
 
     def write(
-        self, seq: int, start: float, runtime: float, receive: int, exitval: int, signal: int, command: str
+        self,
+        seq: int,
+        start: float,
+        runtime: float,
+        receive: int,
+        exitval: int,
+        signal: int,
+        command: str,
+        host: str = ":",
     ) -> None:
         command = command.replace("\n", "\0")  # as GNU parallel: one line per job
-        line = f"{seq}\t:\t{start:.3f}\t{runtime:10.3f}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n"
+        line = f"{seq}\t{host}\t{start:.3f}\t{runtime:10.3f}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n"
         os.write(self.fd, os.fsencode(line))
 
     def close(self) -> None:

@@ -550,53 +550,23 @@ class Runner:
     # -- halting -------------------------------------------------------------------------
 
     def _check_halt(self, job: _Job) -> None:
-        halt = self.opt.halt
-        if halt is None or self.halt_status is not None:
+        if self.opt.halt is None or self.halt_status is not None:
             return
-        s = self.summary
-        if halt.what == "fail":
-            if not job.failed:
-                return
+        if job.failed and self.opt.halt.what == "fail":
             self.warn(f"this job failed: {job.command}")
-            reached = s.failed
-        elif halt.what == "success":
-            if job.failed:
-                return
-            reached = s.succeeded
-        else:
-            reached = s.succeeded + s.failed
-        limit: float = halt.count
-        if halt.percent:
-            total = self.opt.total if self.opt.total is not None else s.started
-            limit = total * halt.percent / 100
-        if reached < limit:
+        status = halt_status(self.opt.halt, self.summary, self.opt.total, job.exitval, job.signal, job.failed)
+        if status is None:
             return
-        if halt.what == "success":
-            status = 0
-        elif halt.percent:
-            status = math.ceil(s.failed * 100 / max(self.opt.total or s.started, 1))
-        elif halt.count == 1:
-            status = job.exitval or (job.signal + 128 if job.signal else 0)
-        else:
-            status = min(s.failed, 101)
-        self.halt_status = status & 0xFF if status >= 0 else 255
+        self.halt_status = status
         self.stopping = True
         self.retry_queue.clear()
-        if halt.when == "now":
+        if self.opt.halt.when == "now":
             self._kill_all()
         elif self.running:
             self.warn(f"starting no more jobs; waiting for {len(self.running)} running job(s) to finish")
 
     def _exit_status(self) -> int:
-        if self.summary.interrupted:
-            return 128 + self.summary.interrupted
-        if self.halt_status is not None:
-            return self.halt_status
-        halt = self.opt.halt
-        if halt is not None and halt.percent and halt.what != "success":
-            started = self.summary.started or 1
-            return math.ceil(self.summary.failed * 100 / started)
-        return min(self.summary.failed, 101)
+        return exit_status(self.summary, self.opt.halt, self.halt_status)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -650,6 +620,47 @@ class Runner:
                 s = self.summary
                 self.journal_run.finish("interrupted" if s.interrupted else "failed" if s.failed else "done")
             self.journal.close()
+
+
+def halt_status(
+    halt: Halt, s: RunSummary, total: int | None, exitval: int, signal: int, failed: bool
+) -> int | None:
+    """GNU parallel's --halt rule, after a job ended: None to go on, else the exit status."""
+    if halt.what == "fail":
+        if not failed:
+            return None
+        reached = s.failed
+    elif halt.what == "success":
+        if failed:
+            return None
+        reached = s.succeeded
+    else:
+        reached = s.succeeded + s.failed
+    limit: float = halt.count
+    if halt.percent:
+        limit = (total if total is not None else s.started) * halt.percent / 100
+    if reached < limit:
+        return None
+    if halt.what == "success":
+        status = 0
+    elif halt.percent:
+        status = math.ceil(s.failed * 100 / max(total or s.started, 1))
+    elif halt.count == 1:
+        status = exitval or (signal + 128 if signal else 0)
+    else:
+        status = min(s.failed, 101)
+    return status & 0xFF if status >= 0 else 255
+
+
+def exit_status(s: RunSummary, halt: Halt | None, halted: int | None) -> int:
+    """GNU parallel's exit status: the halt's, else the failures counted (101 for more than 100)."""
+    if s.interrupted:
+        return 128 + s.interrupted
+    if halted is not None:
+        return halted
+    if halt is not None and halt.percent and halt.what != "success":
+        return math.ceil(s.failed * 100 / (s.started or 1))
+    return min(s.failed, 101)
 
 
 class RunError(RuntimeError):

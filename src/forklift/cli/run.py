@@ -132,6 +132,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="shell that runs each job with -c (default: $FORKLIFT_SHELL or /bin/sh)",
     )
     p.add_argument("--tmpdir", metavar="DIR", help="where grouped output is kept (default: $TMPDIR or /tmp)")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the jobs on a Dask cluster's workers instead (tls://host:8786, or 'local');"
+        " see docs/cluster.md. Jobs already running there finish even after Ctrl-C",
+    )
+    p.add_argument(
+        "--credentials",
+        metavar="DIR",
+        default=os.environ.get("FORKLIFT_CREDENTIALS"),
+        help="the cluster's credentials directory (default: $FORKLIFT_CREDENTIALS)",
+    )
     p.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=main)
 
@@ -199,6 +211,8 @@ def _run(args: argparse.Namespace) -> int:
         tmpdir=args.tmpdir,
         journal=args.journal,
     )
+    if args.cluster:
+        return _run_on_cluster(args, template, items, options)
     bar = _Bar(options.total) if shown_bar else None
     runner = Runner(
         template,
@@ -213,6 +227,29 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
+    if args.bar or args.bar_always:
+        print(_summary_line(summary), file=sys.stderr)
+    return summary.exit_status
+
+
+def _run_on_cluster(
+    args: argparse.Namespace, template: Template, items: Iterator[tuple[str, ...]], options: RunOptions
+) -> int:
+    from .._run.remote import run_on_cluster
+    from .._run.runner import _write_all
+    from ..errors import AuthenticationError, ClusterError
+
+    def warn(text: str) -> None:
+        print(f"forklift run: {text}", file=sys.stderr)
+
+    if args.line_buffer:
+        raise UsageError("--line-buffer does not apply with --cluster: a job's output comes back whole")
+    try:
+        summary = run_on_cluster(
+            template, items, options, args.cluster, args.credentials, write_out=_write_all, warn=warn
+        )
+    except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
+        raise RunError(f"the cluster {args.cluster!r}: {exc}") from None
     if args.bar or args.bar_always:
         print(_summary_line(summary), file=sys.stderr)
     return summary.exit_status

@@ -1,0 +1,226 @@
+"""``forklift run --cluster ADDRESS``: the same jobs, run by a Dask cluster's workers.
+
+Each job becomes one task of a cluster ``Pool`` (``forklift.Pool(address=...)``),
+which chunks short jobs and reschedules those of a worker that died. A task
+runs the command with ``sh -c`` in its own session on the worker's machine,
+enforces ``--timeout`` there (SIGTERM to the process group, SIGKILL 0.2 s later)
+and ``--retries``, and returns the exit status and the captured output; this
+process prints each job's output whole, writes the joblog (the Host column is
+the worker's host name) and the journal, and applies ``--halt``.
+
+Differences from a local run, all because the jobs are elsewhere: output is
+held in the worker's memory until the job ends (no spill to disk); ``-j``
+does not apply (the cluster's worker threads are the slots, ``{%}`` is 1); on
+Ctrl-C the jobs not yet started are cancelled, but a job already running on
+a worker runs to its end; and a job may run twice if its worker dies, so jobs
+should be idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .runner import KILL_GRACE, RunOptions, RunSummary, exit_status, halt_status
+from .template import Template
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    seq: int
+    args: tuple[str, ...]
+    command: str
+    shell: str
+    timeout: float | None
+    retries: int
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    seq: int
+    args: tuple[str, ...]
+    command: str
+    exitval: int
+    signal: int
+    out: bytes
+    err: bytes
+    start: float
+    runtime: float
+    host: str
+    attempts: int
+    timed_out: bool
+
+
+def run_remote_job(job: RemoteJob) -> RemoteResult:
+    """Run one job where this task runs (a cluster worker); retry it up to ``retries`` times."""
+    attempt = 0
+    while True:
+        attempt += 1
+        start = time.time()
+        proc = subprocess.Popen(
+            [job.shell, "-c", job.command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env={**os.environ, "PARALLEL_SEQ": str(job.seq), "PARALLEL_JOBSLOT": "1"},
+        )
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=job.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _killpg(proc.pid, signal.SIGTERM)
+            try:
+                out, err = proc.communicate(timeout=KILL_GRACE)
+            except subprocess.TimeoutExpired:
+                _killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+        _killpg(proc.pid, signal.SIGKILL)  # whatever the job left in its group
+        code = proc.returncode
+        exitval, sig = (code, 0) if code >= 0 else (0, -code)
+        if timed_out:
+            exitval, sig = -1, sig or signal.SIGTERM
+        failed = exitval != 0 or sig != 0
+        if not failed or attempt >= job.retries:
+            runtime = time.time() - start
+            host = socket.gethostname()
+            return RemoteResult(
+                job.seq,
+                job.args,
+                job.command,
+                exitval,
+                sig,
+                out,
+                err,
+                start,
+                runtime,
+                host,
+                attempt,
+                timed_out,
+            )
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        pass
+
+
+def run_on_cluster(
+    template: Template,
+    items: Iterator[tuple[str, ...]],
+    options: RunOptions,
+    address: str,
+    credentials: str | None,
+    *,
+    write_out: Callable[[int, bytes], None],
+    warn: Callable[[str], None],
+) -> RunSummary:
+    """Run every job on the cluster at ``address``; print, log and summarize here."""
+    from ..pool import Pool
+    from .joblog import Joblog
+
+    summary = RunSummary()
+    t0 = time.monotonic()
+    joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
+    journal, journal_run = _open_journal(template, options)
+
+    def jobs() -> Iterator[RemoteJob]:
+        for seq, args in enumerate(items, 1):
+            if seq in options.skip:
+                summary.skipped += 1
+                continue
+            command = template.build(args, seq, 1)
+            yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries)
+
+    halted: int | None = None
+    pool = Pool(address=address, credentials=credentials)
+    try:
+        results = (pool.imap if options.keep_order else pool.imap_unordered)(run_remote_job, jobs())
+        for result in results:
+            summary.started += 1
+            summary.retried += result.attempts - 1
+            failed = result.exitval != 0 or result.signal != 0
+            if failed:
+                summary.failed += 1
+                summary.timed_out += result.timed_out
+            else:
+                summary.succeeded += 1
+            if result.timed_out:
+                warn(f"job {result.seq} timed out after {options.timeout:g} s on {result.host}")
+            _print(result, options, write_out)
+            if joblog is not None:
+                joblog.write(
+                    result.seq, result.start, result.runtime, len(result.out), result.exitval,
+                    result.signal, result.command, host=result.host,
+                )  # fmt: skip
+            if journal_run is not None:
+                journal_run.task(
+                    result.seq,
+                    "timeout" if result.timed_out else "failed" if failed else "done",
+                    attempt=result.attempts,
+                    began=result.start,
+                    ended=result.start + result.runtime,
+                    exit_code=result.exitval,
+                    output_bytes=len(result.out) + len(result.err),
+                )
+            if options.halt is not None and halted is None:
+                halted = halt_status(
+                    options.halt, summary, options.total, result.exitval, result.signal, failed
+                )
+                if halted is not None:
+                    if failed:
+                        warn(f"this job failed: {result.command}")
+                    break
+    except KeyboardInterrupt:
+        summary.interrupted = signal.SIGINT
+        pool.terminate()
+    finally:
+        pool.terminate() if halted is not None else pool.close()
+        pool.join()
+        if joblog is not None:
+            joblog.close()
+        if journal is not None and journal_run is not None:
+            journal_run.finish(
+                "interrupted" if summary.interrupted else "failed" if summary.failed else "done"
+            )
+            journal.close()
+    summary.seconds = time.monotonic() - t0
+    summary.exit_status = exit_status(summary, options.halt, halted)
+    return summary
+
+
+def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, bytes], None]) -> None:
+    """The job's stdout, then its stderr, whole (each line tagged with --tag)."""
+    for fd, data in ((1, result.out), (2, result.err)):
+        if not data:
+            continue
+        if options.tag:
+            prefix = os.fsencode(" ".join(result.args) + "\t")
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            data = b"".join(prefix + line + b"\n" for line in lines) + (prefix + tail if tail else b"")
+        write_out(fd, data)
+
+
+def _open_journal(template: Template, options: RunOptions) -> tuple[Any, Any]:
+    if not options.journal:
+        return None, None
+    from .._engine.recording import digest
+    from ..journal import Journal
+
+    journal = Journal(options.journal)
+    text = " ".join(template.words) or "{}"
+    run = journal.begin("run", text, digest(text.encode()).hex(), workers=None, total=options.total)
+    return journal, run
+
+
+__all__ = ["RemoteJob", "RemoteResult", "run_on_cluster", "run_remote_job"]
