@@ -151,3 +151,17 @@ def test_a_file_that_is_not_a_journal_is_refused_and_untouched(tmp_path, content
 def test_journal_and_address_do_not_mix():
     with pytest.raises(ValueError, match="local pools only"):
         forklift.Pool(1, address="local", journal="x.db")
+
+
+def test_executor_records_submits_and_maps(tmp_path):
+    db = tmp_path / "run.db"
+    with forklift.Executor(2, journal=db) as ex:
+        futures = [ex.submit(square, i) for i in range(20)]
+        assert [f.result() for f in futures] == [i * i for i in range(20)]
+        assert list(ex.map(square, range(30))) == [i * i for i in range(30)]
+    kinds = {kind for (kind,) in rows(db, "SELECT kind FROM runs")}
+    assert kinds == {"submit", "imap"}
+    per_kind = dict(
+        rows(db, "SELECT r.kind, count(*) FROM task_rows t JOIN runs r USING (run) GROUP BY r.kind")
+    )
+    assert per_kind == {"submit": 20, "imap": 30}
