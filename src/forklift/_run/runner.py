@@ -367,8 +367,7 @@ class Runner:
     # -- a job ended -----------------------------------------------------------------------
 
     def _reaped(self, job: _Job) -> None:
-        self.ep.unregister(job.pidfd)
-        os.close(job.pidfd)
+        os.close(job.pidfd)  # closing it also takes it out of the epoll set: no unregister call
         _, status = os.waitpid(job.pid, 0)
         job.end = time.monotonic()
         if job.timed_out:
@@ -417,7 +416,7 @@ class Runner:
         if not self.opt.line_buffer:
             receive = self._copy_out(job.out, 1, job)
             errors = self._copy_out(job.err, 2, job)
-            self._recycle(job)
+            self._recycle(job, empty=(receive == 0, errors == 0))
         else:
             receive = job.received
         if self.journal_run is not None:
@@ -494,12 +493,14 @@ class Runner:
             self.write_out(dst, lines)
         return rest
 
-    def _recycle(self, job: _Job) -> None:
+    def _recycle(self, job: _Job, *, empty: tuple[bool, bool] = (False, False)) -> None:
+        """Give the job's output files back, emptied (quiet jobs' files already are)."""
         if self.opt.line_buffer:
             return
-        for fd in (job.out, job.err):
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
+        for fd, is_empty in zip((job.out, job.err), empty):
+            if not is_empty:
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
             self.free_files.append(fd)
         job.out = job.err = -1
 
