@@ -253,3 +253,7 @@ def logged_square(log_and_x):
     with open(log, "a") as f:
         f.write(f"{x}\n")
     return x * x
+
+
+def first_byte(blob):
+    return blob[0]

@@ -165,3 +165,15 @@ def test_executor_records_submits_and_maps(tmp_path):
         rows(db, "SELECT r.kind, count(*) FROM task_rows t JOIN runs r USING (run) GROUP BY r.kind")
     )
     assert per_kind == {"submit": 20, "imap": 30}
+
+
+def test_inputs_through_shared_memory_are_recomputed_not_trusted(tmp_path):
+    """Arguments of 1 MiB or more travel out of band, with no digest: resume runs them again."""
+    from tasks import first_byte
+
+    db = tmp_path / "run.db"
+    with forklift.Pool(2) as pool:
+        ones = [bytes([1]) * (2 << 20)] * 3
+        assert pool.map(first_byte, ones, journal=db, resume=True) == [1, 1, 1]
+        twos = [bytes([2]) * (2 << 20)] * 3
+        assert pool.map(first_byte, twos, journal=db, resume=True) == [2, 2, 2]

@@ -69,7 +69,10 @@ def record_chunk(
     attempt = chunk.attempts + 1
     step = elapsed / n if n else 0.0
     index = job.journal_index
-    if not run.keep_results:
+    if not run.keep_results or chunk.inputs is None:
+        # Inputs that went through shared memory (buffers of BULK_BYTES or more) have no
+        # digest a resume could check, so their results are not kept: a resume runs them
+        # again rather than trust results that may belong to other data.
         payload = None
     if index is None:
         run.chunk(
@@ -89,7 +92,7 @@ def record_chunk(
             part = range(first, last + 1)
             failed = [i - first for i in part if errors and i in errors]
             vals = [values[i] for i in part]
-            results = None if failed else _serialize.dumps((vals, None))
+            results = None if failed or chunk.shipped else _serialize.dumps((vals, None))
             run.chunk(
                 mapped[first],
                 len(part),
@@ -98,7 +101,7 @@ def record_chunk(
                 began + step * first,
                 began + step * (first + len(part)),
                 failed,
-                Digest(_serialize.dumps([chunk.items[i] for i in part])),
+                None if chunk.shipped else Digest(_serialize.dumps([chunk.items[i] for i in part])),
                 results,
             )
     for i, exc in (errors or {}).items():
