@@ -14,6 +14,9 @@
    indices (``job.journal_index``), so the next resume finds them too; the
    final list merges stored and new results in input order.
 
+Inputs of 1 MiB or more travel through shared memory, outside the pickle the
+digest covers, so chunks carrying them keep no results and run again on resume.
+
 Results come back from the journal unpickled with ``pickle``: resume only
 journals you trust, as you would only unpickle data you trust.
 """
