@@ -265,6 +265,32 @@ def test_missing_source_and_destination_inside_source_exit_2(tmp_path):
         copier.copy_tree(tmp_path / "nope", tmp_path / "dst")
 
 
+def test_destination_symlink_to_a_directory_is_filled(tmp_path):
+    write(tmp_path / "src" / "d" / "f", b"f")
+    os.mkdir(tmp_path / "real")
+    os.symlink("real", tmp_path / "link")
+    out = forklift_copy(tmp_path / "src", tmp_path / "link")
+    assert out.returncode == 0, out
+    assert (tmp_path / "real" / "d" / "f").read_bytes() == b"f"
+    assert os.path.islink(tmp_path / "link")
+
+
+def test_file_into_a_path_that_is_not_a_directory_exits_2(tmp_path):
+    write(tmp_path / "f", b"f")
+    write(tmp_path / "x", b"x")
+    out = forklift_copy(tmp_path / "f", str(tmp_path / "x") + "/")
+    assert out.returncode == 2 and "is not a directory" in out.stderr, out
+    assert (tmp_path / "x").read_bytes() == b"x"
+
+
+def test_a_source_named_like_a_temp_file_is_reported_not_copied(tmp_path):
+    write(tmp_path / "src" / "ok", b"ok")
+    write(tmp_path / "src" / copier.temp_name("x", "deadbeef"), b"looks like ours")
+    report = copier.copy_tree(tmp_path / "src", tmp_path / "dst", workers=1)
+    assert [e.path for e in report.errors] == [str(tmp_path / "src" / copier.temp_name("x", "deadbeef"))]
+    assert os.listdir(tmp_path / "dst") == ["ok"]
+
+
 def test_bad_option_exits_2():
     out = forklift_copy("-j", "0", "a", "b")
     assert out.returncode == 2 and "at least 1" in out.stderr
@@ -322,6 +348,7 @@ def test_disk_full_stops_cleanly(tmp_path):
         assert temp_files(mnt) == []
         copied = os.listdir(mnt / "dst")
         assert 0 < len(copied) < 12
+        assert stat.S_IMODE(os.stat(mnt / "dst").st_mode) == stat.S_IMODE(os.stat(src).st_mode)  # not 0700
         for name in copied:  # whatever has a final name is complete
             assert digest(mnt / "dst" / name) == digest(src / name)
     finally:

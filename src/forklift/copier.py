@@ -225,8 +225,11 @@ def _plan(sources: list[str], dst: str, follow: bool) -> list[_Pair]:
         if is_dir:
             if os.path.lexists(dst) and not dst_is_dir:
                 raise CopyUsageError(f"cannot copy directory '{src}': '{dst}' exists and is not a directory")
-            target = dst
+            # A DST that is a symlink to a directory: fill the directory it points to (as rsync).
+            target = os.path.realpath(dst) if os.path.islink(dst) else dst
         elif dst_is_dir or dst.endswith(os.sep):
+            if os.path.lexists(dst.rstrip(os.sep) or os.sep) and not dst_is_dir:
+                raise CopyUsageError(f"cannot copy '{src}' into '{dst}': it exists and is not a directory")
             target = os.path.join(dst, _base_name(src))
         else:
             target = dst
@@ -362,7 +365,12 @@ def _copy_batch(groups: list[_Group], opts: _Options) -> _Result:
                         return copied, nbytes, same, same_bytes, errors, fatal
                     errors.append((os.path.join(src_dir, ent[0]), e.message))
             if opts.fsync:
-                os.fsync(dfd)
+                try:
+                    os.fsync(dfd)
+                except OSError as e:  # the files are in place: say so once, do not lose the batch
+                    if e.errno in _FATAL:
+                        return copied, nbytes, same, same_bytes, errors, f"{e.strerror} ({dst_dir})"
+                    errors.append((dst_dir, f"cannot flush the directory: {e.strerror}"))
         finally:
             os.close(sfd)
             os.close(dfd)
@@ -722,6 +730,11 @@ class _Walker:
             here = (*ancestors, (src_st.st_dev, src_st.st_ino))
             self._entries = None  # a new group starts with the next file
             for entry in entries:
+                if is_temp_name(entry.name):
+                    # Copied, it would be taken for a killed run's leftover and deleted on every
+                    # rerun; these are forklift's own temp files (another copy in progress).
+                    self.run.error(entry.path, "named like a forklift temp file; skipped")
+                    continue
                 try:
                     st = entry.stat(follow_symlinks=self.opts.follow)
                 except OSError as e:
@@ -935,10 +948,9 @@ class _Run:
             self._feed(pool)
             while self.in_flight:
                 self._collect(block=True)
-            if self.report.stopped is None:
-                self._finish_dirs()
-            else:
+            if self.report.stopped is not None:
                 self._remove_big_temps()
+            self._finish_dirs()  # also when stopped: no directory stays 0700 (a rerun fixes times)
         except BaseException:
             self._abort(pool)
             raise
