@@ -597,6 +597,9 @@ def _copy_range(src: str, tmp: str, offset: int, length: int, opts: _Options) ->
                     raise _StepError(
                         "changed while being copied", OSError(errno.EIO, "the source got shorter")
                     )
+                if opts.verify and opts.fsync:  # read the range back from disk, as _verify does
+                    os.fdatasync(fo)
+                    os.posix_fadvise(fo, offset, length, os.POSIX_FADV_DONTNEED)
                 if opts.verify and not _same_content(fi, fo, offset, length):
                     raise _StepError(
                         "verification failed", OSError(errno.EIO, "the copy differs from the source")
