@@ -598,8 +598,11 @@ def _copy_range(src: str, tmp: str, offset: int, length: int, opts: _Options) ->
                         "changed while being copied", OSError(errno.EIO, "the source got shorter")
                     )
                 if opts.verify and opts.fsync:  # read the range back from disk, as _verify does
-                    os.fdatasync(fo)
-                    os.posix_fadvise(fo, offset, length, os.POSIX_FADV_DONTNEED)
+                    try:
+                        os.fdatasync(fo)
+                        os.posix_fadvise(fo, offset, length, os.POSIX_FADV_DONTNEED)
+                    except OSError as e:
+                        raise _StepError("cannot verify", e) from None
                 if opts.verify and not _same_content(fi, fo, offset, length):
                     raise _StepError(
                         "verification failed", OSError(errno.EIO, "the copy differs from the source")
