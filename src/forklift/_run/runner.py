@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .._engine.recording import digest
 from .guardian import MARKER, Guardian
 from .joblog import Joblog
 from .template import Template
@@ -179,6 +178,7 @@ class Runner:
         self.journal: Journal | None = None
         self.journal_run: JournalRun | None = None
         if options.journal:
+            from .._engine.recording import digest
             from ..journal import Journal
 
             self.journal = Journal(options.journal)

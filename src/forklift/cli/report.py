@@ -14,8 +14,6 @@ import sys
 import time
 from typing import Any
 
-from ..journal import JournalError
-
 EXIT_OK = 0
 EXIT_ERROR = 1  # the journal cannot be read, has no such run, or the output cannot be written
 
@@ -123,6 +121,7 @@ def _fail(command: str, message: str) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from .. import report
+    from ..journal import JournalError  # here, not at the top: other commands start faster
 
     try:
         conn = report.open_journal(args.journal)
@@ -157,6 +156,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_top(args: argparse.Namespace) -> int:
     from .. import report
+    from ..journal import JournalError
 
     try:
         conn = report.open_journal(args.journal)

@@ -28,12 +28,11 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._run.inputs import InputError, Inputs, split_command_line
-from .._run.joblog import JoblogError, read_done
-from .._run.runner import Halt, RunError, Runner, RunOptions, RunSummary
-from .._run.template import Template, TemplateError
+if TYPE_CHECKING:  # imported when the command runs: every other command starts faster
+    from .._run.runner import Halt, RunOptions, RunSummary
+    from .._run.template import Template
 
 ERROR = 255
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([dhms]?)")
@@ -149,7 +148,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..journal import JournalError  # here: sqlite3 is not every command's business
+    from .._run.inputs import InputError
+    from .._run.joblog import JoblogError
+    from .._run.runner import RunError
+    from .._run.template import TemplateError
+    from ..journal import JournalError
 
     try:
         return _run(args)
@@ -159,6 +162,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .._run.inputs import Inputs, split_command_line
+    from .._run.joblog import read_done
+    from .._run.runner import Runner, RunOptions
+    from .._run.template import Template
+
     words, sources = split_command_line(args.words)
     if words[:1] == ["--"]:
         words = words[1:]
@@ -249,6 +257,8 @@ def _run_on_cluster(
             template, items, options, args.cluster, args.credentials, write_out=_write_all, warn=warn
         )
     except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
+        from .._run.runner import RunError
+
         raise RunError(f"the cluster {args.cluster!r}: {exc}") from None
     if args.bar or args.bar_always:
         print(_summary_line(summary), file=sys.stderr)
@@ -311,6 +321,8 @@ def parse_timeout(text: str) -> tuple[float | None, float | None]:
 
 
 def parse_halt(text: str) -> Halt:
+    from .._run.runner import Halt
+
     value = {"1": "soon,fail=1", "2": "now,fail=1", "-1": "soon,success=1", "-2": "now,success=1"}.get(
         text, text
     )
