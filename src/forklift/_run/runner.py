@@ -367,7 +367,11 @@ class Runner:
     # -- a job ended -----------------------------------------------------------------------
 
     def _reaped(self, job: _Job) -> None:
-        os.close(job.pidfd)  # closing it also takes it out of the epoll set: no unregister call
+        # Unregister before closing: a close alone leaves the epoll entry alive while any
+        # other holder of the descriptor exists (a vfork child between spawn and exec, if a
+        # thread ever spawned concurrently), and its stale events would name a reused fd.
+        self.ep.unregister(job.pidfd)
+        os.close(job.pidfd)
         _, status = os.waitpid(job.pid, 0)
         job.end = time.monotonic()
         if job.timed_out:
