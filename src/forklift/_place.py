@@ -219,3 +219,51 @@ class LocalPlace:
 
 def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
+
+
+def make_place(
+    processes: int | None,
+    *,
+    address: str | None,
+    credentials: str | os.PathLike[str] | None,
+    journal: str | os.PathLike[str] | None,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    start_method: str | None,
+    max_tasks_per_child: int | None,
+    max_memory: int | None,
+    retries: int,
+    timeout: float | None,
+    progress: Any,
+    local_only: dict[str, Any],
+) -> LocalPlace:
+    """The place a face runs on: a Dask cluster for an ``address`` (or ``$FORKLIFT_ADDRESS``),
+    else this machine. ``local_only`` holds the options a cluster cannot honour, under the
+    names the face gave them, so an error names what the user wrote."""
+    address = address or os.environ.get("FORKLIFT_ADDRESS") or None
+    if address is None:
+        return LocalPlace(
+            processes,
+            initializer=initializer,
+            initargs=initargs,
+            start_method=start_method,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory=max_memory,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+            journal=journal,
+        )
+    if journal is not None:
+        raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")
+    from ._cluster.place import cluster_place
+
+    return cluster_place(
+        address,
+        credentials,
+        processes=processes,
+        local_only=local_only,
+        retries=retries,
+        timeout=timeout,
+        progress=progress,
+    )

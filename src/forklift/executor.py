@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ._engine.core import Statistics
-from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_timeout, deadline_after
+from ._place import _UNSET, CALL_ONE, CALL_STAR, check_timeout, deadline_after, make_place
 
 __all__ = ["Executor", "ExecutorOptions"]
 
@@ -56,39 +56,26 @@ class Executor(concurrent.futures.Executor):
     ) -> None:
         if start_method is None and mp_context is not None:
             start_method = mp_context.get_start_method()
-        address = address or os.environ.get("FORKLIFT_ADDRESS") or None
-        if address is not None and journal is not None:
-            raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")
-        if address is not None:
-            from ._cluster.place import cluster_place
-
-            self._place: LocalPlace = cluster_place(
-                address,
-                credentials,
-                processes=max_workers,
-                local_only={
-                    "initializer": initializer,
-                    "max_tasks_per_child": max_tasks_per_child,
-                    "max_memory": max_memory,
-                    "start_method": start_method,
-                },
-                retries=retries,
-                timeout=timeout,
-                progress=progress,
-            )
-        else:
-            self._place = LocalPlace(
-                max_workers,
-                initializer=initializer,
-                initargs=tuple(initargs),
-                start_method=start_method,
-                max_tasks_per_child=max_tasks_per_child,
-                max_memory=max_memory,
-                retries=retries,
-                timeout=timeout,
-                progress=progress,
-                journal=journal,
-            )
+        self._place = make_place(
+            max_workers,
+            address=address,
+            credentials=credentials,
+            journal=journal,
+            initializer=initializer,
+            initargs=tuple(initargs),
+            start_method=start_method,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory=max_memory,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+            local_only={
+                "initializer": initializer,
+                "max_tasks_per_child": max_tasks_per_child,
+                "max_memory": max_memory,
+                "start_method": start_method,
+            },
+        )
         self._engine = self._place.engine
         self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, self._engine.close)

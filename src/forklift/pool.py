@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from ._engine.core import Statistics
 from ._engine.jobs import Job, ResultIterator
-from ._place import _UNSET, CALL_ONE, CALL_STAR, LocalPlace, check_callable
+from ._place import _UNSET, CALL_ONE, CALL_STAR, check_callable, make_place
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
 
@@ -154,40 +154,27 @@ class Pool:
         self._resume = resume
         if start_method is None and context is not None:
             start_method = context.get_start_method()
-        address = address or os.environ.get("FORKLIFT_ADDRESS") or None
-        if address is not None and journal is not None:
-            raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")
-        if address is not None:
-            from ._cluster.place import cluster_place
-
-            self._place: LocalPlace = cluster_place(
-                address,
-                credentials,
-                processes=processes,
-                local_only={
-                    "initializer": initializer,
-                    "maxtasksperchild": maxtasksperchild,
-                    "max_tasks_per_child": max_tasks_per_child,
-                    "max_memory": max_memory,
-                    "start_method": start_method,
-                },
-                retries=retries,
-                timeout=timeout,
-                progress=progress,
-            )
-        else:
-            self._place = LocalPlace(
-                processes,
-                initializer=initializer,
-                initargs=tuple(initargs),
-                start_method=start_method,
-                max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
-                max_memory=max_memory,
-                retries=retries,
-                timeout=timeout,
-                progress=progress,
-                journal=journal,
-            )
+        self._place = make_place(
+            processes,
+            address=address,
+            credentials=credentials,
+            journal=journal,
+            initializer=initializer,
+            initargs=tuple(initargs),
+            start_method=start_method,
+            max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
+            max_memory=max_memory,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+            local_only={
+                "initializer": initializer,
+                "maxtasksperchild": maxtasksperchild,
+                "max_tasks_per_child": max_tasks_per_child,
+                "max_memory": max_memory,
+                "start_method": start_method,
+            },
+        )
         self._engine = self._place.engine
         self._finalizer = weakref.finalize(self, self._engine.close)
 
