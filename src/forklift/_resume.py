@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._engine.core import _pickle_function
+from ._engine.front import pickle_function
 from ._engine.jobs import CollectJob, Job
 from ._engine.recording import inputs_digest, signature
 from .journal import Journal, JournalError, load_results, other_signatures, stored_chunks
@@ -62,7 +62,7 @@ def collect_journaled(
         raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
     try:
         label = f"{name}({fn_name(fn)})"
-        sig = signature(_pickle_function(fn, label), mode)
+        sig = signature(pickle_function(fn, label), mode)
         known = _stored_results(target, sig, items, label, force) if resume else {}
         missing = [i for i in range(len(items)) if i not in known]
         if not missing:

@@ -51,8 +51,9 @@ from typing import Any
 
 from .. import _config
 from .._engine.core import Statistics
+from .._engine.front import SchedulerFront
 from .._engine.jobs import Chunker, Job, Slab, StreamJob, SubmitJob
-from .._serialize import ErrorRecord, dumps, dumps_callable, loads, rebuild_exception
+from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, ClusterError, WorkerLostError
 from . import config
@@ -86,7 +87,7 @@ class Flight:
         self.future: Any = None
 
 
-class ClusterEngine:
+class ClusterEngine(SchedulerFront):
     """Runs jobs on a Dask cluster through one ``distributed.Client``."""
 
     start_method = "cluster"
@@ -120,68 +121,14 @@ class ClusterEngine:
     # ------------------------------------------------------------------
     # Public API: any thread (the same as the local Engine's)
     # ------------------------------------------------------------------
-    def start_job(self, job: Job) -> None:
-        self.check_running()
-        job.fn_blob = _pickle_function(job.fn, job.name)
+    def _prepare(self, job: Job) -> None:
         job.chunker = ClusterChunker(job.chunker.fixed)
-        if isinstance(job, StreamJob):
-            self._streams.add(job)
-        self._call(lambda: self._register(job))
-
-    def submit(
-        self,
-        fn: Callable[..., Any],
-        mode: int,
-        item: Any,
-        future: Future[Any],
-        *,
-        timeout: float | None,
-        retries: int,
-        name: str,
-    ) -> None:
-        self.check_running()
-        blob = _pickle_function(fn, name)
-        key = (blob, mode, timeout, retries)
-        self._call(lambda: self._add_submit(key, fn, item, future, name))
-
-    def feed(self, job: Job, slab: Slab | None, *, last: bool) -> None:
-        self._call(lambda: self._add_input(job, slab, last))
 
     def cancel(self, job: Job, *, kill_running: bool = False) -> None:
         self._call(lambda: self._cancel(job), required=False)
 
-    def check_running(self) -> None:
-        if self._broken is not None:
-            raise BrokenPoolError(str(self._broken)) from self._broken.__cause__
-        if not self._accepting:
-            raise ValueError("Pool not running")
-
-    def close(self) -> None:
-        self._accepting = False
-        self._call(self._begin_close, required=False)
-
-    def terminate(self) -> None:
-        self._accepting = False
-        self._call(lambda: self._abort_all(BrokenPoolError("the pool was terminated")), required=False)
-        self._thread.join()
-
-    def stop_inputs(self) -> None:
-        for job in list(self._streams):
-            job.stop_input()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._accepting:
-            raise ValueError("Pool is still running")
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("cannot join the pool from its own callback")
-        for job in list(self._streams):
-            job.drain_input()
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def _terminate_now(self) -> None:
+        self._abort_all(BrokenPoolError("the pool was terminated"))
 
     def worker_pids(self) -> list[int]:
         """Dask workers are on other machines: their addresses, not pids, say where they are."""
@@ -579,10 +526,3 @@ class ClusterEngine:
             job.abort(exc)
             self._open.discard(job)
             job.finish()
-
-
-def _pickle_function(fn: Callable[..., Any], name: str) -> bytes:
-    try:
-        return dumps_callable(fn)
-    except Exception as exc:
-        raise _ser_error(f"cannot pickle the function of {name}", fn, exc) from exc

@@ -67,6 +67,7 @@ from ..errors import (
 )
 from . import bulk
 from . import protocol as P
+from .front import SchedulerFront
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
@@ -99,7 +100,7 @@ class Statistics:
     timeouts: int
 
 
-class Engine:
+class Engine(SchedulerFront):
     """The local place: runs jobs on a set of worker processes it supervises."""
 
     def __init__(
@@ -158,82 +159,14 @@ class Engine:
     # ------------------------------------------------------------------
     # Public API: any thread
     # ------------------------------------------------------------------
-    def start_job(self, job: Job) -> None:
-        """Accept a job; its function is pickled here so errors surface at the call."""
-        self.check_running()
-        job.fn_blob = _pickle_function(job.fn, job.name)
-        if isinstance(job, StreamJob):
-            self._streams.add(job)
-        self._call(lambda: self._register(job))
-
-    def submit(
-        self,
-        fn: Callable[..., Any],
-        mode: int,
-        item: Any,
-        future: Future[Any],
-        *,
-        timeout: float | None,
-        retries: int,
-        name: str,
-    ) -> None:
-        """One call whose outcome goes to ``future``; calls of one function share a job."""
-        self.check_running()
-        blob = _pickle_function(fn, name)
-        key = (blob, mode, timeout, retries)
-        self._call(lambda: self._add_submit(key, fn, item, future, name))
-
-    def feed(self, job: Job, slab: Slab | None, *, last: bool) -> None:
-        self._call(lambda: self._add_input(job, slab, last))
-
     def cancel(self, job: Job, *, kill_running: bool = False) -> None:
         """Drop what is left of ``job``; with kill_running, also kill the workers
         running its chunks (Ctrl-C: stop now, the pool replaces them)."""
         self._call(lambda: self._cancel(job, kill_running), required=False)
 
-    def check_running(self) -> None:
-        if self._broken is not None:
-            raise BrokenPoolError(str(self._broken)) from self._broken.__cause__
-        if not self._accepting:
-            raise ValueError("Pool not running")
-
-    def close(self) -> None:
-        """Accept no new jobs; workers exit once every accepted job is done."""
-        self._accepting = False
-        self._call(self._begin_close, required=False)
-
-    def terminate(self) -> None:
+    def _terminate_now(self) -> None:
         """Kill every worker (and what it started) now; fail what is unfinished."""
-        self._accepting = False
-        self._call(
-            lambda: self._abort_all(BrokenPoolError("the pool was terminated"), broken=False),
-            required=False,
-        )
-        self._thread.join()
-
-    def stop_inputs(self) -> None:
-        """Lazy calls take no more input; what they took still runs (Executor.shutdown)."""
-        for job in list(self._streams):  # not self._open: it may lag behind start_job
-            job.stop_input()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the scheduler and every worker to end; True if they did.
-
-        Lazy calls still open first read the rest of their input, as
-        multiprocessing.Pool's join does.
-        """
-        if self._accepting:
-            raise ValueError("Pool is still running")
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("cannot join the pool from its own callback")
-        for job in list(self._streams):
-            job.drain_input()
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+        self._abort_all(BrokenPoolError("the pool was terminated"), broken=False)
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in list(self._workers)]
@@ -886,13 +819,6 @@ class Engine:
                 pass
         for job in list(self._open):
             job.abort(exc)
-
-
-def _pickle_function(fn: Callable[..., Any], name: str) -> bytes:
-    try:
-        return dumps_callable(fn)
-    except Exception as exc:
-        raise _ser_error(f"cannot pickle the function of {name}", fn, exc) from exc
 
 
 def _check_processes(processes: int | None) -> int:

@@ -1,0 +1,130 @@
+"""What any thread may ask of a scheduler: the part the local Engine and the ClusterEngine share.
+
+A scheduler owns one thread that alone touches its jobs; callers hand it
+commands through ``_call``. This base class holds the calls themselves
+(start a job, submit, feed, close, terminate, join) and their checks, so the
+two engines differ only in how their thread runs the work.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from .._serialize import dumps_callable
+from .._serialize import serialization_error as _ser_error
+from ..errors import BrokenPoolError
+from .jobs import Job, Slab, StreamJob
+
+
+class SchedulerFront:
+    """The public calls of an engine; subclasses run the scheduler thread behind ``_call``."""
+
+    _accepting: bool
+    _broken: BrokenPoolError | None
+    _thread: threading.Thread
+    _streams: weakref.WeakSet[StreamJob]
+
+    def start_job(self, job: Job) -> None:
+        """Accept a job; its function is pickled here so errors surface at the call."""
+        self.check_running()
+        job.fn_blob = pickle_function(job.fn, job.name)
+        self._prepare(job)
+        if isinstance(job, StreamJob):
+            self._streams.add(job)
+        self._call(lambda: self._register(job))
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        mode: int,
+        item: Any,
+        future: Future[Any],
+        *,
+        timeout: float | None,
+        retries: int,
+        name: str,
+    ) -> None:
+        """One call whose outcome goes to ``future``; calls of one function share a job."""
+        self.check_running()
+        blob = pickle_function(fn, name)
+        key = (blob, mode, timeout, retries)
+        self._call(lambda: self._add_submit(key, fn, item, future, name))
+
+    def feed(self, job: Job, slab: Slab | None, *, last: bool) -> None:
+        self._call(lambda: self._add_input(job, slab, last))
+
+    def check_running(self) -> None:
+        if self._broken is not None:
+            raise BrokenPoolError(str(self._broken)) from self._broken.__cause__
+        if not self._accepting:
+            raise ValueError("Pool not running")
+
+    def close(self) -> None:
+        """Accept no new jobs; workers exit once every accepted job is done."""
+        self._accepting = False
+        self._call(self._begin_close, required=False)
+
+    def terminate(self) -> None:
+        """Stop now: fail what is unfinished, and wait for the scheduler thread to end."""
+        self._accepting = False
+        self._call(self._terminate_now, required=False)
+        self._thread.join()
+
+    def stop_inputs(self) -> None:
+        """Lazy calls take no more input; what they took still runs (Executor.shutdown)."""
+        for job in list(self._streams):  # not the open jobs: they may lag behind start_job
+            job.stop_input()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the scheduler (and its workers) to end; True if they did.
+
+        Lazy calls still open first read the rest of their input, as
+        multiprocessing.Pool's join does.
+        """
+        if self._accepting:
+            raise ValueError("Pool is still running")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("cannot join the pool from its own callback")
+        for job in list(self._streams):
+            job.drain_input()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- what each engine supplies -----------------------------------------------------
+    def _prepare(self, job: Job) -> None:
+        """Adjust a job before it is registered (the cluster swaps its chunker)."""
+
+    def _call(self, command: Callable[[], None], *, required: bool = True) -> None:
+        raise NotImplementedError
+
+    def _register(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def _add_submit(
+        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
+    ) -> None:
+        raise NotImplementedError
+
+    def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
+        raise NotImplementedError
+
+    def _begin_close(self) -> None:
+        raise NotImplementedError
+
+    def _terminate_now(self) -> None:
+        raise NotImplementedError
+
+
+def pickle_function(fn: Callable[..., Any], name: str) -> bytes:
+    try:
+        return dumps_callable(fn)
+    except Exception as exc:
+        raise _ser_error(f"cannot pickle the function of {name}", fn, exc) from exc
