@@ -46,13 +46,12 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from .. import _config
 from .._engine.core import Statistics
 from .._engine.front import SchedulerFront
-from .._engine.jobs import Chunker, Job, Slab, StreamJob, SubmitJob
+from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob
 from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, ClusterError, WorkerLostError
@@ -229,35 +228,6 @@ class ClusterEngine(SchedulerFront):
         self._open.add(job)
         self._enqueue(job)
         self._check_done(job)
-
-    def _add_submit(
-        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
-    ) -> None:
-        job = self._submits.get(key)
-        fresh = job is None or job.done
-        if fresh:
-            blob, mode, timeout, retries = key
-            job = self._submits[key] = SubmitJob(fn, mode, timeout=timeout, retries=retries, name=name)
-            job.fn_blob = blob
-            job.chunker = ClusterChunker(None)
-        assert job is not None
-        job.add(item, future)
-        if fresh:
-            self._register(job)
-        else:
-            self._enqueue(job)
-
-    def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
-        if slab is not None and not job.cancelled:
-            job.pending.append(slab)
-            self._enqueue(job)
-        if last:
-            job.closed_input = True
-        self._check_done(job)
-
-    def _enqueue(self, job: Job) -> None:
-        if job.pending and job not in self._queue:
-            self._queue.append(job)
 
     def _cancel(self, job: Job) -> None:
         job.cancel()

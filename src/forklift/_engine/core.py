@@ -49,7 +49,6 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -286,34 +285,6 @@ class Engine(SchedulerFront):
         self._open.add(job)
         self._enqueue(job)
         self._check_done(job)
-
-    def _add_submit(
-        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
-    ) -> None:
-        job = self._submits.get(key)
-        fresh = job is None or job.done
-        if fresh:
-            blob, mode, timeout, retries = key
-            job = self._submits[key] = SubmitJob(fn, mode, timeout=timeout, retries=retries, name=name)
-            job.fn_blob = blob
-        assert job is not None
-        job.add(item, future)
-        if fresh:
-            self._register(job)
-        else:
-            self._enqueue(job)
-
-    def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
-        if slab is not None and not job.cancelled:
-            job.pending.append(slab)
-            self._enqueue(job)
-        if last:
-            job.closed_input = True
-        self._check_done(job)
-
-    def _enqueue(self, job: Job) -> None:
-        if job.pending and job not in self._queue:
-            self._queue.append(job)
 
     def _cancel(self, job: Job, kill_running: bool) -> None:
         job.cancel()

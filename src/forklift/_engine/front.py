@@ -1,15 +1,17 @@
-"""What any thread may ask of a scheduler: the part the local Engine and the ClusterEngine share.
+"""What the local Engine and the ClusterEngine share: their public calls, and job bookkeeping.
 
 A scheduler owns one thread that alone touches its jobs; callers hand it
 commands through ``_call``. This base class holds the calls themselves
-(start a job, submit, feed, close, terminate, join) and their checks, so the
-two engines differ only in how their thread runs the work.
+(start a job, submit, feed, close, terminate, join) with their checks, and
+the scheduler thread's handling of submitted calls and fed input, so the two
+engines differ only in how their thread runs the work.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from .._serialize import dumps_callable
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError
-from .jobs import Job, Slab, StreamJob
+from .jobs import Job, Slab, StreamJob, SubmitJob
 
 
 class SchedulerFront:
@@ -27,6 +29,8 @@ class SchedulerFront:
     _broken: BrokenPoolError | None
     _thread: threading.Thread
     _streams: weakref.WeakSet[StreamJob]
+    _submits: dict[tuple[Any, ...], SubmitJob]  # the open job per submitted function
+    _queue: deque[Job]  # jobs with pending items, oldest first
 
     def start_job(self, job: Job) -> None:
         """Accept a job; its function is pickled here so errors surface at the call."""
@@ -98,6 +102,37 @@ class SchedulerFront:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    # -- the scheduler thread's bookkeeping, the same for both --------------------------
+    def _add_submit(
+        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
+    ) -> None:
+        """A submitted call joins the open job of its function (and options), or starts one."""
+        job = self._submits.get(key)
+        fresh = job is None or job.done
+        if fresh:
+            blob, mode, timeout, retries = key
+            job = self._submits[key] = SubmitJob(fn, mode, timeout=timeout, retries=retries, name=name)
+            job.fn_blob = blob
+            self._prepare(job)
+        assert job is not None
+        job.add(item, future)
+        if fresh:
+            self._register(job)
+        else:
+            self._enqueue(job)
+
+    def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
+        if slab is not None and not job.cancelled:
+            job.pending.append(slab)
+            self._enqueue(job)
+        if last:
+            job.closed_input = True
+        self._check_done(job)
+
+    def _enqueue(self, job: Job) -> None:
+        if job.pending and job not in self._queue:
+            self._queue.append(job)
+
     # -- what each engine supplies -----------------------------------------------------
     def _prepare(self, job: Job) -> None:
         """Adjust a job before it is registered (the cluster swaps its chunker)."""
@@ -108,12 +143,7 @@ class SchedulerFront:
     def _register(self, job: Job) -> None:
         raise NotImplementedError
 
-    def _add_submit(
-        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
-    ) -> None:
-        raise NotImplementedError
-
-    def _add_input(self, job: Job, slab: Slab | None, last: bool) -> None:
+    def _check_done(self, job: Job) -> None:
         raise NotImplementedError
 
     def _begin_close(self) -> None:
