@@ -247,18 +247,7 @@ class ClusterEngine(SchedulerFront):
         if job.done and job in self._open:
             self._open.discard(job)
             job.finish()
-            if isinstance(job, SubmitJob):
-                key = (job.fn_blob, job.mode, job.timeout, job.retries)
-                if self._submits.get(key) is job:
-                    del self._submits[key]
-
-    def _deliver(self, job: Job, start: int, values: list[Any], errors: dict[int, Any] | None) -> None:
-        self._counts["done"] += len(values) - (len(errors) if errors else 0)
-        if errors:
-            self._counts["failed"] += len(errors)
-        if not job.cancelled:
-            job.deliver(start, values, errors)
-        self._check_done(job)
+            self._forget_submit(job)
 
     # -- dispatch ----------------------------------------------------------------
     def _dispatch(self) -> None:

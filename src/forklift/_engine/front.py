@@ -31,6 +31,7 @@ class SchedulerFront:
     _streams: weakref.WeakSet[StreamJob]
     _submits: dict[tuple[Any, ...], SubmitJob]  # the open job per submitted function
     _queue: deque[Job]  # jobs with pending items, oldest first
+    _counts: dict[str, int]  # for statistics()
 
     def start_job(self, job: Job) -> None:
         """Accept a job; its function is pickled here so errors surface at the call."""
@@ -132,6 +133,21 @@ class SchedulerFront:
     def _enqueue(self, job: Job) -> None:
         if job.pending and job not in self._queue:
             self._queue.append(job)
+
+    def _deliver(self, job: Job, start: int, values: list[Any], errors: dict[int, Any] | None) -> None:
+        self._counts["done"] += len(values) - (len(errors) if errors else 0)
+        if errors:
+            self._counts["failed"] += len(errors)
+        if not job.cancelled:
+            job.deliver(start, values, errors)
+        self._check_done(job)
+
+    def _forget_submit(self, job: Job) -> None:
+        """A finished submit job stops being the one new calls of its function join."""
+        if isinstance(job, SubmitJob):
+            key = (job.fn_blob, job.mode, job.timeout, job.retries)
+            if self._submits.get(key) is job:
+                del self._submits[key]
 
     # -- what each engine supplies -----------------------------------------------------
     def _prepare(self, job: Job) -> None:
