@@ -202,3 +202,13 @@ def test_empty_inputs_end_at_once(pool):
     assert list(pool.imap(tasks.square, iter([]))) == []
     with forklift.Executor(1) as ex:
         assert list(ex.map(tasks.square, [])) == []
+
+
+def test_ordered_imap_keeps_workers_busy_behind_a_slow_head(pool):
+    """Results held back for order do not count against the read-ahead: while item 0 runs
+    1.5 s, the other worker goes on (it used to stop after a few chunks and idle)."""
+    from tasks import finish_time
+
+    done = list(pool.imap(finish_time, range(600)))
+    behind = sum(1 for t in done[1:] if t < done[0])
+    assert behind > 150, f"only {behind} tasks finished while the head ran"

@@ -52,7 +52,10 @@ PREFETCH = _int("FORKLIFT_PREFETCH", 2)
 #: FORKLIFT_MAX_READ_AHEAD — the most input items imap / imap_unordered /
 #: Executor.map take from the iterable before their results are consumed.
 #: Below it, the bound is 2 * PREFETCH * workers chunks (of the current chunk
-#: size, itself capped by CHUNK_BYTES), enough to keep every worker busy.
+#: size, itself capped by CHUNK_BYTES), enough to keep every worker busy; in an
+#: ordered imap, results held back behind a slow (or retried) earlier item do
+#: not count against that smaller bound, only against this one, so the other
+#: workers go on meanwhile (and memory holds up to this many results).
 MAX_READ_AHEAD = _int("FORKLIFT_MAX_READ_AHEAD", 200_000)
 
 #: FORKLIFT_FUNC_CACHE — functions a worker keeps unpickled, so a map sends its

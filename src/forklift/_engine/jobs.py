@@ -395,6 +395,7 @@ class StreamJob(Job):
         self._handed = 0
         self._head = 0
         self._waiting: dict[int, tuple[list[Any], dict[int, BaseException] | None]] = {}
+        self._waiting_items = 0  # results held in _waiting behind a head that is not back yet
         self._ready: deque[Any] = deque()  # lists of values, or exceptions to raise
 
     # -- scheduler side -------------------------------------------------
@@ -414,7 +415,15 @@ class StreamJob(Job):
         """Take more input (up to the read-ahead bound) and pass it to the scheduler."""
         if self._exhausted:
             return
-        room = self.read_ahead() - (self._pulled - self._handed) if limit is None else limit
+        if limit is None:
+            # Results held back only because an earlier one is not in yet (ordered imap, a slow
+            # or retried head) do not count against the read-ahead: the workers stay busy
+            # behind the head, up to MAX_READ_AHEAD items taken in all.
+            outstanding = self._pulled - self._handed
+            room = self.read_ahead() - (outstanding - self._waiting_items)
+            room = min(room, _config.MAX_READ_AHEAD - outstanding)
+        else:
+            room = limit
         if room <= 0:
             return
         with self._source_lock:
@@ -465,7 +474,9 @@ class StreamJob(Job):
                     )
                 return _END
             if self.ordered and self._head in self._waiting:
-                self._split(*self._waiting.pop(self._head))
+                values, errors = self._waiting.pop(self._head)
+                self._waiting_items -= len(values)
+                self._split(values, errors)
                 continue
             batch = self._get_batch(deadline)
             if isinstance(batch, BaseException):
@@ -475,6 +486,7 @@ class StreamJob(Job):
             start, values, errors = batch
             if self.ordered and start != self._head:
                 self._waiting[start] = (values, errors)
+                self._waiting_items += len(values)
             else:
                 self._split(values, errors)
         piece = self._ready.popleft()
