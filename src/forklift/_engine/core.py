@@ -116,6 +116,7 @@ class Engine(SchedulerFront):
         self.processes = _check_processes(processes)
         self.journal = journal  # records every call of this pool (see journal.py)
         self._journal_next = 0.0  # when the workers table is due for a refresh
+        self._journaled: set[Job] = set()  # open jobs with a journal of their own (per call)
         self.max_tasks_per_child = whole("max_tasks_per_child", max_tasks_per_child, minimum=1)
         self.max_memory = whole("max_memory", max_memory, minimum=1)
         if initializer is not None and not callable(initializer):
@@ -229,9 +230,11 @@ class Engine(SchedulerFront):
         """Refresh the journal's workers table now and then; returns the wait to use."""
         journal = self.journal
         if journal is None:
-            journal = next((j.journal.journal for j in self._open if j.journal is not None), None)
-            if journal is None:
+            if not self._journaled:  # the common case costs one test per turn of the loop
                 return timeout
+            run = next(iter(self._journaled)).journal
+            assert run is not None
+            journal = run.journal
         now = time.monotonic()
         if now >= self._journal_next:
             self._journal_next = now + WORKERS_EVERY
@@ -274,7 +277,9 @@ class Engine(SchedulerFront):
                 self._learned.pop(self._func_ids.popitem(last=False)[1], None)
         job.func_id = fid
         job.chunker.seed(self._learned.get(fid))  # a repeated call starts at full speed
-        if job.journal is None and self.journal is not None:
+        if job.journal is not None:
+            self._journaled.add(job)
+        elif self.journal is not None:
             job.journal = self.journal.begin(
                 _KINDS.get(type(job).__name__, "map"),
                 job.name,
@@ -298,6 +303,7 @@ class Engine(SchedulerFront):
         if job.done and job in self._open:
             self._open.discard(job)
             if job.journal is not None:  # first: finishing may close a per-call journal
+                self._journaled.discard(job)
                 refresh_workers(job.journal.journal, self._workers)
                 status = "failed" if job.journal.failures else "cancelled" if job.cancelled else "done"
                 job.journal.finish(status)
