@@ -53,6 +53,7 @@ from _common import (
     select,
     write_json,
 )
+from forklift.trees import find_marked
 
 SPAWNER = str(Path(__file__).resolve().parent.parent / "tests" / "tree_spawner.py")
 MARK = "FORKLIFT_TREE_MARK"
@@ -84,22 +85,7 @@ class Tree:
 
     def running(self) -> list[int]:
         """Marked processes that are not zombies."""
-        needle = f"{MARK}={self.mark}\0".encode()
-        found = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    if needle not in f.read() + b"\0":
-                        continue
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state not in (b"Z", b"X"):
-                found.append(int(name))
-        return found
+        return find_marked(MARK, self.mark)
 
     def wait_for(self, count: int, within: float = 10.0) -> None:
         deadline = time.monotonic() + within

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import forklift
-from forklift.trees import KillResult, kill_tree
+from forklift.trees import KillResult, find_marked, kill_tree
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -34,22 +34,7 @@ MARK = "FORKLIFT_TREE_MARK"
 
 def marked(mark: str) -> list[int]:
     """Pids of the live (not zombie) processes whose environment holds ``MARK=mark``."""
-    needle = f"{MARK}={mark}".encode() + b"\0"
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if needle not in f.read() + b"\0":
-                    continue
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in (b"Z", b"X"):
-            found.append(int(name))
-    return found
+    return find_marked(MARK, mark)
 
 
 def state(pid: int) -> str | None:

@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["KillResult", "kill_tree"]
+__all__ = ["KillResult", "find_marked", "kill_tree"]
 
 # Tunables (module constants so tests can shrink them).
 FREEZE_LIMIT = 0.25  # s: stop waiting for members to stop (one stuck in D state never does)
@@ -158,6 +158,34 @@ def kill_tree(
         denied=tuple(sorted(tree.denied)),
         elapsed=time.monotonic() - start,
     )
+
+
+def find_marked(name: str, value: str, *, live_only: bool = True) -> list[int]:
+    """Pids of the processes whose environment holds ``name=value`` (never the caller's own).
+
+    An environment variable is inherited by every descendant, through re-parenting,
+    ``setsid`` and daemonizing, so it finds a tree's members that no parent link
+    leads to any more (forklift run's guardian, and the tests, mark their trees so).
+    With ``live_only``, a zombie or dead process is left out.
+    """
+    needle = f"{name}={value}".encode()
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        if live_only:
+            stat = _read_stat(int(entry))
+            if stat is None or stat.state in _ENDED:
+                continue
+        found.append(int(entry))
+    return found
 
 
 def _check_args(pid: int, sig: int, timeout: float, kill_wait: float) -> None:

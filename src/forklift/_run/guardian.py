@@ -21,6 +21,8 @@ import os
 import signal
 import time
 
+from .. import trees
+
 __all__ = ["MARKER", "Guardian"]
 
 MARKER = "FORKLIFT_RUN_ID"
@@ -96,29 +98,4 @@ def sweep(run_id: str, grace: float = GRACE) -> int:
 
 def find_marked(run_id: str, *, live_only: bool = False) -> list[int]:
     """Pids whose environment holds ``FORKLIFT_RUN_ID=run_id`` (zombies left out if ``live_only``)."""
-    needle = f"{MARKER}={run_id}".encode()
-    me = os.getpid()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if needle not in env.split(b"\0"):
-            continue
-        if live_only and _is_zombie(name):
-            continue
-        found.append(int(name))
-    return found
-
-
-def _is_zombie(pid: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"Z", b"X")
+    return trees.find_marked(MARKER, run_id, live_only=live_only)
