@@ -35,21 +35,20 @@ scheduler never waits for the disk.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ._engine.recording import Digest
 from .errors import ForkliftError
 
-__all__ = ["Journal", "JournalError", "JournalRun", "digest"]
+__all__ = ["Journal", "JournalError", "JournalRun"]
 
 APPLICATION_ID = 0x466B6C74  # "Fklt"
 VERSION = 1
@@ -130,10 +129,6 @@ TASK_STATUSES = ("done", "failed", "retried", "timeout", "lost")
 
 class JournalError(ForkliftError, ValueError):
     """The journal file cannot be used: not a forklift journal, corrupted, or another run's."""
-
-
-def digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def connect(path: str | os.PathLike[str], *, create: bool) -> sqlite3.Connection:
@@ -259,9 +254,6 @@ WORKER_SQL = (
     " ON CONFLICT (pid) DO UPDATE SET parent = excluded.parent, run = excluded.run, state = excluded.state,"
     " task = excluded.task, done = excluded.done, updated = excluded.updated"
 )
-
-
-_WORKER_SQL = WORKER_SQL
 
 
 def worker_row(pid: int, run: int | None, state: str, task: int | None, done: int) -> tuple[Any, ...]:
@@ -399,15 +391,3 @@ def load_results(blob: bytes, n: int) -> list[Any]:
     if errors or len(values) != n:
         raise JournalError("a stored chunk does not hold one result per input")
     return list(values)
-
-
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Mean, p50 and p99 of ``values`` (empty: zeros)."""
-    if not values:
-        return {"mean": 0.0, "p50": 0.0, "p99": 0.0}
-    ordered = sorted(values)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
-
-    return {"mean": sum(ordered) / len(ordered), "p50": pct(0.5), "p99": pct(0.99)}

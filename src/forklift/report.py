@@ -313,7 +313,7 @@ def _stats(
 def weighted_summary(pairs: Sequence[tuple[float, int]]) -> tuple[float, float, float]:
     """Mean, p50, p99 of values given as (value, count): as if each value were listed count times.
 
-    Same nearest-rank rule as :func:`forklift.journal.summarize`.
+    Nearest rank: the value at ``round(p * (count - 1))`` of the sorted list.
     """
     count = sum(c for _, c in pairs)
     if count == 0:
