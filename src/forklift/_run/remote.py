@@ -25,9 +25,18 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from .runner import KILL_GRACE, RunOptions, RunSummary, exit_status, halt_status
+from .runner import (
+    KILL_GRACE,
+    RunOptions,
+    RunSummary,
+    close_run_journal,
+    exit_status,
+    halt_status,
+    open_run_journal,
+    tag_lines,
+    tag_prefix,
+)
 from .template import Template
 
 
@@ -131,7 +140,7 @@ def run_on_cluster(
     summary = RunSummary()
     t0 = time.monotonic()
     joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
-    journal, journal_run = _open_journal(template, options)
+    journal, journal_run = open_run_journal(template, options, workers=None)
 
     def jobs() -> Iterator[RemoteJob]:
         for seq, args in enumerate(items, 1):
@@ -188,11 +197,7 @@ def run_on_cluster(
         pool.join()
         if joblog is not None:
             joblog.close()
-        if journal is not None and journal_run is not None:
-            journal_run.finish(
-                "interrupted" if summary.interrupted else "failed" if summary.failed else "done"
-            )
-            journal.close()
+        close_run_journal(journal, journal_run, summary)
     summary.seconds = time.monotonic() - t0
     summary.exit_status = exit_status(summary, options.halt, halted)
     return summary
@@ -203,24 +208,7 @@ def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, 
     for fd, data in ((1, result.out), (2, result.err)):
         if not data:
             continue
-        if options.tag:
-            prefix = os.fsencode(" ".join(result.args) + "\t")
-            lines = data.split(b"\n")
-            tail = lines.pop()
-            data = b"".join(prefix + line + b"\n" for line in lines) + (prefix + tail if tail else b"")
-        write_out(fd, data)
-
-
-def _open_journal(template: Template, options: RunOptions) -> tuple[Any, Any]:
-    if not options.journal:
-        return None, None
-    from .._engine.recording import digest
-    from ..journal import Journal
-
-    journal = Journal(options.journal)
-    text = " ".join(template.words) or "{}"
-    run = journal.begin("run", text, digest(text.encode()).hex(), workers=None, total=options.total)
-    return journal, run
+        write_out(fd, tag_lines(tag_prefix(result.args), data) if options.tag else data)
 
 
 __all__ = ["RemoteJob", "RemoteResult", "run_on_cluster", "run_remote_job"]

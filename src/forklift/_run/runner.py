@@ -175,17 +175,7 @@ class Runner:
         self.halt_status: int | None = None
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
-        self.journal: Journal | None = None
-        self.journal_run: JournalRun | None = None
-        if options.journal:
-            from .._engine.recording import digest
-            from ..journal import Journal
-
-            self.journal = Journal(options.journal)
-            text = " ".join(template.words) or "{}"
-            self.journal_run = self.journal.begin(
-                "run", text, digest(text.encode()).hex(), workers=options.jobs, total=options.total
-            )
+        self.journal, self.journal_run = open_run_journal(template, options, workers=options.jobs)
         self.max_waiting = _fd_budget(options.jobs)
 
     # -- the loop ------------------------------------------------------------------------
@@ -478,7 +468,7 @@ class Runner:
         return size
 
     def _tag(self, job: _Job) -> bytes:
-        return os.fsencode(" ".join(job.args) + "\t") if self.opt.tag else b""
+        return tag_prefix(job.args) if self.opt.tag else b""
 
     def _write_lines(self, dst: int, prefix: bytes, data: bytes, *, final: bool) -> bytes:
         """Write the complete lines of ``data`` (each after ``prefix``); return the rest."""
@@ -490,11 +480,7 @@ class Runner:
             if len(rest) > LINE_BOUND:
                 lines, rest = data, b""
         if lines:
-            if prefix:
-                parts = lines.split(b"\n")
-                tail = parts.pop()
-                lines = b"".join(prefix + p + b"\n" for p in parts) + (prefix + tail if tail else b"")
-            self.write_out(dst, lines)
+            self.write_out(dst, tag_lines(prefix, lines) if prefix else lines)
         return rest
 
     def _recycle(self, job: _Job, *, empty: tuple[bool, bool] = (False, False)) -> None:
@@ -620,11 +606,41 @@ class Runner:
         self.ep.close()
         if self.joblog:
             self.joblog.close()
-        if self.journal is not None:
-            if self.journal_run is not None:
-                s = self.summary
-                self.journal_run.finish("interrupted" if s.interrupted else "failed" if s.failed else "done")
-            self.journal.close()
+        close_run_journal(self.journal, self.journal_run, self.summary)
+
+
+def tag_prefix(args: tuple[str, ...]) -> bytes:
+    """--tag: what goes before each output line of a job with these arguments."""
+    return os.fsencode(" ".join(args) + "\t")
+
+
+def tag_lines(prefix: bytes, data: bytes) -> bytes:
+    """``data`` with ``prefix`` before every line (an unfinished last line too)."""
+    parts = data.split(b"\n")
+    tail = parts.pop()
+    return b"".join(prefix + p + b"\n" for p in parts) + (prefix + tail if tail else b"")
+
+
+def open_run_journal(
+    template: Template, options: RunOptions, *, workers: int | None
+) -> tuple[Journal | None, JournalRun | None]:
+    """The journal a run records into (``--journal``), with this run begun in it."""
+    if not options.journal:
+        return None, None
+    from .._engine.recording import digest
+    from ..journal import Journal
+
+    journal = Journal(options.journal)
+    text = " ".join(template.words) or "{}"
+    run = journal.begin("run", text, digest(text.encode()).hex(), workers=workers, total=options.total)
+    return journal, run
+
+
+def close_run_journal(journal: Journal | None, run: JournalRun | None, s: RunSummary) -> None:
+    if journal is None or run is None:
+        return
+    run.finish("interrupted" if s.interrupted else "failed" if s.failed else "done")
+    journal.close()
 
 
 def halt_status(
