@@ -150,13 +150,17 @@ class LocalPlace:
         """
         check_callable(fn)
         self.engine.check_running()
+        label = f"{name}({fn_name(fn)})"
+        setup = None
         if journal is not None or resume:
-            from ._resume import collect_journaled
+            from ._resume import plan_journaled
 
-            return collect_journaled(
-                self, fn, items, mode, on_done, name=name, journal=journal, resume=resume, force=force,
-                chunksize=chunksize, timeout=timeout, retries=retries, progress=progress,
-            )  # fmt: skip
+            plan = plan_journaled(
+                self, fn, items, mode, on_done, label=label, journal=journal, resume=resume, force=force
+            )
+            if plan is None:  # every result was in the journal
+                return None
+            items, on_done, setup = plan
         if not items:
             on_done(True, [])
             return None
@@ -165,10 +169,12 @@ class LocalPlace:
             mode,
             items,
             on_done,
-            name=f"{name}({fn_name(fn)})",
+            name=label,
             chunksize=check_chunksize(chunksize),
             **self._options(timeout, retries),
         )
+        if setup is not None:
+            setup(job)
         self._start(job, progress, len(items))
         return job
 

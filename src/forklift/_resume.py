@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._engine.front import pickle_function
-from ._engine.jobs import CollectJob, Job
+from ._engine.jobs import Job
 from ._engine.recording import inputs_digest, signature
 from .journal import Journal, JournalError, load_results, other_signatures, stored_chunks
 
@@ -36,24 +36,27 @@ if TYPE_CHECKING:
     from ._place import LocalPlace
 
 
-def collect_journaled(
+Plan = tuple[list[Any], Callable[[bool, Any], None], Callable[[Job], None]]
+
+
+def plan_journaled(
     place: LocalPlace,
     fn: Callable[..., Any],
     items: list[Any],
     mode: int,
     on_done: Callable[[bool, Any], None],
     *,
-    name: str,
+    label: str,
     journal: str | os.PathLike[str] | None,
     resume: bool,
     force: bool,
-    chunksize: Any,
-    timeout: Any,
-    retries: Any,
-    progress: Any,
-) -> Job | None:
-    from ._place import check_chunksize, fn_name
+) -> Plan | None:
+    """What a journaled map runs: ``(items to run, their on_done, setup of the job)``.
 
+    None when every result was stored (``on_done`` has then been called). The job
+    itself is built by ``LocalPlace.collect``, as for any map; ``setup`` ties it to
+    the journal.
+    """
     owned = None
     if journal is not None and not _same_file(place.journal, journal):
         owned = Journal(journal)
@@ -61,7 +64,6 @@ def collect_journaled(
     if target is None:
         raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
     try:
-        label = f"{name}({fn_name(fn)})"
         sig = signature(pickle_function(fn, label), mode)
         known = _stored_results(target, sig, items, label, force) if resume else {}
         missing = [i for i in range(len(items)) if i not in known]
@@ -85,21 +87,13 @@ def collect_journaled(
             value = merged
         on_done(ok, value)
 
-    job = CollectJob(
-        fn,
-        mode,
-        [items[i] for i in missing] if known else items,
-        finish,
-        name=label,
-        chunksize=check_chunksize(chunksize),
-        **place._options(timeout, retries),
-    )
-    job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
-    job.journal.keep_results = resume  # the next resume needs them; a plain record does not
-    if known:
-        job.journal_index = missing
-    place._start(job, progress, len(missing))
-    return job
+    def setup(job: Job) -> None:
+        job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
+        job.journal.keep_results = resume  # the next resume needs them; a plain record does not
+        if known:
+            job.journal_index = missing
+
+    return ([items[i] for i in missing] if known else items), finish, setup
 
 
 def _stored_results(journal: Journal, sig: str, items: list[Any], label: str, force: bool) -> dict[int, Any]:
