@@ -37,6 +37,8 @@ import signal
 import sys
 from types import FrameType
 
+from ._args import positive
+
 EPILOG = """\
 exit status:
   0    everything copied (or already up to date)
@@ -64,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "-j",
         "--jobs",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="worker processes (default: the number of CPUs)",
@@ -99,16 +101,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="no progress and no summary; errors are still printed",
     )
     p.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from ._args import positive
+
 START = 10_000_000
 
 
@@ -34,20 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-n", "--tasks", type=_positive, default=20_000, help="inputs to map (default 20000)")
-    p.add_argument("-j", "--workers", type=_positive, default=None, help="worker processes (default: CPUs)")
+    p.add_argument("-n", "--tasks", type=positive, default=20_000, help="inputs to map (default 20000)")
+    p.add_argument("-j", "--workers", type=positive, default=None, help="worker processes (default: CPUs)")
     p.add_argument("--no-serial", action="store_true", help="skip the serial comparison run")
     p.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
