@@ -305,6 +305,20 @@ def test_cli_ps_of_everything_is_a_forest():
     assert 1 in pids and os.getpid() in pids
 
 
+def test_cli_ps_keeps_a_command_line_holding_a_newline_on_one_line():
+    # Seen in CI: an environment's process carried a whole script as one argument.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "a\nb\tc\x1b"])
+    try:
+        out = cli("ps", str(proc.pid), "--interval", "0")
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert len(lines) == 2 and lines[1].split()[0] == str(proc.pid), out.stdout
+        assert lines[1].endswith("a\\nb\\tc\\x1b"), lines[1]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_cli_refuses_a_missing_pid_pid_1_and_its_own_ancestors():
     gone = subprocess.Popen(["true"])
     gone.wait()

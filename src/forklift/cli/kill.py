@@ -257,7 +257,9 @@ class Node:
     children: list[Node] = field(default_factory=list)
 
     def command(self) -> str:
-        return " ".join(self.cmdline) if self.cmdline else f"[{self.name}]"
+        """The command line on one line: control characters (a newline in an argument) escaped."""
+        text = " ".join(self.cmdline) if self.cmdline else f"[{self.name}]"
+        return text.translate(_ONE_LINE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,6 +272,9 @@ class Node:
             "cmdline": self.cmdline,
             "children": [c.to_dict() for c in self.children],
         }
+
+
+_ONE_LINE = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}
 
 
 def run_ps(args: argparse.Namespace) -> int:
