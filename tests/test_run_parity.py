@@ -91,7 +91,7 @@ def read_joblog(path) -> list[tuple]:
     """Joblog rows without the times: Seq Host Send Receive Exitval Signal Command."""
     if not path.exists():
         return []
-    lines = path.read_bytes().split(b"\n")
+    lines = path.read_bytes().removesuffix(b"\n").split(b"\n")
     assert lines[0] == b"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
     records: list[bytes] = []
     for line in lines[1:]:
