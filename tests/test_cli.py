@@ -34,3 +34,25 @@ def test_demo_rejects_bad_input_with_one_line():
     out = run("demo", "--tasks", "zero")
     assert out.returncode == 2 and "not a whole number" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_help_lists_every_command():
+    out = run("--help")
+    for command in ("demo", "run", "copy", "kill", "ps", "report", "top", "cluster"):
+        assert f"\n    {command} " in out.stdout, command
+
+
+def test_a_command_imports_only_what_it_uses():
+    # `forklift run` starts once per shell pipeline: it must not pay for the pool's
+    # machinery (multiprocessing, ~15 ms), the journal or the other commands.
+    code = (
+        "import sys\n"
+        "from forklift.cli.main import main\n"
+        "assert main(['run', 'true', ':::', '1']) == 0\n"
+        "heavy = {'forklift.errors', 'forklift.journal', 'forklift.cli.kill', 'forklift.cli.cluster',\n"
+        "         'concurrent.futures.process', 'multiprocessing.pool'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -13,7 +13,8 @@ import time
 import pytest
 
 import forklift
-from forklift.journal import Journal, JournalError
+from forklift import JournalError
+from forklift.journal import Journal
 
 from tasks import exit_on, fail_on, sleep_return, square
 

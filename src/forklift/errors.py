@@ -30,6 +30,7 @@ __all__ = [
     "BrokenPoolError",
     "ClusterError",
     "ForkliftError",
+    "JournalError",
     "RemoteError",
     "RemoteTraceback",
     "SerializationError",
@@ -140,6 +141,10 @@ class ClusterError(ForkliftError, ConnectionError):
     The message names the address and what to start. Wrong credentials raise
     :class:`AuthenticationError` instead.
     """
+
+
+class JournalError(ForkliftError, ValueError):
+    """The journal file cannot be used: not a forklift journal, corrupted, or another run's."""
 
 
 class BrokenPoolError(ForkliftError, BrokenProcessPool):

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._engine.recording import Digest
-from .errors import ForkliftError
+from .errors import JournalError
 
 __all__ = ["Journal", "JournalError", "JournalRun"]
 
@@ -125,10 +125,6 @@ FROM tasks;
 """
 
 TASK_STATUSES = ("done", "failed", "retried", "timeout", "lost")
-
-
-class JournalError(ForkliftError, ValueError):
-    """The journal file cannot be used: not a forklift journal, corrupted, or another run's."""
 
 
 def connect(path: str | os.PathLike[str], *, create: bool) -> sqlite3.Connection:

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any
 
-from .journal import JournalError, connect
+from .errors import JournalError
+from .journal import connect
 
 __all__ = [
     "LiveWorker",

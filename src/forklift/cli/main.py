@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import cluster, copy, demo, kill, report, run
 
-# Order here is the order of `forklift --help`.
-COMMANDS = (demo, run, copy, kill, report, cluster)
+# Each command's module, in the order of `forklift --help`. Only the module of the
+# command being run is imported, so `forklift run` does not pay for `cluster` or `ps`.
+MODULES = {
+    "demo": "demo",
+    "run": "run",
+    "copy": "copy",
+    "kill": "kill",
+    "ps": "kill",
+    "report": "report",
+    "top": "report",
+    "cluster": "cluster",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone when it is one."""
     parser = argparse.ArgumentParser(
         prog="forklift",
         description=(
@@ -24,13 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"forklift {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
-        module.register(sub)
+    names = [MODULES[command]] if command in MODULES else dict.fromkeys(MODULES.values())
+    for name in names:
+        importlib.import_module(f".{name}", __package__).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, which knows its own exit status
         _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")

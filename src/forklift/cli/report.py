@@ -121,7 +121,7 @@ def _fail(command: str, message: str) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from .. import report
-    from ..journal import JournalError  # here, not at the top: other commands start faster
+    from ..errors import JournalError
 
     try:
         conn = report.open_journal(args.journal)
@@ -156,7 +156,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_top(args: argparse.Namespace) -> int:
     from .. import report
-    from ..journal import JournalError
+    from ..errors import JournalError
 
     try:
         conn = report.open_journal(args.journal)
