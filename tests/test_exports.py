@@ -32,6 +32,7 @@ def test_surface_is_what_we_intend():
         "ForkliftError",
         "IMapIterator",
         "JoinableQueue",
+        "JournalError",
         "KillResult",
         "Lock",
         "Manager",
