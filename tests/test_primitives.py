@@ -8,7 +8,11 @@ arrive, a lock excludes, an event wakes a waiting task.
 
 import ctypes
 import multiprocessing
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -235,3 +239,43 @@ def test_primitives_go_to_executor_tasks(executor):
         f.result(timeout=30)
     assert counter.value == 400
     assert sorted(q.get(timeout=20) for _ in range(3)) == [0, 1, 2]
+
+
+JOIN_BEFORE_READ = """
+import sys, threading
+import forklift
+sys.path.insert(0, {tests!r})
+import primitive_tasks as pt
+
+if __name__ == "__main__":
+    q = forklift.Queue()
+    items = [(q, bytes([i]) * 100_000) for i in range(20)]  # far more than a pipe holds
+    pool = forklift.Pool(2)
+    pool.starmap(pt.put, items)
+    pool.close()
+    joiner = threading.Thread(target=pool.join)
+    joiner.start()
+    joiner.join(3)
+    print("joined before reading:", not joiner.is_alive(), flush=True)
+    got = sorted(q.get(timeout=30) for _ in items)
+    joiner.join(30)
+    print("joined after reading:", not joiner.is_alive(), got == sorted(b for _, b in items))
+"""
+
+
+def test_join_before_reading_a_queue_says_why_it_waits_and_loses_nothing(tmp_path):
+    # multiprocessing's rule: a process that put items waits at exit until they are
+    # read. forklift keeps the rule (dropping them would lose work) but says so.
+    script = tmp_path / "join_before_read.py"
+    script.write_text(JOIN_BEFORE_READ.format(tests=str(Path(__file__).parent)))
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FORKLIFT_FLUSH_WARNING": "0.5"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["joined before reading: False", "joined after reading: True True"]
+    assert "cannot exit: items it put into a Queue are not read yet" in out.stderr
+    assert "Read the queue before join()" in out.stderr

@@ -83,3 +83,8 @@ BULK_CACHE = _int("FORKLIFT_BULK_CACHE", 256 << 20)
 #: FORKLIFT_START_METHOD — default start method: forkserver on Linux (safe with
 #: threads, what Python 3.14 chose), else the platform default.
 START_METHOD = os.environ.get("FORKLIFT_START_METHOD") or None
+
+#: FORKLIFT_FLUSH_WARNING — a worker or Process that has finished but still waits,
+#: this many seconds later, for a Queue's reader to take what it put says so on
+#: stderr (it then keeps waiting: nothing put is dropped).
+FLUSH_WARNING = _float("FORKLIFT_FLUSH_WARNING", 10.0)

@@ -10,7 +10,8 @@ pipe through ``/proc`` once per process (``_registry``): sending one queue to
 10,000 tasks does not open 20,000 descriptors.
 
 Everything else is the stdlib's: the feeder thread, and with it the rule that
-a process which put items waits at exit until they are in the pipe.
+a process which put items waits at exit until they are in the pipe (forklift's
+workers and Processes say so on stderr when that wait lasts: wait_for_readers).
 """
 
 from __future__ import annotations
@@ -127,3 +128,27 @@ class SimpleQueue(_SharedPipe, _SimpleQueue):
         tokens, rlock, wlock = state
         stdlib_state: Any = (*_reopen(tokens), rlock, wlock)
         super().__setstate__(stdlib_state)
+
+
+def wait_for_readers(who: str, grace: float) -> None:
+    """Before this process exits: wait for its queues' feeder threads, and say why after ``grace``.
+
+    A process that put items into a Queue cannot exit before they are all in the
+    pipe (the stdlib's rule, kept: dropping them would lose work), so with nobody
+    reading, ``Pool.join()`` or ``Process.join()`` waits forever. This turns that
+    silent hang into one line on stderr naming the cause; the exit still waits.
+    """
+    import threading
+    import time
+
+    feeders = [t for t in threading.enumerate() if t.name == "QueueFeederThread" and t.is_alive()]
+    deadline = time.monotonic() + grace
+    for thread in feeders:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in feeders):
+        os.write(
+            2,
+            f"forklift: {who} (pid {os.getpid()}) has finished but cannot exit: items it put "
+            f"into a Queue are not read yet after {grace:g} s, and it waits until they are. "
+            "Read the queue before join() (multiprocessing's rule).\n".encode(),
+        )

@@ -21,13 +21,14 @@ import functools
 import mmap
 import os
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing import context as mp_context
 from multiprocessing import process, reduction
 from typing import Any
 
-from . import _serialize
+from . import _config, _serialize
 
 __all__ = ["ForkProcess", "ForkServerProcess", "Process", "SpawnProcess"]
 
@@ -223,6 +224,10 @@ class Process(process.BaseProcess):
             self._results.write(_error_record(exc))
             raise  # multiprocessing prints it and exits with code 1, as ever
         self._results.write(_value_record(value, self.name))
+        if "multiprocessing.queues" in sys.modules:  # the target used a Queue
+            from ._queues import wait_for_readers
+
+            wait_for_readers(f"process {self.name}", _config.FLUSH_WARNING)
 
     # -- pickling (spawn and forkserver only) -----------------------------------
     def __getstate__(self) -> dict[str, Any]:

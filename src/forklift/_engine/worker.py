@@ -64,6 +64,10 @@ def worker_main(
         sys.exit(1)
     P.send(conn, P.READY, (os.getpid(),))
     _Worker(conn, slot, report_rss, outgoing).serve(inbox)
+    if "multiprocessing.queues" in sys.modules:  # a task used a Queue
+        from .._queues import wait_for_readers
+
+        wait_for_readers("pool worker", _config.FLUSH_WARNING)
 
 
 def die() -> None:
