@@ -338,6 +338,51 @@ def test_cluster_timeout_retries_and_halt():
     assert out.returncode == 7
 
 
+@needs_dask
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_cluster_interrupt_leaves_no_job_running(how):
+    """Ctrl-C (SIGINT to the whole group, as a terminal sends it) or SIGKILL of forklift."""
+    tag = f"40.{os.getpid()}{len(how)}"
+    proc = subprocess.Popen(
+        [*RUN, "--cluster", "local", f"sleep {tag}; echo {{}}", ":::", "1", "2", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while len(survivors(tag)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(survivors(tag)) >= 2, "the jobs did not start"
+        started = time.monotonic()
+        if how == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.kill()
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == (130 if how == "SIGINT" else -9), err
+        if how == "SIGINT":
+            assert time.monotonic() - started < 10 and b"Traceback" not in err, err
+        deadline = time.monotonic() + 10
+        while survivors(tag) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert survivors(tag) == [], "a job outlived forklift"
+    finally:
+        for pid in survivors(tag):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@needs_dask
+def test_cluster_halt_now_kills_the_running_jobs():
+    tag = f"41.{os.getpid()}"
+    started = time.monotonic()
+    out = run("--cluster", "local", "--halt", "now,fail=1", "sleep {}; exit 3", ":::", tag, "0.5")
+    assert out.returncode == 3 and time.monotonic() - started < 30
+    assert survivors(tag) == []
+
+
 def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
     monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
     out = run("--cluster", "tls://127.0.0.1:9", "true", ":::", "1")

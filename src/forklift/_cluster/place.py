@@ -179,6 +179,7 @@ def _local(
         security=security,
         dashboard_address="127.0.0.1:0",  # Dask always serves HTTP (health); keep it local
         silence_logs=logging.ERROR,
+        preload=["forklift._cluster.preload"],  # workers ignore Ctrl-C: this process stops them
     )
     try:
         client = distributed.Client(cluster, timeout=timeout, set_as_default=False)

@@ -10,10 +10,17 @@ the worker's host name) and the journal, and applies ``--halt``.
 
 Differences from a local run, all because the jobs are elsewhere: output is
 held in the worker's memory until the job ends (no spill to disk); ``-j``
-does not apply (the cluster's worker threads are the slots, ``{%}`` is 1); on
-Ctrl-C the jobs not yet started are cancelled, but a job already running on
-a worker runs to its end; and a job may run twice if its worker dies, so jobs
-should be idempotent.
+does not apply (the cluster's worker threads are the slots, ``{%}`` is 1);
+``--halt soon`` does not wait for the running jobs' output; and a job may run
+twice if its worker dies, so jobs should be idempotent.
+
+Stopping: every job carries this run's ``FORKLIFT_RUN_ID`` in its environment,
+as a local run's do. On Ctrl-C (or ``--halt now``) the jobs not yet started are
+cancelled, and every worker process notes the run as stopped (a job of it
+that starts later does not run) and sweeps the processes marked with its id
+(``guardian.sweep``: TERM, then KILL), so no job outlives the run. A guardian
+does the same on this machine if forklift itself is SIGKILLed, which covers
+``--cluster local``; a remote worker's jobs then run to their end.
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from .guardian import MARKER, Guardian, sweep
 from .runner import (
     KILL_GRACE,
     RunOptions,
@@ -48,6 +58,7 @@ class RemoteJob:
     shell: str
     timeout: float | None
     retries: int
+    run_id: str
 
 
 @dataclass(frozen=True)
@@ -66,20 +77,40 @@ class RemoteResult:
     timed_out: bool
 
 
+# In each worker process: the runs stopped by their forklift (stop_run), and a lock
+# that makes "not stopped, so start the job" one step against stop_run's "stopped".
+_stopped_runs: set[str] = set()
+_start_lock = threading.Lock()
+
+
+class RunStopped(Exception):
+    """The job's run was stopped before the job started; it never ran."""
+
+
+def stop_run(run_id: str, grace: float) -> int:
+    """Run on every worker by ``Client.run``: no new job of ``run_id``; end the running ones."""
+    with _start_lock:
+        _stopped_runs.add(run_id)
+    return sweep(run_id, grace)
+
+
 def run_remote_job(job: RemoteJob) -> RemoteResult:
     """Run one job where this task runs (a cluster worker); retry it up to ``retries`` times."""
     attempt = 0
     while True:
         attempt += 1
         start = time.time()
-        proc = subprocess.Popen(
-            [job.shell, "-c", job.command],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env={**os.environ, "PARALLEL_SEQ": str(job.seq), "PARALLEL_JOBSLOT": "1"},
-        )
+        with _start_lock:
+            if job.run_id in _stopped_runs:
+                raise RunStopped(f"job {job.seq}: the run was stopped")
+            proc = subprocess.Popen(
+                [job.shell, "-c", job.command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                env={**os.environ, "PARALLEL_SEQ": str(job.seq), "PARALLEL_JOBSLOT": "1", MARKER: job.run_id},
+            )
         timed_out = False
         try:
             out, err = proc.communicate(timeout=job.timeout)
@@ -139,6 +170,7 @@ def run_on_cluster(
 
     summary = RunSummary()
     t0 = time.monotonic()
+    run_id = f"{os.getpid()}-{time.time_ns()}"
     joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
     journal, journal_run = open_run_journal(template, options, workers=None)
 
@@ -148,10 +180,12 @@ def run_on_cluster(
                 summary.skipped += 1
                 continue
             command = template.build(args, seq, 1)
-            yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries)
+            yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries, run_id)
 
     halted: int | None = None
     pool = Pool(address=address, credentials=credentials)
+    guardian = Guardian(run_id)
+    stop_jobs = False
     try:
         results = (pool.imap if options.keep_order else pool.imap_unordered)(run_remote_job, jobs())
         for result in results:
@@ -191,16 +225,31 @@ def run_on_cluster(
                     break
     except KeyboardInterrupt:
         summary.interrupted = signal.SIGINT
-        pool.terminate()
+        stop_jobs = True
     finally:
-        pool.terminate() if halted is not None else pool.close()
+        stop_jobs = stop_jobs or (
+            halted is not None and options.halt is not None and options.halt.when == "now"
+        )
+        if stop_jobs:
+            _stop_running_jobs(pool, run_id, warn)
+        pool.terminate() if stop_jobs or halted is not None else pool.close()
         pool.join()
+        guardian.release()
         if joblog is not None:
             joblog.close()
         close_run_journal(journal, journal_run, summary)
     summary.seconds = time.monotonic() - t0
     summary.exit_status = exit_status(summary, options.halt, halted)
     return summary
+
+
+def _stop_running_jobs(pool: Any, run_id: str, warn: Callable[[str], None]) -> None:
+    """Have every worker refuse this run's next jobs and kill its running ones."""
+    try:
+        pool._place.client.run(stop_run, run_id, KILL_GRACE)
+    except Exception as exc:  # a worker gone or the scheduler unreachable: say, go on
+        warn(f"could not reach every worker to stop the running jobs: {exc}")
+    sweep(run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
 
 
 def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, bytes], None]) -> None:
@@ -211,4 +260,4 @@ def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, 
         write_out(fd, tag_lines(tag_prefix(result.args), data) if options.tag else data)
 
 
-__all__ = ["RemoteJob", "RemoteResult", "run_on_cluster", "run_remote_job"]
+__all__ = ["RemoteJob", "RemoteResult", "RunStopped", "run_on_cluster", "run_remote_job", "stop_run"]
