@@ -95,7 +95,7 @@ class LocalPlace:
 
     def _start(self, job: Job, progress: Any, total: int | None) -> None:
         enabled = self.progress if progress is _UNSET else progress
-        job.progress = progress_bar(enabled, total, job.name)
+        job.progress = progress_bar(enabled, total, job.name, getattr(self.engine, "worker_states", None))
         try:
             self.engine.start_job(job)
         except BaseException:

@@ -110,7 +110,8 @@ class Pool:
     - ``retries``: how many times a task whose worker died is run again (0).
     - ``timeout``: seconds a task may run; past it, its worker and the worker's
       children are killed and the task fails with ``TaskTimeout`` (or retries).
-    - ``progress``: draw a progress bar for map / imap / starmap calls.
+    - ``progress``: draw a progress bar for map / imap / starmap calls (True, or
+      its description); ``"workers"`` adds a live table of what each worker does.
     - ``start_method``: "fork", "forkserver" (default on Linux) or "spawn".
     - ``max_tasks_per_child`` (same as ``maxtasksperchild``, counted in tasks,
       not chunks) and ``max_memory`` (bytes of RSS): replace a worker after it.

@@ -3,25 +3,38 @@
 The scheduler thread calls :meth:`ProgressHandle.advance` once per delivered
 chunk (never per item), so a bar costs nothing measurable on tiny tasks.
 rich redraws from its own thread at a fixed rate.
+
+``progress="workers"`` adds a live table under the bar: each worker's state, the
+items it runs and for how long, tasks done, CPU % and RSS. rich's refresh thread
+builds it from :meth:`Engine.worker_states` (a snapshot read without stopping the
+scheduler) and psutil, so the scheduler does no extra work for it.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProgressHandle", "progress_bar"]
+if TYPE_CHECKING:
+    from ._engine.core import WorkerState
+
+__all__ = ["ProgressHandle", "WorkersView", "progress_bar"]
+
+WORKERS = "workers"  # the progress= value that asks for the workers table
 
 
 class ProgressHandle:
     """A live bar: done / total, failures, rate and ETA."""
+
+    refresh_per_second = 8
 
     def __init__(self, total: int | None, description: str) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
@@ -30,7 +43,7 @@ class ProgressHandle:
         self._lock = threading.Lock()
         self._closed = False
         self.failed = 0
-        self._progress = Progress(
+        self._progress = self._make_progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -40,7 +53,7 @@ class ProgressHandle:
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
-            refresh_per_second=8,
+            refresh_per_second=self.refresh_per_second,
         )
         self._task = self._progress.add_task(description, total=total, failed="", rate="")
         self._progress.start()
@@ -66,11 +79,110 @@ class ProgressHandle:
             self._closed = True
             self._progress.stop()
 
+    def _make_progress(self, *columns: Any, **options: Any) -> Any:
+        from rich.progress import Progress
 
-def progress_bar(enabled: Any, total: int | None, description: str) -> ProgressHandle | None:
-    """A bar when ``enabled`` is true, else None."""
+        return Progress(*columns, **options)
+
+
+class WorkersView(ProgressHandle):
+    """The bar, and under it one row per worker, redrawn by rich's thread."""
+
+    refresh_per_second = 4
+
+    def __init__(
+        self, total: int | None, description: str, states: Callable[[], Sequence[WorkerState]]
+    ) -> None:
+        self._states = states
+        self._procs: dict[int, Any] = {}  # pid -> psutil.Process, for CPU % between redraws
+        self._since: dict[int, tuple[int, float]] = {}  # pid -> (chunk seq, first seen)
+        super().__init__(total, description)
+
+    def _make_progress(self, *columns: Any, **options: Any) -> Any:
+        from rich.progress import Progress
+
+        view = self
+
+        class _Progress(Progress):
+            def get_renderables(self) -> Iterable[Any]:
+                yield self.make_tasks_table(self.tasks)
+                yield view.table()
+
+        return _Progress(*columns, **options)
+
+    def table(self) -> Any:
+        """The workers table as rich draws it; a failed read shows as a note, never an error."""
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold dim")
+        for name in WORKER_COLUMNS:
+            table.add_column(name, justify="left" if name in ("state", "items") else "right")
+        try:
+            rows = self.rows()
+        except Exception as exc:  # a display must not break the pool it shows
+            table.add_row("", f"[dim]workers unreadable: {exc}")
+            return table
+        for row in rows:
+            table.add_row(*row)
+        return table
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """One row of text per worker: pid, state, items, for how long, done, CPU %, RSS."""
+        import psutil
+
+        now = time.monotonic()
+        rows: list[tuple[str, ...]] = []
+        live = set()
+        for w in self._states():
+            live.add(w.pid)
+            proc = self._procs.get(w.pid)
+            if proc is None:
+                proc = self._procs[w.pid] = psutil.Process(w.pid)
+            try:
+                with proc.oneshot():
+                    cpu = f"{proc.cpu_percent(None):.0f}"
+                    rss = _megabytes(proc.memory_info().rss)
+            except psutil.Error:
+                cpu = rss = "-"
+            if w.first < 0:
+                items = since = ""
+                self._since.pop(w.pid, None)
+            else:
+                items = f"{w.call} #{w.first}" + (f"-{w.last}" if w.last != w.first else "")
+                seq, seen = self._since.get(w.pid, (None, now))
+                if seq != w.seq:
+                    seen = now
+                    self._since[w.pid] = (w.seq, now)
+                since = f"{now - seen:.1f} s"
+            rows.append((str(w.pid), w.state, items, since, f"{w.tasks_done:,}", cpu, rss))
+        for pid in set(self._procs) - live:  # replaced workers
+            del self._procs[pid]
+        return rows
+
+
+WORKER_COLUMNS = ("worker", "state", "items", "for", "done", "CPU %", "RSS")
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def progress_bar(
+    enabled: Any,
+    total: int | None,
+    description: str,
+    workers: Callable[[], Sequence[WorkerState]] | None = None,
+) -> ProgressHandle | None:
+    """A bar when ``enabled`` is true, else None; with ``"workers"``, the workers table too.
+
+    Any other string names the bar. ``workers`` reads the pool's workers; where there
+    is none to read (a cluster), ``"workers"`` gives the plain bar.
+    """
     if not enabled:
         return None
-    if isinstance(enabled, str):
+    if enabled == WORKERS:
+        if workers is not None:
+            return WorkersView(total, description, workers)
+    elif isinstance(enabled, str):
         description = enabled
     return ProgressHandle(total, description)

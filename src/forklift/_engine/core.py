@@ -50,7 +50,7 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _config
 from .._checks import whole
@@ -72,6 +72,21 @@ from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .recording import signature as journal_signature
 from .supervise import WorkerHandle, get_context
+
+_PHASES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
+
+
+class WorkerState(NamedTuple):
+    """One worker as :meth:`Engine.worker_states` saw it."""
+
+    pid: int
+    state: str  # starting, idle, receiving, unpickling, running, pickling, sending back
+    call: str  # the call its chunk belongs to, e.g. "map(square)"; "" when it holds none
+    first: int  # index of the first and last item of that chunk (-1: none)
+    last: int
+    seq: int  # the chunk's number: a new one means new work
+    tasks_done: int
+
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -170,6 +185,35 @@ class Engine(SchedulerFront):
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in list(self._workers)]
+
+    def worker_states(self) -> list[WorkerState]:
+        """What each live worker is doing, read from any thread without stopping the scheduler.
+
+        A racy snapshot (the scheduler may change a worker while it is read), good for a
+        display: ``progress="workers"`` redraws it a few times a second.
+        """
+        states = []
+        for w in list(self._workers):
+            if w.gone:
+                continue
+            if not w.ready:
+                states.append(WorkerState(w.pid, "starting", "", -1, -1, 0, w.tasks_done))
+                continue
+            seq, idx, _ = w.read_slot()
+            held = list(w.held)  # the chunks sent to it and not answered yet
+            if not held:
+                states.append(WorkerState(w.pid, "idle", "", -1, -1, 0, w.tasks_done))
+                continue
+            chunk = next((c for c in held if c.seq == seq), None)
+            if chunk is None:  # the next chunk is on its way, or the worker is reading it
+                chunk, state = held[0], "receiving"
+            else:
+                state = _PHASES.get(idx, "running")
+            first, last = chunk.start, chunk.start + len(chunk.items) - 1
+            if seq == chunk.seq and idx > 0:  # exact in timed chunks: the item running now
+                first = last = chunk.start + idx
+            states.append(WorkerState(w.pid, state, chunk.job.name, first, last, seq, w.tasks_done))
+        return states
 
     def statistics(self) -> Statistics:
         c = self._counts
