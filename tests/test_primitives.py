@@ -279,3 +279,31 @@ def test_join_before_reading_a_queue_says_why_it_waits_and_loses_nothing(tmp_pat
     assert out.stdout.splitlines() == ["joined before reading: False", "joined after reading: True True"]
     assert "cannot exit: items it put into a Queue are not read yet" in out.stderr
     assert "Read the queue before join()" in out.stderr
+
+
+READ_THEN_JOIN = """
+import time
+import forklift
+
+def produce(q):
+    for i in range(3):
+        q.put(i)
+    return "done"
+
+if __name__ == "__main__":
+    q = forklift.Queue()
+    p = forklift.Process(target=produce, args=(q,))  # the child keeps q open to the end
+    p.start()
+    print([q.get(timeout=10) for _ in range(3)], p.result(timeout=10))
+"""
+
+
+def test_a_process_whose_queue_was_read_exits_at_once_and_says_nothing(tmp_path):
+    # The check behind the message above must not mistake an idle feeder thread (alive
+    # until the queue closes at exit) for one that cannot flush.
+    script = tmp_path / "read_then_join.py"
+    script.write_text(READ_THEN_JOIN)
+    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": "0.01"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "[0, 1, 2] done\n" and out.stderr == ""

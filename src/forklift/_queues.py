@@ -11,7 +11,7 @@ pipe through ``/proc`` once per process (``_registry``): sending one queue to
 
 Everything else is the stdlib's: the feeder thread, and with it the rule that
 a process which put items waits at exit until they are in the pipe (forklift's
-workers and Processes say so on stderr when that wait lasts: wait_for_readers).
+workers and Processes say so on stderr when that wait lasts: watch_exit).
 """
 
 from __future__ import annotations
@@ -130,25 +130,29 @@ class SimpleQueue(_SharedPipe, _SimpleQueue):
         super().__setstate__(stdlib_state)
 
 
-def wait_for_readers(who: str, grace: float) -> None:
-    """Before this process exits: wait for its queues' feeder threads, and say why after ``grace``.
+def watch_exit(who: str, grace: float) -> None:
+    """Call as this process starts to exit: if ``grace`` s later it still waits to flush a
+    queue, say so on stderr.
 
     A process that put items into a Queue cannot exit before they are all in the
     pipe (the stdlib's rule, kept: dropping them would lose work), so with nobody
-    reading, ``Pool.join()`` or ``Process.join()`` waits forever. This turns that
-    silent hang into one line on stderr naming the cause; the exit still waits.
+    reading, ``Pool.join()`` or ``Process.join()`` waits forever. The exit closes
+    every queue first (multiprocessing's finalizers: priority 10 sends the feeder
+    its sentinel, -5 joins it), so a feeder thread still alive ``grace`` s later is
+    one blocked in a write nobody reads. A daemon thread checks, prints one line
+    naming the cause, and dies with the process; the exit still waits.
     """
     import threading
     import time
 
-    feeders = [t for t in threading.enumerate() if t.name == "QueueFeederThread" and t.is_alive()]
-    deadline = time.monotonic() + grace
-    for thread in feeders:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(t.is_alive() for t in feeders):
-        os.write(
-            2,
-            f"forklift: {who} (pid {os.getpid()}) has finished but cannot exit: items it put "
-            f"into a Queue are not read yet after {grace:g} s, and it waits until they are. "
-            "Read the queue before join() (multiprocessing's rule).\n".encode(),
-        )
+    def watch() -> None:
+        time.sleep(grace)
+        if any(t.name == "QueueFeederThread" and t.is_alive() for t in threading.enumerate()):
+            os.write(
+                2,
+                f"forklift: {who} (pid {os.getpid()}) has finished but cannot exit: items it put "
+                f"into a Queue are not read yet after {grace:g} s, and it waits until they are. "
+                "Read the queue before join() (multiprocessing's rule).\n".encode(),
+            )
+
+    threading.Thread(target=watch, name="forklift-exit-watch", daemon=True).start()

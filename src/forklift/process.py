@@ -225,9 +225,9 @@ class Process(process.BaseProcess):
             raise  # multiprocessing prints it and exits with code 1, as ever
         self._results.write(_value_record(value, self.name))
         if "multiprocessing.queues" in sys.modules:  # the target used a Queue
-            from ._queues import wait_for_readers
+            from ._queues import watch_exit
 
-            wait_for_readers(f"process {self.name}", _config.FLUSH_WARNING)
+            watch_exit(f"process {self.name}", _config.FLUSH_WARNING)
 
     # -- pickling (spawn and forkserver only) -----------------------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -65,9 +65,9 @@ def worker_main(
     P.send(conn, P.READY, (os.getpid(),))
     _Worker(conn, slot, report_rss, outgoing).serve(inbox)
     if "multiprocessing.queues" in sys.modules:  # a task used a Queue
-        from .._queues import wait_for_readers
+        from .._queues import watch_exit
 
-        wait_for_readers("pool worker", _config.FLUSH_WARNING)
+        watch_exit("pool worker", _config.FLUSH_WARNING)
 
 
 def die() -> None:
