@@ -1,4 +1,4 @@
-"""``forklift copy``: copy files and directory trees with several worker processes.
+"""forklift copy: copy files and directory trees with several worker processes.
 
     forklift copy [options] SRC [SRC ...] DST
 

@@ -1,4 +1,4 @@
-"""``forklift demo``: the main job on its embedded default, no server needed.
+"""forklift demo: the main job on its embedded default, no server needed.
 
 A CPU-bound map: count the divisors of each of N numbers from 10,000,000 up,
 by trial division to the square root (about 3,000 steps of pure Python each).

@@ -1,4 +1,4 @@
-"""``forklift run``: run shell commands in parallel, GNU parallel style.
+"""forklift run: run shell commands in parallel, GNU parallel style.
 
   forklift run [OPTIONS] COMMAND [ARG...] ::: A B C        one job per argument
   forklift run [OPTIONS] COMMAND ::: A B ::: 1 2           the product: A 1, A 2, B 1, B 2
