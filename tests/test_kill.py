@@ -319,6 +319,22 @@ def test_cli_ps_keeps_a_command_line_holding_a_newline_on_one_line():
         proc.wait()
 
 
+def test_cli_kill_names_a_process_whose_name_holds_a_newline_on_one_line():
+    # PR_SET_NAME (15) takes any bytes: /proc/PID/comm then holds a newline.
+    code = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'evil\\nname', 0, 0, 0); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/comm").read_text() != "evil\nname\n" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out = cli("kill", str(proc.pid))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0].startswith(f"{proc.pid} (evil\\nname) and 0 descendant"), out.stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_cli_refuses_a_missing_pid_pid_1_and_its_own_ancestors():
     gone = subprocess.Popen(["true"])
     gone.wait()

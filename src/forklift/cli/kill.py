@@ -152,7 +152,7 @@ def run_kill(args: argparse.Namespace) -> int:
     pid: int = args.pid
     try:
         target = psutil.Process(pid)
-        name = target.name()
+        name = one_line(target.name())
     except psutil.NoSuchProcess:
         return _fail(f"no such process: {pid}")
     except psutil.AccessDenied:
@@ -258,8 +258,7 @@ class Node:
 
     def command(self) -> str:
         """The command line on one line: control characters (a newline in an argument) escaped."""
-        text = " ".join(self.cmdline) if self.cmdline else f"[{self.name}]"
-        return text.translate(_ONE_LINE)
+        return one_line(" ".join(self.cmdline) if self.cmdline else f"[{self.name}]")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -275,6 +274,11 @@ class Node:
 
 
 _ONE_LINE = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (a process may name itself "a\\nb")."""
+    return text.translate(_ONE_LINE)
 
 
 def run_ps(args: argparse.Namespace) -> int:
@@ -397,7 +401,7 @@ def _print_rich(roots: list[Node]) -> None:
 
     def label(node: Node) -> str:
         return (
-            f"[bold]{node.pid}[/] [cyan]{escape(node.name)}[/] [dim]{node.status}[/] "
+            f"[bold]{node.pid}[/] [cyan]{escape(one_line(node.name))}[/] [dim]{node.status}[/] "
             f"{_fmt_cpu(node.cpu_percent)}% {_fmt_bytes(node.rss)}  [dim]{escape(node.command())}[/]"
         )
 
