@@ -263,3 +263,33 @@ def finish_time(x):
     """Sleep (1.5 s for item 0, 5 ms for the rest) and say when it finished."""
     time.sleep(1.5 if x == 0 else 0.005)
     return time.time()
+
+
+def _restore_slowly(x, seconds):
+    time.sleep(seconds)
+    return x
+
+
+class SlowToUnpickle:
+    """An argument whose unpickling (in the worker) takes ``seconds``."""
+
+    def __init__(self, x, seconds=0.8):
+        self.x, self.seconds = x, seconds
+
+    def __reduce__(self):
+        return (_restore_slowly, (self.x, self.seconds))
+
+
+class SlowToPickle:
+    """A result whose pickling (in the worker) takes ``seconds``."""
+
+    def __init__(self, seconds=0.8):
+        self.seconds = seconds
+
+    def __reduce__(self):
+        time.sleep(self.seconds)
+        return (int, (7,))
+
+
+def slow_to_pickle_result(seconds):
+    return SlowToPickle(seconds)

@@ -47,13 +47,36 @@ def test_worker_states_say_which_worker_runs_which_item(pool):
     assert len(states) == 2
 
 
-def test_timed_chunks_show_the_exact_item(pool):
+def test_timed_chunks_show_the_exact_item_and_its_start(pool):
     engine = pool._engine
-    items = [(0.0, i) for i in range(5)] + [(1.5, "slow")]
-    result = pool.starmap_async(tasks.sleep_return, items, chunksize=6, timeout=30)
-    busy = wait_for(lambda: [s for s in engine.worker_states() if s.state == "running" and s.first == 5])
-    assert busy[0].last == 5  # not the chunk's range 0-5: the item running now
-    assert result.get(10)[-1] == "slow"
+    for items, index in (
+        ([(1.5, "slow")] + [(0.0, i) for i in range(5)], 0),
+        (
+            [(0.0, i) for i in range(5)] + [(1.5, "slow")],
+            5,
+        ),
+    ):
+        result = pool.starmap_async(tasks.sleep_return, items, chunksize=6, timeout=30)
+        busy = wait_for(
+            lambda index=index: [
+                s for s in engine.worker_states() if s.state == "running" and s.first == index
+            ]
+        )
+        assert busy[0].last == index  # not the chunk's range 0-5: the item running now
+        assert 0 < time.monotonic_ns() - busy[0].since_ns < 10**10
+        assert "slow" in result.get(10)
+
+
+def test_states_name_the_phase_a_worker_is_in(pool):
+    engine = pool._engine
+    for fn, arg, phase in [
+        (tasks.identity, tasks.SlowToUnpickle(1), "unpickling"),
+        (tasks.slow_to_pickle_result, 0.8, "pickling"),
+    ]:
+        result = pool.map_async(fn, [arg], chunksize=1)
+        seen = wait_for(lambda phase=phase: {s.state for s in engine.worker_states()} & {phase})
+        assert seen == {phase}
+        result.get(10)
 
 
 def test_workers_view_draws_one_row_per_worker(pool):

@@ -135,28 +135,33 @@ class WorkersView(ProgressHandle):
         live = set()
         for w in self._states():
             live.add(w.pid)
-            proc = self._procs.get(w.pid)
-            if proc is None:
-                proc = self._procs[w.pid] = psutil.Process(w.pid)
             try:
+                proc = self._procs.get(w.pid)
+                if proc is None:
+                    proc = self._procs[w.pid] = psutil.Process(w.pid)
                 with proc.oneshot():
                     cpu = f"{proc.cpu_percent(None):.0f}"
                     rss = _megabytes(proc.memory_info().rss)
-            except psutil.Error:
+            except psutil.Error:  # it died since the snapshot: its row says so next time
                 cpu = rss = "-"
             if w.first < 0:
                 items = since = ""
                 self._since.pop(w.pid, None)
             else:
                 items = f"{w.call} #{w.first}" + (f"-{w.last}" if w.last != w.first else "")
-                seq, seen = self._since.get(w.pid, (None, now))
-                if seq != w.seq:
-                    seen = now
-                    self._since[w.pid] = (w.seq, now)
-                since = f"{now - seen:.1f} s"
+                if w.since_ns:  # the item's own start, stamped by the worker
+                    seconds = time.monotonic_ns() / 1e9 - w.since_ns / 1e9
+                else:  # the chunk's, as first seen here
+                    seq, seen = self._since.get(w.pid, (None, now))
+                    if seq != w.seq:
+                        seen = now
+                        self._since[w.pid] = (w.seq, now)
+                    seconds = now - seen
+                since = f"{max(seconds, 0.0):.1f} s"
             rows.append((str(w.pid), w.state, items, since, f"{w.tasks_done:,}", cpu, rss))
         for pid in set(self._procs) - live:  # replaced workers
             del self._procs[pid]
+            self._since.pop(pid, None)
         return rows
 
 

@@ -73,7 +73,7 @@ from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .recording import signature as journal_signature
 from .supervise import WorkerHandle, get_context
 
-_PHASES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
+_STATES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
 
 
 class WorkerState(NamedTuple):
@@ -86,6 +86,7 @@ class WorkerState(NamedTuple):
     last: int
     seq: int  # the chunk's number: a new one means new work
     tasks_done: int
+    since_ns: int  # time.monotonic_ns() when the running item began (timed calls), else 0
 
 
 if TYPE_CHECKING:
@@ -197,22 +198,26 @@ class Engine(SchedulerFront):
             if w.gone:
                 continue
             if not w.ready:
-                states.append(WorkerState(w.pid, "starting", "", -1, -1, 0, w.tasks_done))
+                states.append(WorkerState(w.pid, "starting", "", -1, -1, 0, w.tasks_done, 0))
                 continue
-            seq, idx, _ = w.read_slot()
+            seq, idx, start = w.read_slot()
             held = list(w.held)  # the chunks sent to it and not answered yet
             if not held:
-                states.append(WorkerState(w.pid, "idle", "", -1, -1, 0, w.tasks_done))
+                states.append(WorkerState(w.pid, "idle", "", -1, -1, 0, w.tasks_done, 0))
                 continue
             chunk = next((c for c in held if c.seq == seq), None)
             if chunk is None:  # the next chunk is on its way, or the worker is reading it
                 chunk, state = held[0], "receiving"
             else:
-                state = _PHASES.get(idx, "running")
+                state = _STATES.get(idx, "running")
             first, last = chunk.start, chunk.start + len(chunk.items) - 1
-            if seq == chunk.seq and idx > 0:  # exact in timed chunks: the item running now
+            since = 0
+            # A timed call's worker stamps each item's index and start in the slot; an
+            # untimed one writes 0 for the whole chunk, so there the range is all we know.
+            if state == "running" and chunk.job.timeout is not None:
                 first = last = chunk.start + idx
-            states.append(WorkerState(w.pid, state, chunk.job.name, first, last, seq, w.tasks_done))
+                since = start
+            states.append(WorkerState(w.pid, state, chunk.job.name, first, last, seq, w.tasks_done, since))
         return states
 
     def statistics(self) -> Statistics:
