@@ -307,3 +307,39 @@ def test_a_process_whose_queue_was_read_exits_at_once_and_says_nothing(tmp_path)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "[0, 1, 2] done\n" and out.stderr == ""
+
+
+PUT_THEN_END = """
+import sys
+import forklift
+
+def work(q, how):
+    q.put(b"x" * 1_000_000)  # one item larger than a pipe holds: the write blocks
+    if how == "raise":
+        raise ValueError("the target failed")
+    if how == "exit":
+        sys.exit(3)
+
+if __name__ == "__main__":
+    q = forklift.Queue()
+    p = forklift.Process(target=work, args=(q, sys.argv[1]))
+    p.start()
+    p.join(2.5)
+    print("alive before reading:", p.is_alive(), flush=True)
+    q.get(timeout=10)
+    p.join(10)
+    print("exit code:", p.exitcode)
+"""
+
+
+@pytest.mark.parametrize(("how", "code"), [("return", 0), ("raise", 1), ("exit", 3)])
+def test_a_process_stuck_on_its_queue_says_so_however_its_target_ended(how, code, tmp_path):
+    script = tmp_path / "put_then_end.py"
+    script.write_text(PUT_THEN_END)
+    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": "0.3"}
+    out = subprocess.run(
+        [sys.executable, str(script), how], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["alive before reading: True", f"exit code: {code}"]
+    assert out.stderr.count("has finished but cannot exit") == 1, out.stderr

@@ -86,5 +86,6 @@ START_METHOD = os.environ.get("FORKLIFT_START_METHOD") or None
 
 #: FORKLIFT_FLUSH_WARNING — a worker or Process that has finished but still waits,
 #: this many seconds later, for a Queue's reader to take what it put says so on
-#: stderr (it then keeps waiting: nothing put is dropped).
+#: stderr (it then keeps waiting: nothing put is dropped). 0 turns the warning off;
+#: too short a wait warns about a reader that was merely slow.
 FLUSH_WARNING = _float("FORKLIFT_FLUSH_WARNING", 10.0)

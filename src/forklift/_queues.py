@@ -16,7 +16,9 @@ workers and Processes say so on stderr when that wait lasts: watch_exit).
 
 from __future__ import annotations
 
+import collections
 import os
+import select
 from multiprocessing import queues, util
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -131,28 +133,61 @@ class SimpleQueue(_SharedPipe, _SimpleQueue):
 
 
 def watch_exit(who: str, grace: float) -> None:
-    """Call as this process starts to exit: if ``grace`` s later it still waits to flush a
-    queue, say so on stderr.
+    """Call when this process has done its work: if ``grace`` s later a queue still holds
+    items it could not write, say so on stderr.
 
     A process that put items into a Queue cannot exit before they are all in the
     pipe (the stdlib's rule, kept: dropping them would lose work), so with nobody
-    reading, ``Pool.join()`` or ``Process.join()`` waits forever. The exit closes
-    every queue first (multiprocessing's finalizers: priority 10 sends the feeder
-    its sentinel, -5 joins it), so a feeder thread still alive ``grace`` s later is
-    one blocked in a write nobody reads. A daemon thread checks, prints one line
-    naming the cause, and dies with the process; the exit still waits.
+    reading, ``Pool.join()`` or ``Process.join()`` waits forever. Each queue's
+    feeder thread writes from a buffer (the first argument of ``Queue._feed``) into
+    the pipe (the third, its ``send_bytes``). A feeder with items in its buffer and
+    a full pipe, twice a second apart and ``grace`` s after the work ended, is
+    blocked in a write nobody reads. (An alive feeder with an empty buffer is only
+    waiting for more items until the exit closes its queue.) A daemon thread
+    checks, prints one line naming the cause, and dies with the process; the exit
+    still waits.
     """
     import threading
     import time
 
+    if not 0 < grace < 10**6:  # FORKLIFT_FLUSH_WARNING=0 (or inf) turns the warning off
+        return
+
+    def blocked(thread: threading.Thread) -> bool:
+        """A feeder with items to write into a pipe that is full: nobody reads."""
+        args: tuple[Any, ...] = getattr(thread, "_args", ())  # Thread keeps _feed's arguments here
+        if len(args) < 3 or not thread.is_alive():
+            return False
+        buffer, send_bytes = args[0], args[2]
+        if not isinstance(buffer, collections.deque) or not buffer:
+            return False  # empty: it only waits for items, or for the exit to close it
+        try:
+            poll = select.poll()
+            poll.register(send_bytes.__self__.fileno(), select.POLLOUT)
+            return not poll.poll(0)
+        except (AttributeError, OSError, ValueError):
+            return False  # not a stdlib feeder as we know it: say nothing rather than guess
+
+    def stuck() -> bool:
+        return any(t.name == "QueueFeederThread" and blocked(t) for t in threading.enumerate())
+
     def watch() -> None:
         time.sleep(grace)
-        if any(t.name == "QueueFeederThread" and t.is_alive() for t in threading.enumerate()):
-            os.write(
-                2,
-                f"forklift: {who} (pid {os.getpid()}) has finished but cannot exit: items it put "
-                f"into a Queue are not read yet after {grace:g} s, and it waits until they are. "
-                "Read the queue before join() (multiprocessing's rule).\n".encode(),
-            )
+        # Stuck on two checks a second apart: a pipe that was full for a moment in a busy
+        # pipeline is not a reader missing. Checked again and again: a queue the exit closes
+        # later (after threads the target left running) shows its stuck feeder only then.
+        pause = min(grace, 1.0)
+        while True:
+            if stuck():
+                time.sleep(pause)
+                if stuck():
+                    break
+            time.sleep(pause)
+        os.write(
+            2,
+            f"forklift: {who} (pid {os.getpid()}) has finished but cannot exit: items it put "
+            f"into a Queue are not read yet after {grace:g} s, and it waits until they are. "
+            "Read the queue before join() (multiprocessing's rule).\n".encode(),
+        )
 
     threading.Thread(target=watch, name="forklift-exit-watch", daemon=True).start()

@@ -223,11 +223,13 @@ class Process(process.BaseProcess):
         except Exception as exc:
             self._results.write(_error_record(exc))
             raise  # multiprocessing prints it and exits with code 1, as ever
-        self._results.write(_value_record(value, self.name))
-        if "multiprocessing.queues" in sys.modules:  # the target used a Queue
-            from ._queues import watch_exit
+        else:
+            self._results.write(_value_record(value, self.name))
+        finally:  # however run() ended (a raise, sys.exit), the exit may wait on a queue
+            if "multiprocessing.queues" in sys.modules:  # the target used a Queue
+                from ._queues import watch_exit
 
-            watch_exit(f"process {self.name}", _config.FLUSH_WARNING)
+                watch_exit(f"process {self.name}", _config.FLUSH_WARNING)
 
     # -- pickling (spawn and forkserver only) -----------------------------------
     def __getstate__(self) -> dict[str, Any]:
