@@ -351,9 +351,9 @@ def test_cluster_interrupt_leaves_no_job_running(how):
     )
     try:
         deadline = time.monotonic() + 40
-        while len(survivors(tag)) < 2 and time.monotonic() < deadline:
+        while len(survivors(tag)) < 4 and time.monotonic() < deadline:  # two shells, two sleeps
             time.sleep(0.05)
-        assert len(survivors(tag)) >= 2, "the jobs did not start"
+        assert len(survivors(tag)) >= 4, "two jobs did not start"
         started = time.monotonic()
         if how == "SIGINT":
             os.killpg(proc.pid, signal.SIGINT)
@@ -381,6 +381,45 @@ def test_cluster_halt_now_kills_the_running_jobs():
     out = run("--cluster", "local", "--halt", "now,fail=1", "sleep {}; exit 3", ":::", tag, "0.5")
     assert out.returncode == 3 and time.monotonic() - started < 30
     assert survivors(tag) == []
+
+
+@needs_dask
+def test_cluster_halt_soon_lets_the_running_job_end_and_prints_it():
+    tag = f"3.{os.getpid()}"
+    script = "sleep {}; echo done {}; exit $(( {#} == 2 ? 3 : 0 ))"
+    out = run("--cluster", "local", "--halt", "soon,fail=1", script, ":::", tag, "0.5", "1", "1")
+    assert out.returncode == 3, out.stderr
+    assert f"done {tag}\n".encode() in out.stdout and b"done 0.5\n" in out.stdout
+    assert b"starting no more jobs" in out.stderr
+    assert survivors(tag) == []
+
+
+def test_stop_run_refuses_the_next_jobs_and_kills_the_running_ones():
+    """What each cluster worker runs on a stop (Client.run), tested where it runs: in-process."""
+    from forklift._run.remote import RemoteJob, RunStopped, run_remote_job, stop_run
+
+    tag = f"42.{os.getpid()}"
+    running_id, stopped_id = f"test-{tag}-a", f"test-{tag}-b"
+    results = []
+    job = RemoteJob(1, (tag,), f"sleep {tag}", "/bin/sh", None, 1, running_id)
+    runner = __import__("threading").Thread(target=lambda: results.append(run_remote_job(job)))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while len(survivors(tag)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(survivors(tag)) == 2  # the shell and its sleep
+
+    assert stop_run(stopped_id, 0.2, kill=False) == 0  # another run: ours runs on
+    with pytest.raises(RunStopped):
+        run_remote_job(RemoteJob(2, ("x",), "echo never", "/bin/sh", None, 1, stopped_id))
+    assert len(survivors(tag)) == 2
+
+    assert stop_run(running_id, 0.2) >= 1
+    runner.join(10)
+    assert not runner.is_alive() and results[0].signal == signal.SIGTERM
+    assert survivors(tag) == []
+    with pytest.raises(RunStopped):
+        run_remote_job(RemoteJob(3, ("x",), "echo never", "/bin/sh", None, 1, running_id))
 
 
 def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):

@@ -10,15 +10,15 @@ the worker's host name) and the journal, and applies ``--halt``.
 
 Differences from a local run, all because the jobs are elsewhere: output is
 held in the worker's memory until the job ends (no spill to disk); ``-j``
-does not apply (the cluster's worker threads are the slots, ``{%}`` is 1);
-``--halt soon`` does not wait for the running jobs' output; and a job may run
-twice if its worker dies, so jobs should be idempotent.
+does not apply (the cluster's worker threads are the slots, ``{%}`` is 1); and
+a job may run twice if its worker dies, so jobs should be idempotent.
 
 Stopping: every job carries this run's ``FORKLIFT_RUN_ID`` in its environment,
-as a local run's do. On Ctrl-C (or ``--halt now``) the jobs not yet started are
-cancelled, and every worker process notes the run as stopped (a job of it
-that starts later does not run) and sweeps the processes marked with its id
-(``guardian.sweep``: TERM, then KILL), so no job outlives the run. A guardian
+as a local run's do. On Ctrl-C (or ``--halt now``) every worker process notes
+the run as stopped (a job of it that would start later raises RunStopped
+instead) and sweeps the processes marked with its id (``guardian.sweep``: TERM,
+then KILL), so no job outlives the run. ``--halt soon`` only notes the run as
+stopped: the jobs already running end and are printed and logged, as locally. A guardian
 does the same on this machine if forklift itself is SIGKILLed, which covers
 ``--cluster local``; a remote worker's jobs then run to their end.
 """
@@ -87,11 +87,12 @@ class RunStopped(Exception):
     """The job's run was stopped before the job started; it never ran."""
 
 
-def stop_run(run_id: str, grace: float) -> int:
-    """Run on every worker by ``Client.run``: no new job of ``run_id``; end the running ones."""
+def stop_run(run_id: str, grace: float, kill: bool = True) -> int:
+    """Run on every worker by ``Client.run``: no new job of ``run_id``; with ``kill``, end
+    the running ones (TERM, then KILL after ``grace``). Returns how many were found."""
     with _start_lock:
         _stopped_runs.add(run_id)
-    return sweep(run_id, grace)
+    return sweep(run_id, grace) if kill else 0
 
 
 def run_remote_job(job: RemoteJob) -> RemoteResult:
@@ -182,56 +183,74 @@ def run_on_cluster(
             command = template.build(args, seq, 1)
             yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries, run_id)
 
+    def record(result: RemoteResult) -> bool:
+        """Count, print and log one finished job; return whether it failed."""
+        summary.started += 1
+        summary.retried += result.attempts - 1
+        failed = result.exitval != 0 or result.signal != 0
+        if failed:
+            summary.failed += 1
+            summary.timed_out += result.timed_out
+        else:
+            summary.succeeded += 1
+        if result.timed_out:
+            warn(f"job {result.seq} timed out after {options.timeout:g} s on {result.host}")
+        _print(result, options, write_out)
+        if joblog is not None:
+            joblog.write(
+                result.seq, result.start, result.runtime, len(result.out), result.exitval,
+                result.signal, result.command, host=result.host,
+            )  # fmt: skip
+        if journal_run is not None:
+            journal_run.task(
+                result.seq,
+                "timeout" if result.timed_out else "failed" if failed else "done",
+                attempt=result.attempts,
+                began=result.start,
+                ended=result.start + result.runtime,
+                exit_code=result.exitval,
+                output_bytes=len(result.out) + len(result.err),
+            )
+        return failed
+
     halted: int | None = None
-    pool = Pool(address=address, credentials=credentials)
-    guardian = Guardian(run_id)
     stop_jobs = False
+    guardian = Guardian(run_id)  # forked before Dask starts its threads in this process
+    try:
+        pool = Pool(address=address, credentials=credentials)
+    except BaseException:
+        guardian.release()
+        raise
     try:
         results = (pool.imap if options.keep_order else pool.imap_unordered)(run_remote_job, jobs())
-        for result in results:
-            summary.started += 1
-            summary.retried += result.attempts - 1
-            failed = result.exitval != 0 or result.signal != 0
+        while True:
+            try:
+                result = next(results)
+            except StopIteration:
+                break
+            except RunStopped:
+                continue  # after --halt soon: a job that was not started, as none may be now
+            failed = record(result)
+            if options.halt is None or halted is not None:
+                continue
+            halted = halt_status(options.halt, summary, options.total, result.exitval, result.signal, failed)
+            if halted is None:
+                continue
             if failed:
-                summary.failed += 1
-                summary.timed_out += result.timed_out
-            else:
-                summary.succeeded += 1
-            if result.timed_out:
-                warn(f"job {result.seq} timed out after {options.timeout:g} s on {result.host}")
-            _print(result, options, write_out)
-            if joblog is not None:
-                joblog.write(
-                    result.seq, result.start, result.runtime, len(result.out), result.exitval,
-                    result.signal, result.command, host=result.host,
-                )  # fmt: skip
-            if journal_run is not None:
-                journal_run.task(
-                    result.seq,
-                    "timeout" if result.timed_out else "failed" if failed else "done",
-                    attempt=result.attempts,
-                    began=result.start,
-                    ended=result.start + result.runtime,
-                    exit_code=result.exitval,
-                    output_bytes=len(result.out) + len(result.err),
-                )
-            if options.halt is not None and halted is None:
-                halted = halt_status(
-                    options.halt, summary, options.total, result.exitval, result.signal, failed
-                )
-                if halted is not None:
-                    if failed:
-                        warn(f"this job failed: {result.command}")
-                    break
+                warn(f"this job failed: {result.command}")
+            if options.halt.when == "now":
+                stop_jobs = True
+                break
+            # soon: no job starts from now on; those running end, and are printed and logged
+            warn("starting no more jobs; waiting for the running jobs to finish")
+            _stop_on_workers(pool, run_id, kill=False, warn=warn)
     except KeyboardInterrupt:
         summary.interrupted = signal.SIGINT
         stop_jobs = True
     finally:
-        stop_jobs = stop_jobs or (
-            halted is not None and options.halt is not None and options.halt.when == "now"
-        )
         if stop_jobs:
-            _stop_running_jobs(pool, run_id, warn)
+            _stop_on_workers(pool, run_id, kill=True, warn=warn)
+            sweep(run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
         pool.terminate() if stop_jobs or halted is not None else pool.close()
         pool.join()
         guardian.release()
@@ -243,13 +262,26 @@ def run_on_cluster(
     return summary
 
 
-def _stop_running_jobs(pool: Any, run_id: str, warn: Callable[[str], None]) -> None:
-    """Have every worker refuse this run's next jobs and kill its running ones."""
-    try:
-        pool._place.client.run(stop_run, run_id, KILL_GRACE)
-    except Exception as exc:  # a worker gone or the scheduler unreachable: say, go on
-        warn(f"could not reach every worker to stop the running jobs: {exc}")
-    sweep(run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
+STOP_TIMEOUT = 10.0  # seconds to wait for every worker to take a stop; Client.run has no limit
+
+
+def _stop_on_workers(pool: Any, run_id: str, *, kill: bool, warn: Callable[[str], None]) -> None:
+    """Have every worker refuse this run's next jobs and, with ``kill``, end its running ones."""
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            pool._place.client.run(stop_run, run_id, KILL_GRACE, kill)
+        except Exception as exc:  # a worker gone or the scheduler unreachable
+            failures.append(exc)
+
+    caller = threading.Thread(target=call, name="forklift-stop-run", daemon=True)
+    caller.start()
+    caller.join(STOP_TIMEOUT)
+    if caller.is_alive():
+        warn(f"not every worker answered the stop within {STOP_TIMEOUT:g} s: jobs may still run there")
+    elif failures:
+        warn(f"could not reach every worker to stop the jobs: {failures[0]}")
 
 
 def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, bytes], None]) -> None:
