@@ -273,7 +273,12 @@ class Node:
         }
 
 
-_ONE_LINE = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}
+# C0 and C1 controls (a newline, an escape sequence, NEL) and the Unicode line and
+# paragraph separators: each would break a row or drive the terminal.
+_ONE_LINE = {c: repr(chr(c))[1:-1] for c in [*range(32), *range(127, 160)]} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 def one_line(text: str) -> str:
