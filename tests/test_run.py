@@ -219,11 +219,19 @@ def test_jobs_get_seq_and_slot():
 
 def test_jobs_option_forms():
     cores = len(os.sched_getaffinity(0))
-    for jobs, expected in [("1", 1), ("0", None), ("50%", max(1, cores // 2)), ("+1", cores + 1)]:
-        out = run("-j", jobs, "--dry-run", "echo {%}", ":::", *map(str, range(40)))
-        slots = {int(line.split()[1]) for line in out.stdout.splitlines()}
-        if expected is not None:
-            assert max(slots) == expected
+    forms = [("1", 1), ("0", None), ("50%", max(1, cores // 2)), ("+1", cores + 1), ("-1", max(1, cores - 1))]
+    for jobs, expected in forms:
+        for option in (["-j", jobs], ["--jobs", jobs], [f"--jobs={jobs}"], ["--timeout", "5", "-j", jobs]):
+            out = run(*option, "--dry-run", "echo {%}", ":::", *map(str, range(40)))
+            assert out.returncode == 0, (option, out.stderr)
+            slots = {int(line.split()[1]) for line in out.stdout.splitlines()}
+            if expected is not None:
+                assert max(slots) == expected, option
+
+
+def test_options_after_the_command_belong_to_the_command():
+    out = run("-k", "echo", "-j", "-1", "--tag", ":::", "a")
+    assert out.returncode == 0 and out.stdout == b"-j -1 --tag a\n", out.stderr
 
 
 def test_bar_always_draws_and_summarises():

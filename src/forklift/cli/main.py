@@ -44,6 +44,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv else None)
+    if argv[:1] == ["run"]:
+        from .run import join_negative_jobs
+
+        argv = ["run", *join_negative_jobs(_subparser(parser, "run"), argv[1:])]
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, which knows its own exit status
         _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")

@@ -147,6 +147,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=main)
 
 
+_NEGATIVE = re.compile(r"-\d+%?")
+
+
+def join_negative_jobs(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``-j -2`` (GNU parallel: the cores minus 2) as ``--jobs=-2``.
+
+    argparse takes ``-2`` for an option, since ``forklift run`` has one that looks
+    like a number (``-0``), so ``-j -2`` would be "expected one argument". Only the
+    options before the command are looked at: ``forklift run make -j -2 ::: x``
+    passes ``-j -2`` to make untouched.
+    """
+    out = list(words)
+    i = 0
+    while i < len(out):
+        word = out[i]
+        action = parser._option_string_actions.get(word.split("=", 1)[0])
+        if word == "--" or action is None:  # the command (or something argparse will refuse)
+            break
+        if action.dest == "jobs" and "=" not in word and i + 1 < len(out) and _NEGATIVE.fullmatch(out[i + 1]):
+            out[i : i + 2] = [f"--jobs={out[i + 1]}"]
+        elif action.nargs != 0 and "=" not in word:
+            i += 1  # the option's value
+        i += 1
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     from .._run.inputs import InputError
     from .._run.joblog import JoblogError
