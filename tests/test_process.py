@@ -107,6 +107,13 @@ def test_result_and_kill_tree_need_a_started_process():
         p.kill_tree()
 
 
+def test_a_target_that_is_not_callable_is_refused_at_start():
+    p = forklift.Process(target=5)
+    with pytest.raises(TypeError, match="target must be callable, not int"):
+        p.start()
+    assert p.pid is None  # nothing was started
+
+
 def test_close_keeps_a_result_already_read():
     p = started(forklift.get_context("fork"), pt.big, 3)
     assert p.result(timeout=30) == b"xxx"

@@ -203,9 +203,13 @@ def test_a_shared_array_made_and_dropped_in_the_task_fails_clearly(pool):
     assert pool.apply(T.total, (np.ones(3),)) == 3.0
 
 
-def test_a_shared_array_refuses_python_objects():
+def test_a_shared_array_refuses_python_objects_and_negative_dimensions():
     with pytest.raises(TypeError, match="Python objects"):
         SharedArray((3,), dtype=object)
+    for shape in (-1, (2, -3)):
+        with pytest.raises(ValueError, match="negative dimensions"):
+            forklift.shared_array(shape)
+    assert forklift.shared_array(3).shape == (3,) and forklift.shared_array((0, 2)).size == 0
 
 
 def test_the_same_big_bytes_twice_in_one_task_stays_one_object(pool):

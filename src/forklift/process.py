@@ -131,6 +131,8 @@ class Process(process.BaseProcess):
 
     def start(self) -> None:
         """Start the process (as multiprocessing.Process.start)."""
+        if self._target is not None and not callable(self._target):  # else a traceback in the child
+            raise TypeError(f"target must be callable, not {type(self._target).__name__}")
         if self._popen is None and not self._closed:  # else the stdlib says why it cannot start
             self._results = _ResultFile.new()
         super().start()

@@ -96,7 +96,10 @@ class SharedArray(np.ndarray):
         dtype = np.dtype(dtype)
         if dtype.hasobject:  # object pointers mean nothing in another process
             raise TypeError(f"a SharedArray cannot hold Python objects (dtype {dtype})")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if any(int(n) < 0 for n in dims):  # numpy's own check, before any memory is made
+            raise ValueError(f"negative dimensions are not allowed: {shape}")
+        nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
         memory = _Memory(SharedBlock(nbytes))
         _registry.remember(_key(memory.block.token), memory)
         array: SharedArray = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
