@@ -237,6 +237,19 @@ def test_garbage_is_dropped_at_once(echo_server, caplog, garbage):
     assert any("does not speak forklift's protocol" in r.getMessage() for r in caplog.records)
 
 
+def test_nobody_listening_keeps_the_error_type_and_names_the_address(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(
+        ConnectionRefusedError, match=f"cannot connect to 127.0.0.1:{port}: Connection refused"
+    ):
+        Client(("127.0.0.1", port), authkey=b"k")
+    with pytest.raises(FileNotFoundError, match=r"cannot connect to .*nowhere\.sock") as info:
+        Client(str(tmp_path / "nowhere.sock"), authkey=b"k")
+    assert info.value.errno == 2
+
+
 def test_client_handshake_timeout_against_a_silent_server():
     with (
         socket.create_server(("127.0.0.1", 0)) as silent,

@@ -503,6 +503,10 @@ def Client(
     sock = socket.socket(getattr(socket, family))
     try:
         sock.connect(address)
+    except OSError as exc:  # the same type and errno; the message names the address
+        sock.close()
+        message = f"cannot connect to {describe_address(address)}: {exc.strerror or exc}"
+        raise (type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)) from None
     except BaseException:
         sock.close()
         raise
