@@ -277,7 +277,7 @@ def test_join_before_reading_a_queue_says_why_it_waits_and_loses_nothing(tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["joined before reading: False", "joined after reading: True True"]
-    assert "cannot exit: items it put into a Queue are not read yet" in out.stderr
+    assert "cannot exit: items it put into a Queue are still unread" in out.stderr
     assert "Read the queue before join()" in out.stderr
 
 
@@ -343,3 +343,34 @@ def test_a_process_stuck_on_its_queue_says_so_however_its_target_ended(how, code
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["alive before reading: True", f"exit code: {code}"]
     assert out.stderr.count("has finished but cannot exit") == 1, out.stderr
+
+
+SLOW_READER = """
+import time
+import forklift
+
+def produce(q):
+    for i in range(120):
+        q.put(bytes(2000))  # 240 KB: the pipe fills, the rest waits in the feeder's buffer
+    return "done"
+
+if __name__ == "__main__":
+    q = forklift.Queue()
+    p = forklift.Process(target=produce, args=(q,))
+    p.start()
+    got = 0
+    for _ in range(120):
+        q.get(timeout=10)
+        got += 1
+        time.sleep(0.025)  # a slow reader: 3 s for everything, but never absent
+    print(got, p.result(timeout=10))
+"""
+
+
+def test_a_slow_reader_is_not_taken_for_a_missing_one(tmp_path):
+    script = tmp_path / "slow_reader.py"
+    script.write_text(SLOW_READER)
+    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": "0.3"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "120 done\n" and out.stderr == ""

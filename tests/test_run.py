@@ -402,6 +402,42 @@ def test_cluster_halt_soon_lets_the_running_job_end_and_prints_it():
     assert survivors(tag) == []
 
 
+@needs_dask
+def test_cluster_halt_soon_keeps_a_failed_attempt_that_would_have_been_retried(tmp_path):
+    # Job 1 fails (exit 5) while job 2 fails and halts the run: job 1's retry is not started,
+    # and its failed attempt is its result: printed, logged and counted, as locally.
+    script = "case {} in f) exit 3;; *) sleep {}; echo ran {}; exit 5;; esac"
+    for where in ([], ["--cluster", "local"]):
+        log = tmp_path / f"log{len(where)}"
+        out = run(
+            *where,
+            "-j2",
+            "--retries",
+            "2",
+            "--joblog",
+            str(log),
+            "--halt",
+            "soon,fail=1",
+            script,
+            ":::",
+            "1",
+            "f",
+        )
+        assert out.returncode == 3 and out.stdout == b"ran 1\n", (where, out.stderr)
+        assert sorted((r[0], r[6]) for r in joblog_rows(log)) == [("1", "5"), ("2", "3")], where
+
+
+@needs_dask
+def test_cluster_job_that_cannot_start_is_one_line_and_255(tmp_path):
+    args = tmp_path / "args"
+    args.write_text("small\n" + "x" * 200_000 + "\n")  # one argument over the kernel's 128 KiB
+    for where in ([], ["--cluster", "local"]):
+        out = run(*where, "echo {} | wc -c", "::::", str(args))
+        assert out.returncode == 255, (where, out.stderr)
+        assert b"cannot start '/bin/sh'" in out.stderr and b"Argument list too long" in out.stderr
+        assert b"Traceback" not in out.stderr
+
+
 def test_stop_run_refuses_the_next_jobs_and_kills_the_running_ones():
     """What each cluster worker runs on a stop (Client.run), tested where it runs: in-process."""
     from forklift._run.remote import RemoteJob, RunStopped, run_remote_job, stop_run

@@ -209,7 +209,9 @@ def test_a_shared_array_refuses_python_objects_and_negative_dimensions():
     for shape in (-1, (2, -3)):
         with pytest.raises(ValueError, match="negative dimensions"):
             forklift.shared_array(shape)
-    assert forklift.shared_array(3).shape == (3,) and forklift.shared_array((0, 2)).size == 0
+    for shape in (3, np.int64(3), np.array(3), [3], (np.int32(3),)):
+        assert forklift.shared_array(shape).shape == (3,), shape
+    assert forklift.shared_array((0, 2)).size == 0
 
 
 def test_the_same_big_bytes_twice_in_one_task_stays_one_object(pool):

@@ -161,7 +161,8 @@ class WorkersView(ProgressHandle):
             rows.append((str(w.pid), w.state, items, since, f"{w.tasks_done:,}", cpu, rss))
         for pid in set(self._procs) - live:  # replaced workers
             del self._procs[pid]
-            self._since.pop(pid, None)
+        for pid in set(self._since) - live:
+            del self._since[pid]
         return rows
 
 

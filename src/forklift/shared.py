@@ -96,7 +96,7 @@ class SharedArray(np.ndarray):
         dtype = np.dtype(dtype)
         if dtype.hasobject:  # object pointers mean nothing in another process
             raise TypeError(f"a SharedArray cannot hold Python objects (dtype {dtype})")
-        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        dims = (int(shape),) if np.ndim(shape) == 0 else tuple(shape)  # 3, np.int64(3), np.array(3)
         if any(int(n) < 0 for n in dims):  # numpy's own check, before any memory is made
             raise ValueError(f"negative dimensions are not allowed: {shape}")
         nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize

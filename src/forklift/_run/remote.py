@@ -38,6 +38,7 @@ from typing import Any
 from .guardian import MARKER, Guardian, sweep
 from .runner import (
     KILL_GRACE,
+    RunError,
     RunOptions,
     RunSummary,
     close_run_journal,
@@ -95,23 +96,37 @@ def stop_run(run_id: str, grace: float, kill: bool = True) -> int:
     return sweep(run_id, grace) if kill else 0
 
 
+class JobStartError(Exception):
+    """The worker could not start the job's shell (E2BIG, no such shell...): the run stops."""
+
+
 def run_remote_job(job: RemoteJob) -> RemoteResult:
     """Run one job where this task runs (a cluster worker); retry it up to ``retries`` times."""
-    attempt = 0
-    while True:
-        attempt += 1
+    last: RemoteResult | None = None  # the previous attempt's, when it failed
+    for attempt in range(1, max(job.retries, 1) + 1):
         start = time.time()
         with _start_lock:
             if job.run_id in _stopped_runs:
+                if last is not None:  # it ran and failed; no retry now: that is its result
+                    return last
                 raise RunStopped(f"job {job.seq}: the run was stopped")
-            proc = subprocess.Popen(
-                [job.shell, "-c", job.command],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                env={**os.environ, "PARALLEL_SEQ": str(job.seq), "PARALLEL_JOBSLOT": "1", MARKER: job.run_id},
-            )
+            try:
+                proc = subprocess.Popen(
+                    [job.shell, "-c", job.command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    env={
+                        **os.environ,
+                        "PARALLEL_SEQ": str(job.seq),
+                        "PARALLEL_JOBSLOT": "1",
+                        MARKER: job.run_id,
+                    },
+                )
+            except OSError as exc:
+                where = socket.gethostname()
+                raise JobStartError(f"cannot start {job.shell!r} on {where}: {exc.strerror or exc}") from None
         timed_out = False
         try:
             out, err = proc.communicate(timeout=job.timeout)
@@ -128,24 +143,24 @@ def run_remote_job(job: RemoteJob) -> RemoteResult:
         exitval, sig = (code, 0) if code >= 0 else (0, -code)
         if timed_out:
             exitval, sig = -1, sig or signal.SIGTERM
-        failed = exitval != 0 or sig != 0
-        if not failed or attempt >= job.retries:
-            runtime = time.time() - start
-            host = socket.gethostname()
-            return RemoteResult(
-                job.seq,
-                job.args,
-                job.command,
-                exitval,
-                sig,
-                out,
-                err,
-                start,
-                runtime,
-                host,
-                attempt,
-                timed_out,
-            )
+        last = RemoteResult(
+            job.seq,
+            job.args,
+            job.command,
+            exitval,
+            sig,
+            out,
+            err,
+            start,
+            time.time() - start,
+            socket.gethostname(),
+            attempt,
+            timed_out,
+        )
+        if exitval == 0 and sig == 0:
+            break
+    assert last is not None
+    return last
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -230,6 +245,9 @@ def run_on_cluster(
                 break
             except RunStopped:
                 continue  # after --halt soon: a job that was not started, as none may be now
+            except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
+                stop_jobs = True
+                raise RunError(str(exc)) from None
             failed = record(result)
             if options.halt is None or halted is not None:
                 continue
@@ -292,4 +310,12 @@ def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, 
         write_out(fd, tag_lines(tag_prefix(result.args), data) if options.tag else data)
 
 
-__all__ = ["RemoteJob", "RemoteResult", "RunStopped", "run_on_cluster", "run_remote_job", "stop_run"]
+__all__ = [
+    "JobStartError",
+    "RemoteJob",
+    "RemoteResult",
+    "RunStopped",
+    "run_on_cluster",
+    "run_remote_job",
+    "stop_run",
+]
