@@ -241,6 +241,16 @@ def test_primitives_go_to_executor_tasks(executor):
     assert sorted(q.get(timeout=20) for _ in range(3)) == [0, 1, 2]
 
 
+def run_script(tmp_path, text: str, flush_warning: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``text`` as a main script with FORKLIFT_FLUSH_WARNING set: the exit watch's tests."""
+    script = tmp_path / "script.py"
+    script.write_text(text)
+    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": flush_warning}
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
 JOIN_BEFORE_READ = """
 import sys, threading
 import forklift
@@ -266,15 +276,7 @@ if __name__ == "__main__":
 def test_join_before_reading_a_queue_says_why_it_waits_and_loses_nothing(tmp_path):
     # multiprocessing's rule: a process that put items waits at exit until they are
     # read. forklift keeps the rule (dropping them would lose work) but says so.
-    script = tmp_path / "join_before_read.py"
-    script.write_text(JOIN_BEFORE_READ.format(tests=str(Path(__file__).parent)))
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "FORKLIFT_FLUSH_WARNING": "0.5"},
-    )
+    out = run_script(tmp_path, JOIN_BEFORE_READ.format(tests=str(Path(__file__).parent)), "0.5")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["joined before reading: False", "joined after reading: True True"]
     assert "cannot exit: items it put into a Queue are still unread" in out.stderr
@@ -301,10 +303,7 @@ if __name__ == "__main__":
 def test_a_process_whose_queue_was_read_exits_at_once_and_says_nothing(tmp_path):
     # The check behind the message above must not mistake an idle feeder thread (alive
     # until the queue closes at exit) for one that cannot flush.
-    script = tmp_path / "read_then_join.py"
-    script.write_text(READ_THEN_JOIN)
-    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": "0.01"}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    out = run_script(tmp_path, READ_THEN_JOIN, "0.01")
     assert out.returncode == 0, out.stderr
     assert out.stdout == "[0, 1, 2] done\n" and out.stderr == ""
 
@@ -334,12 +333,7 @@ if __name__ == "__main__":
 
 @pytest.mark.parametrize(("how", "code"), [("return", 0), ("raise", 1), ("exit", 3)])
 def test_a_process_stuck_on_its_queue_says_so_however_its_target_ended(how, code, tmp_path):
-    script = tmp_path / "put_then_end.py"
-    script.write_text(PUT_THEN_END)
-    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": "0.3"}
-    out = subprocess.run(
-        [sys.executable, str(script), how], capture_output=True, text=True, timeout=60, env=env
-    )
+    out = run_script(tmp_path, PUT_THEN_END, "0.3", how)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["alive before reading: True", f"exit code: {code}"]
     assert out.stderr.count("has finished but cannot exit") == 1, out.stderr
@@ -368,9 +362,6 @@ if __name__ == "__main__":
 
 
 def test_a_slow_reader_is_not_taken_for_a_missing_one(tmp_path):
-    script = tmp_path / "slow_reader.py"
-    script.write_text(SLOW_READER)
-    env = {**os.environ, "FORKLIFT_FLUSH_WARNING": "0.3"}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    out = run_script(tmp_path, SLOW_READER, "0.3")
     assert out.returncode == 0, out.stderr
     assert out.stdout == "120 done\n" and out.stderr == ""
