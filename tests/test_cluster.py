@@ -534,3 +534,24 @@ def test_scheduler_and_worker_in_two_network_namespaces(netns, creds, tmp_path):
         if worker is not None:
             worker.stop()
         sched.stop()
+
+
+def test_local_workers_drop_only_the_heartbeat_error_of_their_own_close():
+    """The embedded cluster's preload (see its docstring): a shutdown race, not an error."""
+    import enum
+    import logging
+
+    from forklift._cluster.preload import _HeartbeatWhileClosing
+
+    Status = enum.Enum("Status", "running closing")
+    worker = SimpleNamespace(status=Status.running)
+    keep = _HeartbeatWhileClosing(worker)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, message, None, None)
+
+    heartbeat = record("Failed to communicate with scheduler during heartbeat.")
+    assert keep.filter(heartbeat)  # while running: a real problem, shown
+    worker.status = Status.closing
+    assert not keep.filter(heartbeat)
+    assert keep.filter(record("Unexpected exception during heartbeat. Closing worker."))
