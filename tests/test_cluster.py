@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -285,6 +286,18 @@ def test_task_errors_keep_their_type_and_remote_traceback(pool):
         except ValueError:
             results.append("error")
     assert results == [0, 1, 2, "error", 4, 5]
+
+
+def test_a_result_that_will_not_pickle_fails_alone(pool):
+    it = pool.imap(lambda x: threading.Lock() if x == 2 else x, range(4), chunksize=4)
+    results = []
+    for _ in range(4):
+        try:
+            results.append(next(it))
+        except forklift.SerializationError as exc:
+            results.append(str(exc))
+    assert results[:2] == [0, 1] and results[3] == 3
+    assert "cannot pickle the result (a _thread.lock)" in results[2]
 
 
 def test_tiny_tasks_are_chunked(pool):

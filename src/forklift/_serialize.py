@@ -115,3 +115,19 @@ def serialization_error(what: str, obj: object, exc: BaseException) -> Serializa
     err = SerializationError(f"{what} (a {type_name(obj)}): {type_name(exc)}: {exc}")
     err.__cause__ = exc
     return err
+
+
+def fail_unpicklable(results: list[Any], errors: dict[int, ErrorRecord]) -> None:
+    """Turn each result that will not pickle into that item's error, in place.
+
+    For when a chunk's results as a whole would not pickle: only the items at fault
+    fail, the rest still go back (the local worker and the cluster runner both).
+    """
+    for i, value in enumerate(results):
+        if i in errors:
+            continue
+        try:
+            dumps(value)
+        except BaseException as exc:  # SystemExit from a __reduce__ too: it is the item's fault
+            errors[i] = capture_exception(serialization_error("cannot pickle the result", value, exc), None)
+            results[i] = None

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .._engine.protocol import CALL_ONE, CALL_STAR
-from .._serialize import ErrorRecord, capture_exception, dumps, loads, serialization_error
+from .._serialize import ErrorRecord, capture_exception, dumps, fail_unpicklable, loads, serialization_error
 
 _FUNCS: OrderedDict[bytes, Any] = OrderedDict()  # fn_blob -> function, a few per worker process
 _FUNC_CACHE = 16
@@ -145,16 +145,7 @@ def _answer(values: list[Any], errors: dict[int, ErrorRecord], seconds: float) -
         return dumps(("ok", values, errors, seconds))
     except Exception:
         pass
-    # Some result would not pickle: find it, and fail only that item.
-    for i, value in enumerate(values):
-        if i in errors:
-            continue
-        try:
-            dumps(value)
-        except Exception as exc:
-            err = serialization_error("the result would not pickle", value, exc)
-            errors[i] = capture_exception(err, None)
-            values[i] = None
+    fail_unpicklable(values, errors)
     return dumps(("ok", values, errors, seconds))
 
 

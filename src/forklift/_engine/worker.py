@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .. import _config
-from .._serialize import ErrorRecord, capture_exception, dumps, loads, serialization_error
+from .._serialize import ErrorRecord, capture_exception, fail_unpicklable, loads
 from . import bulk
 from . import protocol as P
 from .slot import view_of
@@ -262,17 +262,8 @@ class _Worker:
             return bulk.dumps((results, errors), self.outgoing.take)
         except BaseException:
             pass
-        # Find the results that will not pickle; each becomes that item's error.
         errors = dict(errors or {})
-        for i, value in enumerate(results):
-            if i in errors:
-                continue
-            try:
-                dumps(value)
-            except BaseException as exc:
-                err = serialization_error("cannot pickle the result", value, exc)
-                errors[i] = capture_exception(err, None)
-                results[i] = None
+        fail_unpicklable(results, errors)
         return bulk.dumps((results, errors), self.outgoing.take)
 
     def rss(self) -> int:
