@@ -1098,9 +1098,7 @@ class _Run:
 
     def _abort(self, pool: Pool) -> None:
         """Ctrl-C, SIGTERM or a bug: kill the workers, then remove every temp name in flight."""
-        pids = pool.worker_pids()
-        pool.terminate()
-        _wait_gone(pids)
+        pool.terminate()  # returns once every worker is killed and reaped: none writes again
         for task in self.in_flight.values():
             if task[0] == "batch":
                 for _, dst_dir, entries in task[1]:
@@ -1123,21 +1121,6 @@ def _start_method() -> str | None:
 
 def _put(results: queue.SimpleQueue[tuple[int, Any]], task_id: int, value: Any) -> None:
     results.put((task_id, value))
-
-
-def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
-    """Wait until the killed workers cannot create another file (zombies count as gone)."""
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.Error:
-                break
-            time.sleep(0.005)
 
 
 # -- progress ------------------------------------------------------------------------------------
