@@ -88,7 +88,7 @@ def test_workers_view_draws_one_row_per_worker(pool):
         assert len(rows) == 2 and all(len(r) == len(WORKER_COLUMNS) for r in rows)
         running = next(r for r in rows if r[1] == "running")
         assert running[2].startswith("starmap") and running[2].endswith("#0")
-        assert running[3].endswith(" s") and running[6].endswith("MB") and float(running[5]) >= 0
+        assert running[3].endswith(" s") and running[6].endswith(" MiB") and float(running[5]) >= 0
         result.get(10)
     finally:
         view.close()

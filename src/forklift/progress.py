@@ -128,22 +128,12 @@ class WorkersView(ProgressHandle):
 
     def rows(self) -> list[tuple[str, ...]]:
         """One row of text per worker: pid, state, items, for how long, done, CPU %, RSS."""
-        import psutil
-
         now = time.monotonic()
         rows: list[tuple[str, ...]] = []
         live = set()
         for w in self._states():
             live.add(w.pid)
-            try:
-                proc = self._procs.get(w.pid)
-                if proc is None:
-                    proc = self._procs[w.pid] = psutil.Process(w.pid)
-                with proc.oneshot():
-                    cpu = f"{proc.cpu_percent(None):.0f}"
-                    rss = _megabytes(proc.memory_info().rss)
-            except psutil.Error:  # it died since the snapshot: its row says so next time
-                cpu = rss = "-"
+            cpu, rss = usage_text(*cpu_and_rss(self._procs, w.pid))
             if w.first < 0:
                 items = since = ""
                 self._since.pop(w.pid, None)
@@ -169,8 +159,29 @@ class WorkersView(ProgressHandle):
 WORKER_COLUMNS = ("worker", "state", "items", "for", "done", "CPU %", "RSS")
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / 2**20:,.0f} MB"
+def cpu_and_rss(procs: dict[int, Any], pid: int) -> tuple[float | None, int | None]:
+    """CPU % of ``pid`` since the previous call, and its RSS; (None, None) once it is gone.
+
+    ``procs`` caches psutil.Process objects between calls: CPU % is measured
+    between two calls, so the first call for a process reports 0.
+    """
+    import psutil
+
+    try:
+        proc = procs.get(pid)
+        if proc is None:
+            proc = procs[pid] = psutil.Process(pid)
+            proc.cpu_percent(None)  # starts the measurement; the next call reports
+        with proc.oneshot():
+            return proc.cpu_percent(None), proc.memory_info().rss
+    except (psutil.Error, OSError):
+        procs.pop(pid, None)
+        return None, None
+
+
+def usage_text(cpu: float | None, rss: int | None) -> tuple[str, str]:
+    """CPU % and RSS as the workers tables show them ("-" when unknown)."""
+    return ("-" if cpu is None else f"{cpu:.0f}", "-" if rss is None else f"{rss / 2**20:.1f} MiB")
 
 
 def progress_bar(

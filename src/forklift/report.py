@@ -32,6 +32,7 @@ from typing import Any
 
 from .errors import JournalError
 from .journal import connect
+from .progress import cpu_and_rss
 
 __all__ = [
     "LiveWorker",
@@ -752,7 +753,7 @@ def take_snapshot(conn: sqlite3.Connection, procs: dict[int, Any], *, now: float
         (now - LIVE_SECONDS,),
     )
     workers = [
-        LiveWorker(pid, parent, run, state, task, done, updated, *_usage(procs, pid, psutil))
+        LiveWorker(pid, parent, run, state, task, done, updated, *cpu_and_rss(procs, pid))
         for pid, parent, run, state, task, done, updated in rows
         if psutil.pid_exists(parent)
     ]
@@ -765,19 +766,6 @@ def take_snapshot(conn: sqlite3.Connection, procs: dict[int, Any], *, now: float
 
 
 _RUN_COLUMNS = "run, kind, name, pid, host, workers, total, started, ended, status"
-
-
-def _usage(procs: dict[int, Any], pid: int, psutil: Any) -> tuple[float | None, int | None]:
-    try:
-        proc = procs.get(pid)
-        if proc is None:
-            proc = procs[pid] = psutil.Process(pid)
-            proc.cpu_percent(None)  # starts the measurement; the next call reports
-        with proc.oneshot():
-            return proc.cpu_percent(None), proc.memory_info().rss
-    except (psutil.Error, OSError):
-        procs.pop(pid, None)
-        return None, None
 
 
 def _alive_here(run: Run, psutil: Any) -> bool:

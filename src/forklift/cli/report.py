@@ -202,6 +202,7 @@ def _render(snap: Any, path: str) -> Any:
     from rich.text import Text
 
     from .. import report
+    from ..progress import usage_text
 
     parts: list[Any] = []
     if not snap.workers and not snap.runs:
@@ -219,8 +220,7 @@ def _render(snap: Any, path: str) -> Any:
     for name in TOP_COLUMNS:
         table.add_column(name, justify="left" if name == "state" else "right")
     for w in snap.workers:
-        cpu = "-" if w.cpu is None else f"{w.cpu:.0f}"
-        rss = "-" if w.rss is None else f"{w.rss / 2**20:.1f} MiB"
+        cpu, rss = usage_text(w.cpu, w.rss)
         task = "-" if w.task is None else str(w.task)
         state = f"[green]{w.state}[/]" if w.state == "busy" else w.state
         table.add_row(str(w.pid), str(w.parent), str(w.run or "-"), state, task, str(w.done), cpu, rss)
