@@ -179,19 +179,17 @@ def main(args: argparse.Namespace) -> int:
     from .._run.runner import RunError
     from .._run.template import TemplateError
 
+    expected: tuple[type[Exception], ...] = (UsageError, InputError, TemplateError, JoblogError, RunError)
     try:
         return _run(args)
-    except (UsageError, InputError, TemplateError, JoblogError, RunError) as exc:
-        print(f"forklift run: {exc}", file=sys.stderr)
-        return ERROR
     except Exception as exc:
         # A JournalError comes only from a run that loaded forklift.errors (--journal):
         # looked up here, the plain run does not import it (and multiprocessing, ~15 ms).
         errors = sys.modules.get("forklift.errors")
-        if errors is not None and isinstance(exc, errors.JournalError):
-            print(f"forklift run: {exc}", file=sys.stderr)
-            return ERROR
-        raise
+        if not isinstance(exc, expected + ((errors.JournalError,) if errors is not None else ())):
+            raise
+        print(f"forklift run: {exc}", file=sys.stderr)
+        return ERROR
 
 
 def _run(args: argparse.Namespace) -> int:
