@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["KillResult", "find_marked", "kill_tree"]
+__all__ = ["KillResult", "find_marked", "kill_tree", "signal_group"]
 
 # Tunables (module constants so tests can shrink them).
 FREEZE_LIMIT = 0.25  # s: stop waiting for members to stop (one stuck in D state never does)
@@ -293,7 +293,7 @@ class _Tree:
         """SIGSTOP ``roots``, their descendants and (``group``) the root's group, until closed."""
         roots = list(roots)
         if group:
-            _killpg(self.pid, signal.SIGSTOP)
+            signal_group(self.pid, signal.SIGSTOP)
         else:
             for r in roots:
                 self._stop_new(r, _identity_stat(r))
@@ -426,7 +426,8 @@ class _Tree:
         return set(doomed)
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to process group ``pgid``; a group that is gone (or not ours) is no error."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

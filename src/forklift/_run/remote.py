@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..trees import signal_group
 from .guardian import MARKER, Guardian, sweep
 from .runner import (
     KILL_GRACE,
@@ -132,13 +133,13 @@ def run_remote_job(job: RemoteJob) -> RemoteResult:
             out, err = proc.communicate(timeout=job.timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _killpg(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             try:
                 out, err = proc.communicate(timeout=KILL_GRACE)
             except subprocess.TimeoutExpired:
-                _killpg(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 out, err = proc.communicate()
-        _killpg(proc.pid, signal.SIGKILL)  # whatever the job left in its group
+        signal_group(proc.pid, signal.SIGKILL)  # whatever the job left in its group
         code = proc.returncode
         exitval, sig = (code, 0) if code >= 0 else (0, -code)
         if timed_out:
@@ -161,13 +162,6 @@ def run_remote_job(job: RemoteJob) -> RemoteResult:
             break
     assert last is not None
     return last
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except OSError:
-        pass
 
 
 def run_on_cluster(

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..trees import signal_group
 from .guardian import MARKER, Guardian
 from .joblog import Joblog
 from .template import Template
@@ -339,20 +340,14 @@ class Runner:
             job = by_seq.get(seq)
             if job is not None and job.attempt == attempt and not job.timed_out:
                 job.timed_out = True
-                self._signal_group(job, signal.SIGTERM)
+                signal_group(job.pid, signal.SIGTERM)
                 heapq.heappush(self.kills, (now + KILL_GRACE, seq, attempt))
                 self.warn(f"job {seq} timed out after {now - job.start:.2f} s: {job.command}")
         while self.kills and self.kills[0][0] <= now:
             _, seq, attempt = heapq.heappop(self.kills)
             job = by_seq.get(seq)
             if job is not None and job.attempt == attempt:
-                self._signal_group(job, signal.SIGKILL)
-
-    def _signal_group(self, job: _Job, sig: int) -> None:
-        try:
-            os.killpg(job.pid, sig)
-        except OSError:
-            pass
+                signal_group(job.pid, signal.SIGKILL)
 
     # -- a job ended -----------------------------------------------------------------------
 
@@ -368,7 +363,7 @@ class Runner:
             # GNU parallel's convention for a job it killed: Exitval -1, Signal of the kill.
             job.exitval = -1
             job.signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else signal.SIGTERM
-            self._signal_group(job, signal.SIGKILL)  # what the shell left behind in its group
+            signal_group(job.pid, signal.SIGKILL)  # what the shell left behind in its group
         elif os.WIFSIGNALED(status):
             job.exitval, job.signal = 0, os.WTERMSIG(status)
         else:
@@ -567,20 +562,20 @@ class Runner:
             return
         jobs = list(self.running.values())
         for job in jobs:
-            self._signal_group(job, signal.SIGTERM)
+            signal_group(job.pid, signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE
         pending = {job.pidfd: job for job in jobs}
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 for job in pending.values():
-                    self._signal_group(job, signal.SIGKILL)
+                    signal_group(job.pid, signal.SIGKILL)
                 remaining = 5.0
             ready, _, _ = select.select(list(pending), [], [], remaining)
             for fd in ready:
                 job = pending.pop(fd)
                 os.waitpid(job.pid, 0)
-                self._signal_group(job, signal.SIGKILL)
+                signal_group(job.pid, signal.SIGKILL)
         for job in jobs:
             self.ep.unregister(job.pidfd)
             os.close(job.pidfd)

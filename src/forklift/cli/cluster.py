@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..trees import signal_group
+
 DESCRIPTION = """\
 Run forklift's Pool and Executor on several machines, on Dask distributed:
 
@@ -319,16 +321,9 @@ def _stop(proc: subprocess.Popen[bytes], what: str) -> None:
         proc.wait(timeout=STOP_GRACE)
     except subprocess.TimeoutExpired:
         _say(f"Dask's {what} did not stop within {STOP_GRACE:g} s: killing it")
-    _signal_group(proc, signal.SIGKILL)  # whatever it left in its group (nanny's workers)
+    signal_group(proc.pid, signal.SIGKILL)  # whatever it left in its group (nanny's workers)
     proc.wait()
     _say("stopped")
-
-
-def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    try:
-        os.killpg(proc.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
