@@ -18,8 +18,8 @@ as a local run's do. On Ctrl-C (or ``--halt now``) every worker process notes
 the run as stopped (a job of it that would start later raises RunStopped
 instead) and sweeps the processes marked with its id (``guardian.sweep``: TERM,
 then KILL), so no job outlives the run. ``--halt soon`` only notes the run as
-stopped: the jobs already running end and are printed and logged, as locally. A guardian
-does the same on this machine if forklift itself is SIGKILLed, which covers
+stopped: the jobs already running end and are printed and logged, as locally.
+A guardian sweeps this machine if forklift itself is SIGKILLed, which covers
 ``--cluster local``; a remote worker's jobs then run to their end.
 """
 
