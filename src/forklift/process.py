@@ -21,7 +21,6 @@ import functools
 import mmap
 import os
 import pickle
-import sys
 import threading
 from collections.abc import Callable
 from multiprocessing import context as mp_context
@@ -228,7 +227,7 @@ class Process(process.BaseProcess):
         else:
             self._results.write(_value_record(value, self.name))
         finally:  # however run() ended (a raise, sys.exit), the exit may wait on a queue
-            if "multiprocessing.queues" in sys.modules:  # the target used a Queue
+            if any(t.name == "QueueFeederThread" for t in threading.enumerate()):  # it put into a Queue
                 from ._queues import watch_exit
 
                 watch_exit(f"process {self.name}", _config.FLUSH_WARNING)

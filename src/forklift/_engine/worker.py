@@ -64,7 +64,7 @@ def worker_main(
         sys.exit(1)
     P.send(conn, P.READY, (os.getpid(),))
     _Worker(conn, slot, report_rss, outgoing).serve(inbox)
-    if "multiprocessing.queues" in sys.modules:  # a task used a Queue
+    if any(t.name == "QueueFeederThread" for t in threading.enumerate()):  # a task put into a Queue
         from .._queues import watch_exit
 
         watch_exit("pool worker", _config.FLUSH_WARNING)
