@@ -4,12 +4,17 @@ Every tree comes from tree_spawner.py and carries a marker variable unique to
 the test in its environment; the ``trees`` fixture SIGKILLs whatever still
 carries it at teardown, so no tree outlives its test even if the code under
 test fails. Only marked processes (and the spawner's top, by its pid) are ever
-signalled by the tests themselves.
+signalled by the tests themselves. The tests of what kill_tree refuses (PID 1,
+the test runner and its ancestors) record os.kill / os.killpg instead of
+calling them (the ``sent`` fixture), so a refusal that failed would still
+signal nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +26,8 @@ from pathlib import Path
 import pytest
 
 import forklift
-from forklift.trees import KillResult, find_marked, kill_tree
+from forklift import trees as trees_module
+from forklift.trees import KillResult, find_marked, kill_tree, signal_group
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -43,6 +49,21 @@ def state(pid: int) -> str | None:
             return f.read().rsplit(b")", 1)[1].split()[0].decode()
     except OSError:
         return None
+
+
+def ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def gone_pid() -> int:
+    """The pid of a process that has ended and been reaped."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
 
 
 def wait_until(predicate, within: float = 5.0) -> bool:
@@ -91,6 +112,16 @@ def trees():
     yield spawn
     for tree in made:
         tree.sweep()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every os.kill / os.killpg made while the test runs, recorded and NOT sent."""
+    calls: list[tuple[str, int, int]] = []
+    # forklift.trees calls them through the os module.
+    monkeypatch.setattr(os, "kill", lambda pid, sig: calls.append(("kill", pid, sig)))
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: calls.append(("killpg", pgid, sig)))
+    return calls
 
 
 # -- the library -------------------------------------------------------------------------------
@@ -185,31 +216,253 @@ def test_a_process_that_does_not_exist_is_an_empty_result():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        ({"pid": 0}, "positive"),
-        ({"pid": -5}, "positive"),
-        ({"pid": 1, "sig": signal.SIGSTOP}, "SIGSTOP"),
-        ({"pid": 1, "sig": 0}, "does not"),
-        ({"pid": 1, "timeout": -1}, ">= 0"),
+        ({"pid": 0}, ValueError, "positive"),
+        ({"pid": -5}, ValueError, "positive"),
+        ({"pid": True}, TypeError, "bool"),  # not kill_tree(1)
+        ({"pid": False}, TypeError, "bool"),
+        ({"pid": 1.0}, TypeError, "float"),
+        ({"pid": "1"}, TypeError, "str"),
+        ({"pid": None}, TypeError, "NoneType"),
+        ({"pid": 2**40}, ValueError, "pid_max"),  # was OverflowError
+        ({"pid": 2**31}, ValueError, "pid_max"),
+        ({"pid": 2**31 - 1}, ValueError, "pid_max"),
+        ({"pid": "pid_max"}, ValueError, "pid_max"),  # the first pid the kernel never hands out
+        ({"sig": signal.SIGSTOP}, ValueError, "SIGSTOP"),
+        ({"sig": 0}, ValueError, "does not"),
+        ({"sig": 999}, ValueError, "valid_signals"),
+        ({"sig": 65}, ValueError, "valid_signals"),
+        ({"sig": 32}, ValueError, "valid_signals"),  # glibc keeps 32 and 33 for itself
+        ({"sig": -1}, ValueError, "valid_signals"),
+        ({"sig": True}, TypeError, "bool"),  # not SIGHUP
+        ({"sig": 15.0}, TypeError, "float"),
+        ({"sig": "TERM"}, TypeError, "str"),
+        ({"timeout": -1}, ValueError, ">= 0"),
+        ({"timeout": math.nan}, ValueError, "nan"),  # polled for ever at 100% CPU
+        ({"timeout": math.inf}, ValueError, "finite"),
+        ({"timeout": True}, TypeError, "bool"),
+        ({"timeout": "3"}, TypeError, "str"),
+        ({"timeout": None}, TypeError, "NoneType"),
+        ({"kill_wait": -0.5}, ValueError, ">= 0"),
+        ({"kill_wait": math.nan}, ValueError, "nan"),
+        ({"kill_wait": -math.inf}, ValueError, "finite"),
+        ({"include_parent": 0}, TypeError, "include_parent must be a bool"),
+        ({"include_parent": "no"}, TypeError, "include_parent must be a bool"),
+        ({"force": 1}, TypeError, "force must be a bool"),
     ],
 )
-def test_bad_arguments_are_refused_before_any_signal(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments_are_refused_before_any_signal(sent, kwargs, error, match):
+    # The pid (when the case does not set one) is a process that has ended: were an argument
+    # let through, the call would return an empty result instead of raising.
+    kwargs = {"pid": gone_pid(), **kwargs}
+    if kwargs["pid"] == "pid_max":
+        kwargs["pid"] = int(Path("/proc/sys/kernel/pid_max").read_text())
+    with pytest.raises(error, match=match):
         kill_tree(**kwargs)
+    assert sent == []
+
+
+def test_a_bad_signal_does_not_leave_the_tree_stopped(trees):
+    # Reported: sig=999 froze the tree, then os.kill failed with EINVAL and left it stopped.
+    tree = trees("ignore")
+    with pytest.raises(ValueError, match="valid_signals"):
+        kill_tree(tree.top.pid, sig=999)
+    assert sorted(marked(tree.mark)) == sorted(tree.pids)
+    assert all(state(p) == "S" for p in tree.pids)
+
+
+def test_a_pid_that_could_exist_but_does_not_is_still_an_empty_result():
+    highest = int(Path("/proc/sys/kernel/pid_max").read_text()) - 1
+    if Path(f"/proc/{highest}").exists():
+        pytest.skip(f"pid {highest} is in use")
+    assert kill_tree(highest).pids == ()
+
+
+def _kernel_thread() -> int | None:
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[6]) & 0x00200000:  # PF_KTHREAD
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.parametrize("who", ["PID 1", "itself", "its parent", "its grandparent", "a kernel thread"])
+def test_pid_1_the_caller_its_ancestors_and_kernel_threads_are_refused_before_any_signal(sent, who):
+    pid = {
+        "PID 1": 1,
+        "itself": os.getpid(),
+        "its parent": os.getppid(),
+        "its grandparent": ppid(os.getppid()),
+        "a kernel thread": _kernel_thread(),
+    }[who]
+    if pid is None or pid < 1 or (who != "PID 1" and pid == 1):
+        pytest.skip(f"no {who} to refuse here")
+    why = {
+        "PID 1": "PID 1 is init",
+        "itself": "that is the calling process",
+        "a kernel thread": "kernel thread",
+    }.get(who, "ancestor of the calling process")
+    with pytest.raises(ValueError, match=f"refusing to kill {pid}: .*{why}.*force=True"):
+        kill_tree(pid)
+    assert sent == []
+    assert trees_module.refusal(pid) is not None
+
+
+# The caller (run by a parent that joined the group of a process that is not its ancestor)
+# tries kill_tree(that group's leader), which would stop the whole group: its parent too.
+GROUP_CALLER = (
+    "import os, sys\n"
+    "from forklift import trees\n"
+    "sent = []\n"
+    "os.kill = lambda pid, sig: sent.append(pid)  # recorded, not sent\n"
+    "os.killpg = lambda pgid, sig: sent.append(-pgid)\n"
+    "try:\n"
+    "    trees.kill_tree(int(sys.argv[1]), timeout=0, kill_wait=0)\n"
+    "    print('not refused', sent)\n"
+    "except ValueError as e:\n"
+    "    print(e, sent)\n"
+)
+GROUP_PARENT = (
+    "import os, subprocess, sys\n"
+    "leader = subprocess.Popen(['sleep', '60'], preexec_fn=os.setpgrp)\n"
+    "os.setpgid(0, leader.pid)  # this process is now in the leader's group\n"
+    "cmd = [sys.executable, '-c', sys.argv[1], str(leader.pid)]\n"
+    "out = subprocess.run(cmd, preexec_fn=os.setpgrp, capture_output=True, text=True, timeout=30)\n"
+    "leader.kill()\n"
+    "leader.wait()\n"
+    "print(out.stdout.strip(), out.stderr.strip())\n"
+)
+
+
+def test_a_group_holding_an_ancestor_of_the_caller_is_refused_before_any_signal():
+    out = subprocess.run(
+        [sys.executable, "-c", GROUP_PARENT, GROUP_CALLER], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "its process group holds an ancestor of the calling process" in out.stdout, out.stdout
+    assert "force=True" in out.stdout and out.stdout.strip().endswith("[]"), out.stdout
 
 
 def test_the_caller_is_never_signalled():
-    # In a child interpreter: kill_tree of its own pid ends its child, not itself.
+    # In a child interpreter: kill_tree of its own pid is refused without force=True; with
+    # it (as a pool worker does when its parent dies) it ends the child, not the caller.
     code = (
-        "import os, subprocess, forklift\n"
+        "import os, signal, subprocess, forklift\n"
         "kid = subprocess.Popen(['sleep', '30'])\n"
-        "r = forklift.kill_tree(os.getpid())\n"
-        "print(os.getpid() in r.pids, kid.pid in r.ended, kid.wait(5))\n"
+        "try:\n"
+        "    forklift.kill_tree(os.getpid())\n"
+        "except ValueError as e:\n"
+        "    print('refused' if 'force=True' in str(e) else e)\n"
+        "r = forklift.kill_tree(os.getpid(), sig=signal.SIGKILL, timeout=0, force=True)\n"
+        "print(os.getpid() in r.pids, kid.pid in r.pids, kid.wait(5))\n"
+        "r = forklift.kill_tree(os.getpid(), force=True)\n"
+        "print(r.pids)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "True", str(-signal.SIGTERM)]
+    assert out.stdout.split() == ["refused", "False", "True", str(-signal.SIGKILL), "()"]
+
+
+class Injected(Exception):
+    pass
+
+
+def _fail_on(monkeypatch, where: str, error: BaseException) -> None:
+    """Make kill_tree raise ``error`` at ``where``, once the tree (or part of it) is stopped."""
+    if where == "freeze":  # the first read of the process table: the top (or its group) is stopped
+        calls = []
+        scan = trees_module._scan
+
+        def failing_scan():
+            calls.append(1)
+            if len(calls) == 1:
+                raise error
+            return scan()
+
+        monkeypatch.setattr(trees_module, "_scan", failing_scan)
+        return
+    send = trees_module._Tree.send
+    failing_sig = {"signal": signal.SIGTERM, "escalate": signal.SIGKILL}[where]
+
+    def failing_send(self, pids, sig):
+        if sig == failing_sig:
+            raise error
+        send(self, pids, sig)
+
+    monkeypatch.setattr(trees_module._Tree, "send", failing_send)
+
+
+@pytest.mark.parametrize("new_session", [True, False], ids=["own-group", "no-group"])
+@pytest.mark.parametrize(
+    "where, error",
+    [
+        ("freeze", OSError(errno.EMFILE, "Too many open files")),
+        ("signal", KeyboardInterrupt()),  # Ctrl-C between the freeze and the signals
+        ("escalate", Injected("a bug")),  # the survivors were frozen again, for SIGKILL
+    ],
+)
+def test_an_error_after_the_freeze_leaves_no_member_stopped(trees, monkeypatch, new_session, where, error):
+    tree = trees("ignore", new_session=new_session)
+    _fail_on(monkeypatch, where, error)
+    with pytest.raises(type(error)):
+        kill_tree(tree.top.pid, timeout=0.05)
+    monkeypatch.undo()
+    assert sorted(marked(tree.mark)) == sorted(tree.pids)  # all still there (they ignore SIGTERM)
+    assert wait_until(lambda: all(state(p) not in ("T", "t") for p in tree.pids), within=2), [
+        state(p) for p in tree.pids
+    ]
+
+
+@pytest.mark.parametrize(
+    "pgid, sig, error",
+    [
+        (0, signal.SIGCONT, ValueError),  # killpg(0): the caller's own group
+        (1, signal.SIGCONT, ValueError),  # killpg(1) is kill(-1): every process
+        (True, signal.SIGCONT, TypeError),
+        (False, signal.SIGCONT, TypeError),
+        (-1, signal.SIGCONT, ValueError),
+        (2**31, signal.SIGCONT, ValueError),  # was OverflowError
+        (1.5, signal.SIGCONT, TypeError),
+        ("own", signal.SIGCONT, ValueError),
+        ("gone", 999, ValueError),
+        ("gone", True, TypeError),
+    ],
+)
+def test_signal_group_refuses_what_would_signal_the_caller_or_everything(sent, pgid, sig, error):
+    pgid = {"own": os.getpgrp(), "gone": gone_pid()}.get(pgid, pgid)
+    with pytest.raises(error):
+        signal_group(pgid, sig)
+    assert sent == []
+
+
+def test_signal_group_still_signals_a_group_and_ignores_a_gone_one(trees):
+    tree = trees("ignore", new_session=True)
+    signal_group(tree.top.pid, signal.SIGKILL)
+    assert tree.top.wait(5) == -signal.SIGKILL
+    assert wait_until(lambda: marked(tree.mark) == [])
+    signal_group(gone_pid(), signal.SIGKILL)  # no error
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("", "x", ValueError),
+        (MARK, "", ValueError),  # would match every process with the variable set empty
+        ("A=B", "x", ValueError),
+        ("A\0", "x", ValueError),
+        (MARK, "x\0y", ValueError),
+        (None, "x", TypeError),
+        (MARK, 5, TypeError),
+        (MARK, b"x", TypeError),
+    ],
+)
+def test_find_marked_refuses_a_marker_that_matches_the_wrong_processes(name, value, error):
+    with pytest.raises(error):
+        find_marked(name, value)
 
 
 def test_a_subreaper_caller_reaps_adopted_members_by_pid():

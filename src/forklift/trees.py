@@ -27,6 +27,15 @@ Members are identified by (pid, start time), and a member is only signalled
 while its parent is stopped or right after the scan that found it, so a pid
 reused by an unrelated process is never signalled.
 
+Every argument is checked before the first signal: ``kill_tree(True)`` is not
+``kill_tree(1)``, ``sig=999`` is not sent to a frozen tree, ``timeout=nan``
+does not poll for ever. Without ``force=True`` it refuses (:func:`refusal`) PID
+1, kernel threads, the caller, its ancestors and a group holding one of them:
+as root, ``kill_tree(1)`` would stop and signal every process on the machine.
+A tree is never left frozen: if anything raises once the freeze has begun (a
+bug, an unexpected ``OSError``, ``KeyboardInterrupt``), every member stopped so
+far gets SIGCONT before the exception propagates.
+
 The caller itself is never stopped or signalled. ``PR_SET_CHILD_SUBREAPER`` is
 *not* set here: it would make every orphan of every descendant of the caller
 (daemons started by any subprocess) the caller's child, forever, and an
@@ -44,7 +53,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["KillResult", "find_marked", "kill_tree", "signal_group"]
+from ._checks import grace_seconds
+
+__all__ = ["KillResult", "find_marked", "kill_tree", "refusal", "signal_group"]
 
 # Tunables (module constants so tests can shrink them).
 FREEZE_LIMIT = 0.25  # s: stop waiting for members to stop (one stuck in D state never does)
@@ -55,6 +66,8 @@ POLL_MAX = 0.02  # s
 _NOT_ENDING = {0, signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCONT}
 _STOPPED = frozenset("Tt")  # stopped by a signal, or stopped under a tracer
 _ENDED = frozenset("ZXx")  # zombie or dead: it will never run again
+_PID_T_MAX = 2**31 - 1  # pid_t is a C int: os.kill raises OverflowError above it
+_PF_KTHREAD = 0x00200000  # /proc/PID/stat flags: a kernel thread (pid 2 is not one in a container)
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,7 @@ def kill_tree(
     timeout: float = 3.0,
     include_parent: bool = True,
     kill_wait: float = 1.0,
+    force: bool = False,
 ) -> KillResult:
     """End ``pid`` and every process it started; return who ended how.
 
@@ -125,30 +139,53 @@ def kill_tree(
 
     A process that no longer exists (nor its group) is not an error: the result
     is empty. The caller is never signalled, even when ``pid`` is its ancestor.
-    Raises ``ValueError`` for a pid below 1, a negative time or a ``sig`` that
-    does not end a process (SIGSTOP, SIGCONT, 0, ...), and ``PermissionError``
-    when not one member may be signalled.
+
+    Unless ``force=True``, it refuses (``ValueError``, before any signal) PID 1
+    (its tree is the whole system), a kernel thread, the caller's own pid, its
+    ancestors and a process group holding one of them: see :func:`refusal`.
+    With ``force=True`` the caller's own pid ends its descendants (the caller
+    itself is still never signalled).
+
+    Everything is checked before the first signal: ``TypeError`` for a ``pid``
+    or ``sig`` that is not an int (a bool is not), a time that is not a number,
+    an ``include_parent`` or ``force`` that is not a bool; ``ValueError`` for a
+    pid below 1 or above the largest pid (``/proc/sys/kernel/pid_max``), a
+    ``sig`` not in ``signal.valid_signals()`` or that does not end a process
+    (SIGSTOP, SIGCONT, 0, ...), a time that is negative, nan or infinite.
+    ``PermissionError`` when not one member may be signalled.
+
+    The tree is never left frozen: if anything raises after the freeze began
+    (including ``KeyboardInterrupt``), every member gets SIGCONT before the
+    exception propagates.
     """
-    _check_args(pid, sig, timeout, kill_wait)
+    timeout, kill_wait = _check_args(pid, sig, timeout, include_parent, kill_wait, force)
+    if not force:
+        reason = refusal(pid)
+        if reason:
+            raise ValueError(f"refusing to kill {pid}: {reason}; pass force=True to do it anyway")
     start = time.monotonic()
     tree = _Tree(pid, include_parent)
-    tree.freeze(roots=[pid], group=tree.own_group)
-    if tree.members and tree.denied >= tree.members.keys():
-        raise PermissionError(errno.EPERM, f"not permitted to signal process {pid} or its descendants")
-    targets = tree.targets()
-    tree.send(targets, sig)
-    if sig != signal.SIGKILL:
-        tree.send(tree.members, signal.SIGCONT)
-    elif not include_parent:
-        tree.send([pid], signal.SIGCONT)
-    ended = tree.wait(targets, timeout)
-    killed: set[int] = set()
-    survivors = [p for p in targets if p not in ended]
-    if survivors and sig != signal.SIGKILL:
-        killed = tree.escalate(survivors)
-        ended |= tree.wait([p for p in tree.targets() if p not in killed and p not in ended], 0)
-    gone = ended | tree.wait(killed, kill_wait)
-    tree.reap_adopted(gone)
+    try:
+        tree.freeze(roots=[pid], group=tree.own_group)
+        if tree.members and tree.denied >= tree.members.keys():
+            raise PermissionError(errno.EPERM, f"not permitted to signal process {pid} or its descendants")
+        targets = tree.targets()
+        tree.send(targets, sig)
+        if sig != signal.SIGKILL:
+            tree.send(tree.members, signal.SIGCONT)
+        elif not include_parent:
+            tree.send([pid], signal.SIGCONT)
+        ended = tree.wait(targets, timeout)
+        killed: set[int] = set()
+        survivors = [p for p in targets if p not in ended]
+        if survivors and sig != signal.SIGKILL:
+            killed = tree.escalate(survivors)
+            ended |= tree.wait([p for p in tree.targets() if p not in killed and p not in ended], 0)
+        gone = ended | tree.wait(killed, kill_wait)
+        tree.reap_adopted(gone)
+    except BaseException:
+        tree.thaw()  # a frozen tree stays frozen for good: nobody else will SIGCONT it
+        raise
     return KillResult(
         pid=pid,
         sig=sig,
@@ -167,7 +204,12 @@ def find_marked(name: str, value: str, *, live_only: bool = True) -> list[int]:
     ``setsid`` and daemonizing, so it finds a tree's members that no parent link
     leads to any more (forklift run's guardian, and the tests, mark their trees so).
     With ``live_only``, a zombie or dead process is left out.
+
+    ``name`` and ``value`` must be non-empty strs without NUL, and ``name`` without
+    ``=`` (TypeError / ValueError): callers kill what this returns, and an empty
+    value would match every process that merely has the variable set empty.
     """
+    _check_marker(name, value)
     needle = f"{name}={value}".encode()
     me = os.getpid()
     found = []
@@ -188,13 +230,107 @@ def find_marked(name: str, value: str, *, live_only: bool = True) -> list[int]:
     return found
 
 
-def _check_args(pid: int, sig: int, timeout: float, kill_wait: float) -> None:
-    if not isinstance(pid, int) or pid < 1:
-        raise ValueError(f"pid must be a positive int, not {pid!r}")
-    if sig in _NOT_ENDING:
+def refusal(pid: int, *, caller: str = "the calling process") -> str | None:
+    """Why ending ``pid``'s tree would be a mistake, or None; ``kill_tree(force=True)`` overrides it.
+
+    PID 1 (its tree is the whole system), a kernel thread (signals do not end
+    it), the caller itself, an ancestor of the caller (its shell, what runs it)
+    and a process group that holds an ancestor (kill_tree stops the whole group
+    of a group leader). Reads /proc only: it sends no signal. ``forklift kill``
+    refuses the same, naming the caller "this forklift process".
+    """
+    if pid == 1:
+        return "PID 1 is init; its tree is the whole system"
+    if pid == os.getpid():
+        return f"that is {caller}"
+    stat = _identity_stat(pid)
+    if stat is not None and stat.kernel:
+        return "it is a kernel thread; signals do not end it"
+    ancestors = _ancestors()
+    if pid in ancestors:
+        return f"it is an ancestor of {caller} (your shell or what runs it)"
+    # The group of a leader is stopped whole (not the caller's own group, see _Tree).
+    if pid != os.getpgrp() and any(st.pgid == pid for st in ancestors.values()):
+        return f"its process group holds an ancestor of {caller}"
+    return None
+
+
+def _ancestors() -> dict[int, _Stat]:
+    """The caller's parent, grandparent, ... up to the top of its pid namespace."""
+    lookup = _read_stat if os.path.isdir("/proc/self") else _scan_psutil().get
+    found: dict[int, _Stat] = {}
+    pid = os.getppid()
+    while pid > 0 and pid not in found:
+        stat = lookup(pid)
+        if stat is None:
+            break
+        found[pid] = stat
+        pid = stat.ppid
+    return found
+
+
+def _check_args(
+    pid: int, sig: int, timeout: float, include_parent: bool, kill_wait: float, force: bool
+) -> tuple[float, float]:
+    """Everything kill_tree is given, before the first signal; returns the two times as floats."""
+    _check_pid(pid)
+    _check_signal(sig, ending=True)
+    for name, flag in (("include_parent", include_parent), ("force", force)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+    return grace_seconds("timeout", timeout), grace_seconds("kill_wait", kill_wait)
+
+
+def _check_pid(pid: int) -> None:
+    # A bool is an int: kill_tree(True) would be kill_tree(1).
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError(f"pid must be an int, not {type(pid).__name__}")
+    if pid < 1:
+        raise ValueError(f"pid must be a positive int, not {pid}")
+    # No process can have a pid at or above pid_max (unless pid_max was lowered after it started).
+    limit = _pid_max()
+    if pid >= limit and (pid > _PID_T_MAX or _identity_stat(pid) is None):
+        raise ValueError(f"pid must be below {limit} (/proc/sys/kernel/pid_max), not {pid}")
+
+
+def _pid_max() -> int:
+    """One more than the largest pid the kernel hands out."""
+    try:
+        with open("/proc/sys/kernel/pid_max", "rb") as f:
+            return min(int(f.read()), _PID_T_MAX + 1)
+    except (OSError, ValueError):
+        return _PID_T_MAX + 1
+
+
+def _check_signal(sig: int, *, ending: bool) -> None:
+    """``sig`` must be a signal of this system (and, if ``ending``, one that ends a process)."""
+    # os.kill with a bad signal fails only after the tree was frozen; a bool would be SIGHUP.
+    if isinstance(sig, bool) or not isinstance(sig, int):
+        raise TypeError(f"sig must be a signal number, not {type(sig).__name__}")
+    if ending and sig in _NOT_ENDING:
         raise ValueError(f"kill_tree ends processes; {_signal_name(sig)} does not (use a terminating signal)")
-    if timeout < 0 or kill_wait < 0:
-        raise ValueError(f"timeout and kill_wait must be >= 0, not {timeout!r} and {kill_wait!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"sig must be a signal of this system (signal.valid_signals()), not {sig}")
+
+
+def _check_group(pgid: int) -> None:
+    if isinstance(pgid, bool) or not isinstance(pgid, int):
+        raise TypeError(f"pgid must be an int, not {type(pgid).__name__}")
+    # killpg(0) signals the caller's own group; killpg(1) is kill(-1): every process it may signal.
+    if pgid < 2 or pgid > _PID_T_MAX:
+        raise ValueError(f"pgid must be a process group id from 2 to {_PID_T_MAX}, not {pgid}")
+    if pgid == os.getpgrp():
+        raise ValueError(f"process group {pgid} is the caller's own")
+
+
+def _check_marker(name: str, value: str) -> None:
+    for what, text in (("name", name), ("value", value)):
+        if not isinstance(text, str):
+            raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+        if not text or "\0" in text:
+            raise ValueError(f"{what} must be a non-empty str without NUL, not {text!r}")
+    if "=" in name:  # name "A=B" with value "C" would match variable A with value "B=C"
+        raise ValueError(f"name must not contain '=', not {name!r}")
 
 
 # -- the process table ------------------------------------------------------------------------
@@ -208,6 +344,7 @@ class _Stat:
     ppid: int
     pgid: int
     start: int  # clock ticks since boot: with the pid, identifies the process
+    kernel: bool = False  # a kernel thread
 
 
 def _read_stat(pid: int) -> _Stat | None:
@@ -226,7 +363,8 @@ def _read_stat(pid: int) -> _Stat | None:
     fields = data[data.rfind(b")") + 2 :].split(maxsplit=20)
     if len(fields) < 20:
         return None
-    return _Stat(fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19]))
+    kernel = bool(int(fields[6]) & _PF_KTHREAD)
+    return _Stat(fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19]), kernel)
 
 
 def _scan() -> dict[int, _Stat]:
@@ -277,13 +415,18 @@ class _Tree:
     denied: set[int] = field(default_factory=set)
     me: int = field(default_factory=os.getpid)
     own_group: bool = False
+    group_stopped: bool = False  # killpg(SIGSTOP) was sent: thaw() must resume the group too
 
     def __post_init__(self) -> None:
+        # Never PID 1 (force=True): killpg(1) is kill(-1), every process, not group 1;
+        # never the caller's own group, which holds the caller.
+        if self.pid == 1 or self.pid == os.getpgrp():
+            return
         root = _identity_stat(self.pid)
         if root is not None:
-            self.own_group = root.pgid == self.pid and self.pid != os.getpgrp()
+            self.own_group = root.pgid == self.pid
         else:  # the leader is gone, but its group may live on (a worker that crashed)
-            self.own_group = self.pid != os.getpgrp() and _group_exists(self.pid)
+            self.own_group = _group_exists(self.pid)
 
     def targets(self) -> list[int]:
         """The members that get ``sig``: all but the caller, and the root only if asked."""
@@ -293,6 +436,7 @@ class _Tree:
         """SIGSTOP ``roots``, their descendants and (``group``) the root's group, until closed."""
         roots = list(roots)
         if group:
+            self.group_stopped = True  # first: an interrupt may land right after the killpg
             signal_group(self.pid, signal.SIGSTOP)
         else:
             for r in roots:
@@ -416,6 +560,19 @@ class _Tree:
                 except ChildProcessError:
                     pass
 
+    def thaw(self) -> None:
+        """SIGCONT every member (and the group, if it was stopped whole): kill_tree failed midway."""
+        if self.group_stopped:
+            signal_group(self.pid, signal.SIGCONT)
+        try:
+            table: dict[int, _Stat] | None = _scan()
+        except OSError:  # what failed may fail again (EMFILE): rather resume unchecked than not at all
+            table = None
+        for pid, first in self.members.items():
+            now = table.get(pid) if table is not None else first
+            if now is not None and now.start == first.start:  # not a process that took an ended member's pid
+                self._send(pid, signal.SIGCONT)
+
     def escalate(self, survivors: list[int]) -> set[int]:
         """Freeze the survivors with the children they made meanwhile; SIGKILL them. Returns who got it."""
         before = set(self.members)
@@ -427,7 +584,15 @@ class _Tree:
 
 
 def signal_group(pgid: int, sig: int) -> None:
-    """Send ``sig`` to process group ``pgid``; a group that is gone (or not ours) is no error."""
+    """Send ``sig`` to process group ``pgid``; a group that is gone (or not ours) is no error.
+
+    Refused before any signal (TypeError / ValueError): a ``pgid`` that is not an
+    int (a bool is not), below 2 (``killpg(0)`` is the caller's own group,
+    ``killpg(1)`` is ``kill(-1)``: every process the caller may signal) or the
+    caller's own group, and a ``sig`` not in ``signal.valid_signals()``.
+    """
+    _check_group(pgid)
+    _check_signal(sig, ending=False)
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

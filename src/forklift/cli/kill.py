@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -36,8 +35,8 @@ KILL_EPILOG = """\
 The tree is PID, its descendants and, when PID leads its own process group, every process
 in that group (orphans whose parent already died stay in it). A zombie counts as ended.
 
-Refused without --force: PID 1, kernel threads, this forklift process and its ancestors
-(your shell).
+Refused without --force: PID 1, kernel threads, this forklift process, its ancestors
+(your shell) and a process group holding one of them.
 
 exit status: 0 every process ended; 1 nothing done (no such process, refused, permission
 denied); 2 bad arguments; 3 some processes are still running afterwards.
@@ -147,7 +146,7 @@ def _fail(message: str) -> int:
 def run_kill(args: argparse.Namespace) -> int:
     import psutil
 
-    from ..trees import kill_tree
+    from ..trees import kill_tree, refusal
 
     pid: int = args.pid
     try:
@@ -158,11 +157,12 @@ def run_kill(args: argparse.Namespace) -> int:
     except psutil.AccessDenied:
         name = "?"
     if not args.force:
-        refusal = _refusal(pid)
-        if refusal:
-            return _fail(f"refusing to kill {pid} ({name}): {refusal}; pass --force to do it anyway")
+        reason = refusal(pid, caller="this forklift process")
+        if reason:
+            return _fail(f"refusing to kill {pid} ({name}): {reason}; pass --force to do it anyway")
     try:
-        result = kill_tree(pid, sig=args.signal, timeout=args.timeout)
+        # force=True: refused just above, in the command line's words (--force, not force=True).
+        result = kill_tree(pid, sig=args.signal, timeout=args.timeout, force=True)
     except PermissionError:
         owner = _owner(target)
         return _fail(f"permission denied: cannot signal {pid} ({name}, user {owner}); run as them or root")
@@ -175,27 +175,6 @@ def run_kill(args: argparse.Namespace) -> int:
     if result.denied:
         print(f"forklift: permission denied for {_pids(result.denied)}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_SURVIVORS
-
-
-def _refusal(pid: int) -> str | None:
-    """Why killing ``pid``'s tree would be a mistake, or None."""
-    import psutil
-
-    if pid == 1:
-        return "PID 1 is init; its tree is the whole system"
-    if pid == os.getpid():
-        return "that is this forklift process"
-    try:
-        ancestors = psutil.Process().parents()
-        kernel = sys.platform.startswith("linux") and 2 in (pid, psutil.Process(pid).ppid())
-    except psutil.Error:
-        return None
-    if kernel:
-        return "it is a kernel thread; signals do not end it"
-    for proc in ancestors:
-        if proc.pid == pid:
-            return "it is an ancestor of this forklift process (your shell or what runs it)"
-    return None
 
 
 def _owner(proc: psutil.Process) -> str:
