@@ -470,3 +470,66 @@ def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
     monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
     out = run("--cluster", "tls://127.0.0.1:9", "true", ":::", "1")
     assert out.returncode == 255 and out.stderr.count(b"\n") == 1 and b"credentials" in out.stderr
+
+
+# -- a NUL byte: no command line can carry one ---------------------------------------------------
+
+NUL_MESSAGE = b"cannot start job 2: its command holds a NUL byte"
+
+
+@pytest.mark.parametrize(
+    ("where", "args", "stdin", "file"),
+    [
+        ("stdin", ["echo {}"], b"a\nx\0y\nc\n", None),
+        ("-a", ["-a", "{file}", "echo {}"], b"", b"a\nx\0y\nc\n"),
+        ("::::", ["echo {}", "::::", "{file}"], b"", b"a\nx\0y\nc\n"),
+        ("::::+", ["echo {1} {2}", ":::", "a", "b", "c", "::::+", "{file}"], b"", b"a\nx\0y\nc\n"),
+        ("--colsep", ["--colsep", ",", "echo {2}"], b"1,a\n2,x\0y\n3,c\n", None),
+        ("bare command", ["::::", "{file}"], b"", b"echo a\necho x\0y\necho c\n"),
+    ],
+)
+def test_a_nul_in_a_command_is_one_line_and_255_with_a_true_joblog(tmp_path, where, args, stdin, file):
+    """As an over-long argument: the run stops at the job, its earlier jobs printed and logged."""
+    path = tmp_path / "inputs"
+    if file is not None:
+        path.write_bytes(file)
+    log = tmp_path / "joblog"
+    words = [str(path) if a == "{file}" else a for a in args]
+    out = run("-j1", "-k", "--joblog", str(log), *words, stdin=stdin)
+    assert out.returncode == 255, (where, out.stderr)
+    assert NUL_MESSAGE in out.stderr and b"-0" in out.stderr, where
+    assert out.stderr.count(b"\n") == 1 and b"Traceback" not in out.stderr, (where, out.stderr)
+    assert out.stdout.split()[-1:] == [b"a"], (where, out.stdout)  # job 1 ran, job 3 never did
+    assert [(r[0], r[6]) for r in joblog_rows(log)] == [("1", "0")], where
+    dry = run("--dry-run", *words, stdin=stdin)
+    assert dry.returncode == 255 and NUL_MESSAGE in dry.stderr and b"Traceback" not in dry.stderr, where
+
+
+def test_a_nul_in_a_column_the_command_does_not_use_is_no_problem():
+    out = run("--colsep", ",", "echo {1}", stdin=b"a,x\0y\n")
+    assert out.returncode == 0 and out.stdout == b"a\n", out.stderr
+
+
+def test_a_nul_from_python_sources_or_template_is_refused(tmp_path):
+    """``:::`` arguments and the template cannot hold a NUL from a command line; from Python they can."""
+    from forklift._run.inputs import Inputs, Source
+    from forklift._run.runner import RunError, Runner, RunOptions
+    from forklift._run.template import TemplateError
+
+    with pytest.raises(TemplateError, match="NUL byte"):
+        Template(["echo\0", "{}"])
+    log = tmp_path / "joblog"
+    inputs = iter(Inputs([Source(args=["a", "x\0y", "c"])]))
+    runner = Runner(Template(["true"]), inputs, RunOptions(jobs=1, joblog=str(log)))
+    with pytest.raises(RunError, match="cannot start job 2: its command holds a NUL byte"):
+        runner.run()
+    assert [(r[0], r[8]) for r in joblog_rows(log)] == [("1", "true a")]
+
+
+@needs_dask
+def test_cluster_job_with_a_nul_is_one_line_and_255(tmp_path):
+    args = tmp_path / "args"
+    args.write_bytes(b"a\nx\0y\nc\n")
+    out = run("-k", "--cluster", "local", "echo {}", "::::", str(args))
+    assert out.returncode == 255 and out.stdout == b"a\n", out.stderr
+    assert NUL_MESSAGE in out.stderr and out.stderr.count(b"\n") == 1 and b"Traceback" not in out.stderr

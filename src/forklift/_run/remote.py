@@ -45,6 +45,7 @@ from .runner import (
     close_run_journal,
     exit_status,
     halt_status,
+    nul_problem,
     open_run_journal,
     tag_lines,
     tag_prefix,
@@ -111,6 +112,9 @@ def run_remote_job(job: RemoteJob) -> RemoteResult:
                 if last is not None:  # it ran and failed; no retry now: that is its result
                     return last
                 raise RunStopped(f"job {job.seq}: the run was stopped")
+            problem = nul_problem(job.seq, job.command)
+            if problem is not None:  # as a local run: refused where a command over ARG_MAX is
+                raise JobStartError(problem)
             try:
                 proc = subprocess.Popen(
                     [job.shell, "-c", job.command],

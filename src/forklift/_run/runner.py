@@ -50,7 +50,7 @@ from .template import Template
 if TYPE_CHECKING:
     from ..journal import Journal, JournalRun
 
-__all__ = ["Halt", "JobRecord", "RunOptions", "RunSummary", "Runner"]
+__all__ = ["Halt", "JobRecord", "RunOptions", "RunSummary", "Runner", "nul_problem"]
 
 KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL of a timed-out job (GNU parallel: ~0.2 s)
 READ_SIZE = 1 << 16
@@ -266,6 +266,9 @@ class Runner:
         job.slot = heapq.heappop(self.free_slots)
         job.attempt += 1
         job.command = self.template.build(job.args, job.seq, job.slot)
+        problem = nul_problem(job.seq, job.command)
+        if problem is not None:  # posix_spawn would raise ValueError: refuse it as it refuses E2BIG
+            raise RunError(problem)
         env = self.env
         env["PARALLEL_SEQ"] = str(job.seq)
         env["PARALLEL_JOBSLOT"] = str(job.slot)
@@ -681,6 +684,26 @@ def exit_status(s: RunSummary, halt: Halt | None, halted: int | None) -> int:
 
 class RunError(RuntimeError):
     """The run cannot go on (the shell cannot be started, ...)."""
+
+
+def nul_problem(seq: int, command: str) -> str | None:
+    """Why job ``seq`` cannot start if its command holds a NUL byte, else None.
+
+    exec's arguments are C strings, so no command line can carry a NUL. Such a
+    job stops the run where a command over the kernel's argument limit does
+    (one line, exit 255; the jobs already done are printed and logged), as GNU
+    parallel stops at a command it cannot run. A NUL reaches a command from an
+    input file or stdin read without ``-0``, whatever the source or column.
+    """
+    at = command.find("\0")
+    if at < 0:
+        return None
+    start, end = max(0, at - 40), at + 40
+    excerpt = ("..." if start else "") + repr(command[start:end]) + ("..." if end < len(command) else "")
+    return (
+        f"cannot start job {seq}: its command holds a NUL byte, which no command line can carry"
+        f" (are the inputs NUL-separated? then use -0): {excerpt}"
+    )
 
 
 def _fd_budget(jobs: int) -> int:

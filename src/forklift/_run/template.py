@@ -91,6 +91,8 @@ class Template:
     def __init__(self, words: Sequence[str], *, quote_command: bool = False) -> None:
         if words and not any(w.strip() for w in words):
             raise TemplateError("the command is empty")
+        if any("\0" in w for w in words):  # only from Python: a command line's words cannot hold one
+            raise TemplateError("the command holds a NUL byte, which no command line can carry")
         self.bare = not words
         self.words = list(words)
         text = " ".join(quote(w) for w in words) if quote_command else " ".join(words)

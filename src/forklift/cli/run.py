@@ -297,10 +297,17 @@ def _run_on_cluster(
 
 
 def _dry_run(template: Template, items: Iterator[tuple[str, ...]], jobs: int, skip: frozenset[int]) -> int:
+    from .._run.runner import RunError, nul_problem
+
     out = sys.stdout
     for seq, args in enumerate(items, 1):
         if seq not in skip:
-            out.write(template.build(args, seq, (seq - 1) % jobs + 1) + "\n")
+            command = template.build(args, seq, (seq - 1) % jobs + 1)
+            problem = nul_problem(seq, command)
+            if problem is not None:  # the run would stop here: so does its rehearsal
+                out.flush()
+                raise RunError(problem)
+            out.write(command + "\n")
     out.flush()
     return 0
 
