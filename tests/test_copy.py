@@ -244,6 +244,83 @@ def test_verify_fsync_and_progress_options(tmp_path, capsys):
     assert snapshot(tmp_path / "dst") == snapshot(src)
 
 
+# -- a source that changes between the walk and its copy ---------------------------------------
+def change_after_the_walk(monkeypatch, name, change):
+    """Run ``change(path)`` on source file ``name`` after the walk stats it, before a worker copies it.
+
+    The walk hands a file to the workers only after _add returns (a batch when it is
+    full or the walk ends, a split file's ranges when _add returns them).
+    """
+    real_add = copier._Walker._add
+
+    def add(self, src_dir, dst_dir, entry_name, dname, st, existing):
+        due = real_add(self, src_dir, dst_dir, entry_name, dname, st, existing)
+        if entry_name == name:
+            change(os.path.join(src_dir, entry_name))
+        return due
+
+    monkeypatch.setattr(copier._Walker, "_add", add)
+
+
+def split_small(monkeypatch):
+    monkeypatch.setattr(copier, "SPLIT_BYTES", 1 << 20)
+    monkeypatch.setattr(copier, "RANGE_BYTES", 256 << 10)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "ranges"])
+def test_a_file_that_grows_is_copied_whole_and_recopied_next_run(tmp_path, monkeypatch, split):
+    """As cp, which copies to end of file: never a copy cut at the walk's size under the final name."""
+    size = 5 * (1 << 20) + 12_345 if split else 70_000
+    if split:
+        split_small(monkeypatch)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "log", os.urandom(size))
+    write(src / "other", b"unchanged")
+    grown = os.urandom(300_000)
+
+    def append(path):
+        with open(path, "ab") as f:
+            f.write(grown)
+
+    change_after_the_walk(monkeypatch, "log", append)
+    report = copier.copy_tree(src, dst, workers=2, verify=True)
+    assert report.ok, report.errors
+    assert digest(dst / "log") == digest(src / "log") and os.path.getsize(dst / "log") == size + len(grown)
+    assert report.files_copied == 2 and report.bytes_copied == size + len(grown) + len(b"unchanged")
+    # Stamped with the walk's mtime, older than its data: the next run copies it again.
+    assert os.stat(dst / "log").st_mtime_ns == MTIME != os.stat(src / "log").st_mtime_ns
+    monkeypatch.undo()
+    again = copier.copy_tree(src, dst, workers=2)
+    assert again.ok and again.files_copied == 1 and again.files_skipped == 1
+    assert snapshot(dst) == snapshot(src) and temp_files(dst) == []
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "ranges"])
+def test_a_file_that_shrinks_is_reported_and_never_given_its_name(tmp_path, monkeypatch, capsys, split):
+    size = 5 * (1 << 20) + 12_345 if split else 70_000
+    if split:
+        split_small(monkeypatch)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "log", os.urandom(size))
+    write(src / "other", b"unchanged")
+    change_after_the_walk(monkeypatch, "log", lambda path: os.truncate(path, size - 1000))
+    from forklift.cli.main import main
+
+    assert main(["copy", "-q", "-j", "2", str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert f"{src / 'log'}: changed while being copied" in err and "1 error" in err and "Traceback" not in err
+    assert sorted(os.listdir(dst)) == ["other"]  # no truncated copy, no temp file
+
+
+def test_a_file_that_grows_then_shrinks_while_copied_is_reported(tmp_path):
+    fi = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    os.write(fi, b"x" * 100)
+    with pytest.raises(copier._StepError, match="changed while being copied"):
+        copier._copy_growth(fi, 60, lambda extra: extra - 1)  # 40 bytes more, one gone meanwhile
+    assert copier._copy_growth(fi, 100, lambda extra: pytest.fail("nothing to copy")) == 0
+    os.close(fi)
+
+
 # -- refusals and errors -----------------------------------------------------------------------
 def test_missing_source_and_destination_inside_source_exit_2(tmp_path):
     write(tmp_path / "src" / "a", b"a")

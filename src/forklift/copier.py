@@ -49,7 +49,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +88,7 @@ _FILE, _LINK = 0, 1
 # Plain tuples, not NamedTuples: 20,000 of them are pickled per 20,000 small files.
 _Entry = tuple[str, str, int, int, int, int, int, int, int, bool]
 _Group = tuple[str, str, list[_Entry]]  # (source directory, target directory, entries)
-# A task: ("batch", [group, ...]) or ("range", file id, source, temp path, offset, length).
+# A task: ("batch", [group, ...]) or ("range", file id, source, temp path, offset, length, last).
 _Task = tuple[Any, ...]
 # A task's result: (files copied, bytes copied, files found identical, their bytes,
 # [(path, message)], fatal message or None).
@@ -308,8 +308,8 @@ def _run_task(task: _Task) -> _Result:
     assert opts is not None, "worker not initialised"
     if task[0] == "batch":
         return _copy_batch(task[1], opts)
-    _, _, src, tmp, offset, length = task
-    return _copy_range(src, tmp, offset, length, opts)
+    _, _, src, tmp, offset, length, last = task
+    return _copy_range(src, tmp, offset, length, last, opts)
 
 
 class _StepError(Exception):
@@ -353,9 +353,8 @@ def _copy_batch(groups: list[_Group], opts: _Options) -> _Result:
                         same += 1
                         same_bytes += ent[3]
                     elif ent[2] == _FILE:
-                        _copy_file(sfd, dfd, ent, opts, owner)
+                        nbytes += _copy_file(sfd, dfd, ent, opts, owner)
                         copied += 1
-                        nbytes += ent[3]
                     else:
                         _copy_link(sfd, dfd, ent, opts)
                         copied += 1
@@ -384,8 +383,8 @@ def _new_file_owner(dfd: int, opts: _Options) -> tuple[int, int] | None:
     return os.geteuid(), os.getegid()
 
 
-def _copy_file(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int, int] | None) -> None:
-    """Copy one regular file: data into a temp file, then owner, mode, times, rename."""
+def _copy_file(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int, int] | None) -> int:
+    """Copy one regular file: data into a temp file, then owner, mode, times, rename; return its bytes."""
     name, dname, _, size, mode, atime, mtime, uid, gid, _ = ent
     try:
         fi = os.open(
@@ -405,9 +404,12 @@ def _copy_file(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int
                     "changed while being copied",
                     OSError(errno.EIO, f"expected {size:,} bytes, read {done:,}"),
                 )
+            done += _copy_growth(fi, size, lambda extra: _copy_data(fi, fo, extra))
+            # The walk's mtime even on a file that grew: older than the data, so the next run's
+            # quick check sees the source's newer mtime and copies it again, never skips it.
             _set_file_meta(fo, mode, atime, mtime, uid, gid, opts.as_root and (uid, gid) != owner)
             if opts.verify:
-                _verify(fi, fo, size, opts.fsync)
+                _verify(fi, fo, done, opts.fsync)
             elif opts.fsync:
                 os.fsync(fo)
         except BaseException:
@@ -418,6 +420,7 @@ def _copy_file(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int
         _rename(tmp, dname, dfd)
     finally:
         os.close(fi)
+    return done
 
 
 def _create(tmp: str, dfd: int, mode: int, readable: bool) -> int:
@@ -449,6 +452,29 @@ def _copy_data(fi: int, fo: int, size: int) -> int:
     except OSError as e:
         raise _StepError("cannot copy data", e) from None
     return done
+
+
+def _copy_growth(fi: int, end: int, copy: Callable[[int], int]) -> int:
+    """Copy what a file gained past ``end`` (its size at the walk) since: return how many bytes.
+
+    A file still being written (a log) grows between the walk and its copy. Cut at
+    its walk-time size, it would be renamed into place looking complete; like cp,
+    which copies to end of file, the copy takes what the file holds once ``end``
+    is reached. Only up to the size seen then, so a file that never stops growing
+    cannot hold a worker forever. ``copy(n)`` copies the next n bytes, returns how many.
+    """
+    try:
+        now = os.fstat(fi).st_size
+    except OSError as e:
+        raise _StepError("cannot copy data", e) from None
+    if now <= end:
+        return 0
+    extra = copy(now - end)
+    if extra != now - end:  # it grew, then shrank: no size of it was ever copied whole
+        raise _StepError(
+            "changed while being copied", OSError(errno.EIO, f"it grew to {now:,} bytes, then shrank")
+        )
+    return extra
 
 
 def _copy_data_slowly(fi: int, fo: int, size: int) -> int:
@@ -579,8 +605,11 @@ def _already_same(sfd: int, dfd: int, ent: _Entry, opts: _Options) -> bool:
         return False  # unreadable target or the like: copy it again, which reports real errors
 
 
-def _copy_range(src: str, tmp: str, offset: int, length: int, opts: _Options) -> _Result:
-    """Copy ``length`` bytes at ``offset`` of a big file into its temp file (made by the parent)."""
+def _copy_range(src: str, tmp: str, offset: int, length: int, last: bool, opts: _Options) -> _Result:
+    """Copy ``length`` bytes at ``offset`` of a big file into its temp file (made by the parent).
+
+    The ``last`` range also copies what the file gained since the walk (see _copy_growth).
+    """
     try:
         try:
             fi = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -597,13 +626,16 @@ def _copy_range(src: str, tmp: str, offset: int, length: int, opts: _Options) ->
                     raise _StepError(
                         "changed while being copied", OSError(errno.EIO, "the source got shorter")
                     )
+                if last:
+                    end = offset + length
+                    done += _copy_growth(fi, end, lambda extra: _copy_range_data(fi, fo, end, extra))
                 if opts.verify and opts.fsync:  # read the range back from disk, as _verify does
                     try:
                         os.fdatasync(fo)
-                        os.posix_fadvise(fo, offset, length, os.POSIX_FADV_DONTNEED)
+                        os.posix_fadvise(fo, offset, done, os.POSIX_FADV_DONTNEED)
                     except OSError as e:
                         raise _StepError("cannot verify", e) from None
-                if opts.verify and not _same_content(fi, fo, offset, length):
+                if opts.verify and not _same_content(fi, fo, offset, done):
                     raise _StepError(
                         "verification failed", OSError(errno.EIO, "the copy differs from the source")
                     )
@@ -615,7 +647,7 @@ def _copy_range(src: str, tmp: str, offset: int, length: int, opts: _Options) ->
         if e.err.errno in _FATAL:
             return 0, 0, 0, 0, [], f"{e.err.strerror} ({tmp})"
         return 0, 0, 0, 0, [(src, e.message)], None
-    return 0, length, 0, 0, [], None
+    return 0, done, 0, 0, [], None
 
 
 def _copy_range_data(fi: int, fo: int, offset: int, length: int) -> int:
@@ -666,6 +698,7 @@ class _BigFile:
     tmp: str
     st: os.stat_result
     ranges_left: int
+    size: int  # its size when copied: the walk's, or more if it grew (the last range says)
     failed: bool = False
 
 
@@ -889,8 +922,11 @@ class _Walker:
         size = st.st_size
         offsets = range(0, size, RANGE_BYTES)
         file_id = next(self._ids)
-        self.big[file_id] = _BigFile(src, dst_dir, dname, tmp, st, len(offsets))
-        return [("range", file_id, src, tmp, offset, min(RANGE_BYTES, size - offset)) for offset in offsets]
+        self.big[file_id] = _BigFile(src, dst_dir, dname, tmp, st, len(offsets), size)
+        return [
+            ("range", file_id, src, tmp, offset, min(RANGE_BYTES, size - offset), offset == offsets[-1])
+            for offset in offsets
+        ]
 
 
 def _kind_name(mode: int) -> str:
@@ -1016,6 +1052,8 @@ class _Run:
             self.done_bytes += nbytes
             big = self.walker.big[task[1]]
             big.failed = big.failed or bool(errors) or fatal is not None
+            if task[6] and not big.failed:
+                big.size = task[4] + nbytes  # the last range copied up to here
             big.ranges_left -= 1
             if big.ranges_left == 0:
                 self._finish_big(task[1])
@@ -1054,7 +1092,7 @@ class _Run:
         try:
             fd = os.open(big.tmp, os.O_WRONLY | os.O_CLOEXEC)
             try:
-                if os.fstat(fd).st_size != st.st_size:
+                if os.fstat(fd).st_size != big.size:
                     raise OSError(errno.EIO, "the source changed while being copied")
                 if self.opts.as_root:
                     os.fchown(fd, st.st_uid, st.st_gid)

@@ -22,6 +22,8 @@ Guarantees:
     an earlier run left behind if it was killed with SIGKILL;
   - Ctrl-C or SIGTERM stops the copy and removes its temp files (exit 130);
   - a full disk stops the copy cleanly with no temp files left (exit 1);
+  - a file that grows while it is copied is copied to its new end (as cp
+    does); one that shrinks is reported and never renamed into place;
   - directories get their modes and times after their contents, at the end.
 
 Big files are split into ranges that several workers copy at once; small
