@@ -7,6 +7,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -326,8 +327,9 @@ def test_top_once_shows_live_workers(tmp_path, capsys, busy_child):
     run = j.begin("map", "map(crunch)", "sig", workers=2, total=500)
     run.chunk(0, 40, 1, busy_child.pid, 1000.0, 1001.0, failed=[3])
     run.task(3, "failed", worker=busy_child.pid, began=1000.0, ended=1000.1, error="boom")
-    j.add(WORKER_SQL, worker_row(busy_child.pid, run.run, "busy", 41, 40))
-    j.add(WORKER_SQL, (424242, 1, run.run, "busy", 7, 3, 0.0))  # stale row of a pool long gone
+    # A row names its run by the JournalRun: the writer thread puts in the run's id.
+    j.add(WORKER_SQL, worker_row(busy_child.pid, run, "busy", 41, 40))
+    j.add(WORKER_SQL, (424242, 1, run, "busy", 7, 3, 0.0))  # stale row of a pool long gone
     j.close()
     assert cli("top", path, "--once") == 0
     out = capsys.readouterr().out
@@ -342,3 +344,115 @@ def test_top_once_shows_live_workers(tmp_path, capsys, busy_child):
 def test_top_once_without_a_live_pool(journal, capsys):
     assert cli("top", journal, "--once") == 0
     assert capsys.readouterr().out.startswith(f"no live pool is recording into {journal}; last: run 1")
+
+
+# -- a crafted journal: any column may hold anything ---------------------------------------
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(2)>'
+EVIL = f"{SCRIPT}{IMG}\x1b[31m\x01'"  # markup, an attribute break-out, a terminal escape, a control
+
+# Every column only shown: SQLite keeps text (or a blob) even in an INTEGER column.
+SHOWN = {
+    "runs": ["kind", "name", "signature", "pid", "host", "workers", "total", "status"],
+    "chunks": ["worker", "failed"],
+    "tasks": ["status", "worker", "error", "exit_code", "command"],
+}
+# Every column the drawing computes with: text there is refused in one line.
+COMPUTED = [
+    ("runs", "started"), ("runs", "ended"),
+    ("chunks", "start"), ("chunks", "n"), ("chunks", "attempt"), ("chunks", "began"), ("chunks", "ended"),
+    ("tasks", "idx"), ("tasks", "attempt"), ("tasks", "began"), ("tasks", "ended"),
+]  # fmt: skip
+
+
+def craft(path, table, column, value):
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE {table} SET {column} = ?", (value,))
+    conn.close()
+
+
+def crafted_journal(path):
+    build(path)
+    for table, columns in SHOWN.items():
+        for column in columns:
+            craft(path, table, column, f"{column} {EVIL}")
+    craft(path, "runs", "host", f"host {EVIL}".encode())  # a blob too
+    with sqlite3.connect(path) as conn:  # the column types held what they say, so the test is real
+        kinds = conn.execute("SELECT typeof(pid), typeof(host) FROM runs").fetchone()
+        kinds += conn.execute("SELECT typeof(worker) FROM chunks").fetchone()
+    conn.close()
+    assert kinds == ("text", "blob", "text")
+
+
+ALLOWED_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "h1", "section", "h2", "p", "svg", "g", "rect",
+    "text", "line", "table", "thead", "tbody", "tr", "th", "td", "span",
+}  # fmt: skip
+
+
+def test_html_of_a_crafted_journal_shows_every_value_as_text(tmp_path, capsys):
+    path = tmp_path / "evil.db"
+    crafted_journal(path)
+    text, root = page(path, tmp_path)  # parses as XML: no control character broke it either
+    for marker in ("<script", "<img", "<SCRIPT", "<IMG"):
+        assert marker not in text
+    for element in root.iter():
+        tag = element.tag.rpartition("}")[2]
+        assert tag in ALLOWED_TAGS, tag
+        assert not [a for a in element.attrib if a.lower().startswith("on")], element.attrib
+    shown = " ".join(root.itertext()) + " ".join(v for e in root.iter() for v in e.attrib.values())
+    for table, columns in SHOWN.items():
+        for column in columns:
+            if column not in ("signature", "failed"):  # the report never shows these two
+                assert f"{column} {SCRIPT}{IMG}" in shown, (table, column)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x01" not in out  # the terminal gets escapes, not orders
+    assert "kind <script>" in out and "\\x1b[31m\\x01" in out
+
+
+@pytest.mark.filterwarnings("ignore:constrained_layout not applied")  # its lane labels are long
+def test_png_of_a_crafted_journal_is_drawn(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "evil.db"
+    crafted_journal(path)
+    craft(path, "runs", "name", "echo $\\frac$ {}")  # mathtext that would raise while drawing
+    out = tmp_path / "t.png"
+    assert cli("report", path, "-o", out) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("table", "column"), COMPUTED)
+def test_text_where_a_number_belongs_is_one_line_not_a_traceback(tmp_path, capsys, table, column):
+    path = tmp_path / "evil.db"
+    build(path)
+    craft(path, table, column, SCRIPT)
+    for output in ("t.html", "t.png"):
+        fails_with_one_line(capsys, "report", path, "-o", tmp_path / output, want=f"{table}.{column} holds")
+        assert not (tmp_path / output).exists()
+    assert cli("top", path, "--once") == (1 if table == "runs" else 0)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and (table != "runs" or f"runs.{column} holds '<script>" in err)
+
+
+def test_top_of_a_crafted_journal_shows_text(tmp_path, capsys, busy_child):
+    path = tmp_path / "live.db"
+    j = Journal(path)
+    j.begin("map", "map(crunch)", "sig", workers=2, total=500)  # run 1
+    j.add(WORKER_SQL, (busy_child.pid, os.getpid(), 1, "busy", 41, 40, time.time()))
+    j.add(WORKER_SQL, (os.getpid(), os.getppid(), 1, "busy", 1, 2, time.time()))  # keeps run 1 live
+    j.add(WORKER_SQL, (12345, 1 << 40, 1, "busy", 7, 3, time.time()))  # psutil: OverflowError
+    j.add(WORKER_SQL, (12346, os.getpid(), 1, "busy", 7, 3, "<script>"))  # text sorts after numbers
+    j.close()
+    with sqlite3.connect(path) as conn:  # rich markup that would raise, a screen clear
+        conn.execute("UPDATE workers SET run = ?1, state = ?1, task = ?1, done = ?1 WHERE pid = ?2",
+                     ("[/]\x1b[2J", busy_child.pid))  # fmt: skip
+    conn.close()
+    for column in ("name", "pid", "total"):
+        craft(path, "runs", column, f"{column} {EVIL}")
+    assert cli("top", path, "--once") == 0
+    out = capsys.readouterr().out
+    assert "run 1: map name <script>" in out and ": 0 done, " in out  # total is text: no share
+    row = next(line for line in out.splitlines() if line.lstrip().startswith(str(busy_child.pid)))
+    assert row.count("[/]\\x1b[2J") == 4, row  # run, state, task, done: as text
+    assert "\x1b[2J" not in out and "<script>" not in row and "12345" not in out and "12346" not in out

@@ -23,11 +23,12 @@ import datetime
 import functools
 import math
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from html import escape
+from html import escape as _escape
 from typing import Any
 
 from .errors import JournalError
@@ -75,16 +76,19 @@ ERROR_CHARS = 600  # hover text keeps the last this many characters of an error 
 
 # -- reading ------------------------------------------------------------------------------
 
+#: A worker's lane: its pid (text only in an altered journal), or None for "no worker".
+Lane = int | str | None
+
 
 @dataclass(frozen=True)
 class Run:
     run: int
     kind: str
     name: str
-    pid: int
+    pid: int | str  # text, like workers and total, only in an altered journal (see _Kind): shown
     host: str | None
-    workers: int | None
-    total: int | None
+    workers: int | str | None
+    total: int | str | None
     started: float
     ended: float | None
     status: str
@@ -94,7 +98,7 @@ class Run:
 class Segment:
     """One bar: a task attempt, or ``n`` tasks a worker ran in one chunk."""
 
-    worker: int | None
+    worker: Lane
     began: float
     ended: float
     status: str  # done | failed | retried | timeout | lost
@@ -105,7 +109,7 @@ class Segment:
     final: bool = True  # False: the task was attempted again later
     error: str | None = None
     command: str | None = None
-    exit_code: int | None = None
+    exit_code: int | str | None = None
     timed: bool = True  # False: a time is missing; not in durations or busy time
     placed: bool = True  # False: no time at all, so not drawn (True and not timed: estimated)
 
@@ -148,25 +152,14 @@ def run_ids(conn: sqlite3.Connection) -> list[int]:
 
 def load_run(conn: sqlite3.Connection, run: int) -> RunData:
     """Everything drawn or counted for one run; JournalError if there is no such run."""
-    row = _query(
-        conn,
-        "SELECT run, kind, name, pid, host, workers, total, started, ended, status FROM runs WHERE run = ?",
-        (run,),
-    )
+    row = _select(conn, "runs", _RUN_COLUMNS, "run = ?", (run,))
     if not row:
         known = run_ids(conn)
         span = f"runs {known[0]}-{known[-1]}" if known else "no runs"
         raise JournalError(f"no run {run} in this journal ({span})")
     info = Run(*row[0])
-    chunks = _query(
-        conn, "SELECT start, n, attempt, worker, began, ended, failed FROM chunks WHERE run = ?", (run,)
-    )
-    tasks = _query(
-        conn,
-        "SELECT idx, attempt, status, worker, began, ended, error, exit_code, command"
-        " FROM tasks WHERE run = ? ORDER BY idx, attempt",
-        (run,),
-    )
+    chunks = _select(conn, "chunks", _CHUNK_COLUMNS, "run = ?", (run,))
+    tasks = _select(conn, "tasks", _TASK_COLUMNS, "run = ?", (run,), order="idx, attempt")
     latest = _latest_attempts(chunks, tasks)
     segments = [_chunk_segment(*c) for c in chunks]
     segments += [_task_segment(*t, latest=latest) for t in tasks]
@@ -182,6 +175,107 @@ def _query(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> li
         raise JournalError(f"the journal cannot be read: {exc}") from None
 
 
+# A journal is a file anyone can write, and SQLite keeps whatever it is given in any column:
+# an INTEGER column holds text that does not look like a number, or a blob. So every value
+# is checked as it is read. One that is only shown (names, statuses, pids, errors) becomes
+# text if it is not what forklift writes, and is escaped wherever it is drawn; one the
+# drawing computes with (times, task indexes, counts) must be a number, or the report says
+# which column holds what, in one line.
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What a column holds: ``sql`` is true of every value forklift writes; ``read`` takes any value."""
+
+    sql: str  # a condition on the column, "{0}"
+    read: Callable[[Any, str], Any]  # (value, "table.column") -> the value to use, or JournalError
+
+
+def _integer(value: Any, column: str) -> int:
+    if type(value) is int:
+        return value
+    raise JournalError(f"{column} holds {_excerpt(value)} where an integer belongs: the journal was altered")
+
+
+def _time(value: Any, column: str) -> float:
+    if type(value) in (int, float) and _TIME_LOW <= value < _TIME_HIGH:
+        return float(value)
+    raise JournalError(f"{column} holds {_excerpt(value)} where a time belongs: the journal was altered")
+
+
+def _text(value: Any, column: str) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _shown_id(value: Any, column: str) -> int | str | None:
+    """A pid, an exit code, a count: shown (and used only if an integer), so anything else is text."""
+    return value if value is None or type(value) is int else _text(value, column)
+
+
+def _or_null(read: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, column: None if value is None else read(value, column)
+
+
+def _excerpt(value: Any) -> str:
+    text = repr(value)  # one line, control characters escaped: it goes to a terminal
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# Unix seconds: 1e11 is the year 5138, within what datetime (and the drawing's arithmetic) takes.
+_TIME_LOW, _TIME_HIGH = 0.0, 1e11
+_PID_MAX = 1 << 22  # the highest pid_max Linux allows; psutil raises OverflowError far above it
+_INT = _Kind("typeof({0}) = 'integer'", _integer)
+_TIME = _Kind(
+    f"typeof({{0}}) IN ('integer', 'real') AND {{0}} >= {_TIME_LOW} AND {{0}} < {_TIME_HIGH}", _time
+)
+_TIME_OR_NULL = _Kind(f"({{0}} IS NULL OR ({_TIME.sql}))", _or_null(_time))
+_TEXT = _Kind("typeof({0}) = 'text'", _text)
+_TEXT_OR_NULL = _Kind("typeof({0}) IN ('text', 'null')", _or_null(_text))
+_ID = _Kind("typeof({0}) IN ('integer', 'null')", _shown_id)
+_PID = _Kind(f"typeof({{0}}) = 'integer' AND {{0}} > 0 AND {{0}} <= {_PID_MAX}", _integer)
+
+_RUN_COLUMNS = (
+    ("run", _INT), ("kind", _TEXT), ("name", _TEXT), ("pid", _ID), ("host", _TEXT_OR_NULL),
+    ("workers", _ID), ("total", _ID), ("started", _TIME), ("ended", _TIME_OR_NULL),
+    ("status", _TEXT),
+)  # fmt: skip
+_CHUNK_COLUMNS = (
+    ("start", _INT), ("n", _INT), ("attempt", _INT), ("worker", _ID), ("began", _TIME), ("ended", _TIME),
+    ("failed", _TEXT_OR_NULL),
+)  # fmt: skip
+_TASK_COLUMNS = (
+    ("idx", _INT), ("attempt", _INT), ("status", _TEXT), ("worker", _ID), ("began", _TIME_OR_NULL),
+    ("ended", _TIME_OR_NULL), ("error", _TEXT_OR_NULL), ("exit_code", _ID), ("command", _TEXT_OR_NULL),
+)  # fmt: skip
+_WORKER_COLUMNS = (
+    ("pid", _PID), ("parent", _PID), ("run", _ID), ("state", _TEXT), ("task", _ID), ("done", _ID),
+    ("updated", _TIME),
+)  # fmt: skip
+
+
+def _select(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: Sequence[tuple[str, _Kind]],
+    where: str,
+    args: tuple[Any, ...] = (),
+    *,
+    order: str = "",
+) -> list[tuple[Any, ...]]:
+    """The rows of ``table`` matching ``where``, every value checked against its column's _Kind."""
+    names = ", ".join(name for name, _ in columns)
+    rows = _query(
+        conn, f"SELECT {names} FROM {table} WHERE {where}" + (f" ORDER BY {order}" if order else ""), args
+    )
+    usual = " AND ".join(kind.sql.format(name) for name, kind in columns)
+    if not _query(conn, f"SELECT 1 FROM {table} WHERE ({where}) AND NOT ({usual}) LIMIT 1", args):
+        return rows  # as forklift wrote them: one pass in SQLite, not 200,000 rows of Python
+    columns_named = [(f"{table}.{name}", kind.read) for name, kind in columns]
+    return [tuple(read(v, column) for (column, read), v in zip(columns_named, row)) for row in rows]
+
+
 def _latest_attempts(chunks: Iterable[tuple[Any, ...]], tasks: Iterable[tuple[Any, ...]]) -> dict[int, int]:
     """Highest attempt number of every task that has a row in ``tasks`` or a re-run chunk."""
     latest: dict[int, int] = {}
@@ -195,7 +289,7 @@ def _latest_attempts(chunks: Iterable[tuple[Any, ...]], tasks: Iterable[tuple[An
 
 
 def _chunk_segment(
-    start: int, n: int, attempt: int, worker: int | None, began: float, ended: float, failed: str | None
+    start: int, n: int, attempt: int, worker: Lane, began: float, ended: float, failed: str | None
 ) -> Segment:
     n_failed = len(failed.split(",")) if failed else 0
     return Segment(worker, began, ended, "done", start, start + n - 1, n - n_failed, attempt)
@@ -205,11 +299,11 @@ def _task_segment(
     idx: int,
     attempt: int,
     status: str,
-    worker: int | None,
+    worker: Lane,
     began: float | None,
     ended: float | None,
     error: str | None,
-    exit_code: int | None,
+    exit_code: int | str | None,
     command: str | None,
     *,
     latest: dict[int, int],
@@ -234,7 +328,7 @@ def _place_untimed(segments: list[Segment], started: float) -> None:
     missing = [s for s in segments if s.placed and not s.timed and s.began == s.ended]
     if not missing:
         return
-    ends: dict[int | None, list[float]] = {}
+    ends: dict[Lane, list[float]] = {}
     for s in segments:
         if s.timed:
             ends.setdefault(s.worker, []).append(s.ended)
@@ -271,18 +365,18 @@ class RunSummary:
     wall: float
     workers: list[WorkerStats]
     total: WorkerStats
-    lanes: list[int | None] = field(default_factory=list)  # worker pids in order of first activity
+    lanes: list[Lane] = field(default_factory=list)  # worker pids in order of first activity
 
 
 def summarize_run(data: RunData) -> RunSummary:
     """Per-worker and whole-run statistics (see WorkerStats for what each column counts)."""
-    by_lane: dict[int | None, list[Segment]] = {}
+    by_lane: dict[Lane, list[Segment]] = {}
     for seg in data.segments:
         by_lane.setdefault(seg.worker, []).append(seg)
     lanes = _lanes(data.segments)
     wall = data.wall
     rows = [_stats(_lane_label(pid), by_lane[pid], wall) for pid in lanes]
-    slots = data.run.workers or max(1, len(lanes))
+    slots = data.run.workers if type(data.run.workers) is int and data.run.workers > 0 else max(1, len(lanes))
     total = _stats("all", data.segments, wall * slots, busy=sum(w.busy for w in rows))
     # A task run twice is still one task.
     total = replace(total, tasks=total.tasks - total.retries)
@@ -347,16 +441,16 @@ def union_length(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
-def _lanes(segments: Iterable[Segment]) -> list[int | None]:
-    first: dict[int | None, float] = {}
+def _lanes(segments: Iterable[Segment]) -> list[Lane]:
+    first: dict[Lane, float] = {}
     for s in segments:
         if s.worker not in first or s.began < first[s.worker]:
             first[s.worker] = s.began
     return sorted(first, key=lambda pid: (pid is None, first[pid]))
 
 
-def _lane_label(pid: int | None) -> str:
-    return "no worker" if pid is None else f"pid {pid}"
+def _lane_label(pid: Lane) -> str:
+    return "no worker" if pid is None else f"pid {one_line(str(pid))}"
 
 
 HEADERS = ("worker", "tasks", "done", "failed", "retried", "mean", "p50", "p99", "busy", "util")
@@ -375,17 +469,31 @@ def run_title(run: Run) -> str:
     started = datetime.datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M:%S")
     pool = f"{_plural(run.workers, 'worker')}, " if run.workers else ""
     total = f"{_plural(run.total, 'task')}, " if run.total is not None else ""
-    return f"{run_name(run)} ({pool}{total}started {started}, {run.status})"
+    return f"{run_name(run)} ({pool}{total}started {started}, {one_line(run.status)})"
 
 
 def run_name(run: Run) -> str:
-    """``run 3: map(square)``: the run's number and what it ran."""
+    """``run 3: map(square)``: the run's number and what it ran (on one line, whatever it holds)."""
     name = run.name if run.name.startswith(run.kind) else f"{run.kind} {run.name}"
-    return f"run {run.run}: {name}"
+    return f"run {run.run}: {one_line(name)}"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+# C0 and C1 controls (a newline, an escape sequence) and the Unicode line separators: a title
+# or a table row is one line, and the terminal `forklift report` and `top` print it on must not
+# take orders from a journal. As `forklift ps` shows process names.
+_ONE_LINE = {c: repr(chr(c))[1:-1] for c in [*range(32), *range(127, 160)]} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (a run may be named "a\\nb")."""
+    return text.translate(_ONE_LINE)
+
+
+def _plural(n: int | str, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{one_line(str(n))} {word}s"
 
 
 def summary_text(summary: RunSummary) -> str:
@@ -425,7 +533,7 @@ def bars(data: RunData, width_px: float) -> list[Segment]:
         return timed
     pixel = max(data.wall, 1e-9) / max(width_px, 1.0)
     merged: list[Segment] = []
-    groups: dict[tuple[int | None, str], list[Segment]] = {}
+    groups: dict[tuple[Lane, str], list[Segment]] = {}
     for s in timed:
         groups.setdefault((s.worker, s.status), []).append(s)
     for group in groups.values():
@@ -523,6 +631,19 @@ LEFT = 96  # room for lane labels
 RIGHT = 16
 
 
+# Characters XML does not allow (the page is XHTML-clean: its SVG parses as XML) but text may hold.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def escape(value: object) -> str:
+    """Any value as HTML text or attribute: every journal value goes through here, numbers too."""
+    return _NOT_XML.sub(_written_out, _escape(str(value)))
+
+
+def _written_out(match: re.Match[str]) -> str:
+    return repr(match[0])[1:-1]  # "\\x01", "\\ufffe"
+
+
 def render_html(runs: Sequence[RunData], title: str) -> str:
     """One self-contained HTML page (inline SVG and CSS, nothing fetched) for these runs."""
     sections = [_html_run(data) for data in runs]
@@ -545,8 +666,8 @@ def _html_run(data: RunData) -> str:
         else '<p class="note">Hover a bar for its tasks, times and error.</p>'
     )
     return (
-        f'<section id="run-{data.run.run}">\n<h2>{escape(run_title(data.run))}</h2>\n'
-        f'<p class="meta">wall time {fmt_seconds(summary.wall)}; pid {data.run.pid}'
+        f'<section id="run-{escape(data.run.run)}">\n<h2>{escape(run_title(data.run))}</h2>\n'
+        f'<p class="meta">wall time {fmt_seconds(summary.wall)}; pid {escape(data.run.pid)}'
         f"{' on ' + escape(data.run.host) if data.run.host else ''}</p>\n"
         f"{_svg(data, summary, drawn)}\n{note}\n{_html_table(summary)}\n</section>"
     )
@@ -566,7 +687,7 @@ def _svg(data: RunData, summary: RunSummary, drawn: Sequence[Segment]) -> str:
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
-        f'height="{height}" role="img" aria-label="timeline of run {data.run.run}">',
+        f'height="{height}" role="img" aria-label="timeline of run {escape(data.run.run)}">',
         _svg_legend(),
     ]
     for pid, i in row_of.items():
@@ -644,13 +765,21 @@ class MissingMatplotlib(JournalError):
 def render_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str) -> None:
     """Draw the runs' timelines and summary tables into a PNG file with matplotlib."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.patches import Patch
+        import matplotlib
     except ImportError:
         raise MissingMatplotlib(
             "PNG output needs matplotlib: pip install 'forklift[report]' (or write .html)"
         ) from None
+    # No mathtext: a run named "echo $x $y" is text, and "$\\frac$" would raise while drawing.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        _draw_png(runs, path, title)
+
+
+def _draw_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     summaries = [d.summary for d in runs]
     heights: list[float] = []
     for s in summaries:
@@ -713,10 +842,10 @@ def _png_table(ax: Any, summary: RunSummary) -> None:
 class LiveWorker:
     pid: int
     parent: int
-    run: int | None
+    run: int | str | None  # text, like the others below, only in an altered journal: shown as it is
     state: str
-    task: int | None
-    done: int
+    task: int | str | None
+    done: int | str
     updated: float
     cpu: float | None  # percent of one core, None if the process is gone or not ours to read
     rss: int | None
@@ -746,11 +875,17 @@ def take_snapshot(conn: sqlite3.Connection, procs: dict[int, Any], *, now: float
     import psutil
 
     now = time.time() if now is None else now
-    rows = _query(
+    # A row whose pids or time are no such thing is no live worker: psutil could not even look.
+    usable = " AND ".join(
+        kind.sql.format(c) for c, kind in _WORKER_COLUMNS if c in ("pid", "parent", "updated")
+    )
+    rows = _select(
         conn,
-        "SELECT pid, parent, run, state, task, done, updated FROM workers"
-        " WHERE updated >= ? AND state != 'gone' ORDER BY parent, pid",
+        "workers",
+        _WORKER_COLUMNS,
+        f"{usable} AND updated >= ? AND state != 'gone'",
         (now - LIVE_SECONDS,),
+        order="parent, pid",
     )
     workers = [
         LiveWorker(pid, parent, run, state, task, done, updated, *cpu_and_rss(procs, pid))
@@ -759,19 +894,17 @@ def take_snapshot(conn: sqlite3.Connection, procs: dict[int, Any], *, now: float
     ]
     for pid in set(procs) - {w.pid for w in workers}:
         del procs[pid]
-    all_runs = [Run(*r) for r in _query(conn, "SELECT " + _RUN_COLUMNS + " FROM runs ORDER BY run")]
+    all_runs = [Run(*r) for r in _select(conn, "runs", _RUN_COLUMNS, "1", order="run")]
     wanted = {w.run for w in workers}
     live = [r for r in all_runs if r.run in wanted or (r.status == "running" and _alive_here(r, psutil))]
     return Snapshot(workers, [_progress(conn, r) for r in live], all_runs[-1] if all_runs else None)
 
 
-_RUN_COLUMNS = "run, kind, name, pid, host, workers, total, started, ended, status"
-
-
 def _alive_here(run: Run, psutil: Any) -> bool:
     import socket
 
-    return (run.host in (None, socket.gethostname())) and bool(psutil.pid_exists(run.pid))
+    here = run.host in (None, socket.gethostname())
+    return here and type(run.pid) is int and 0 < run.pid <= _PID_MAX and bool(psutil.pid_exists(run.pid))
 
 
 def _progress(conn: sqlite3.Connection, run: Run) -> Progress:

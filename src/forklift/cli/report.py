@@ -211,7 +211,9 @@ def _render(snap: Any, path: str) -> Any:
         return Text(f"no live pool is recording into {path}{tail}")
     for p in snap.runs:
         total = p.run.total
-        share = f"{p.done}/{total} ({p.done / total:.0%})" if total else f"{p.done} done"
+        share = (
+            f"{p.done}/{total} ({p.done / total:.0%})" if type(total) is int and total else f"{p.done} done"
+        )
         elapsed = report.fmt_seconds(time.time() - p.run.started)
         extra = f", {p.failed} failed" if p.failed else ""
         extra += f", {p.retried} retried/lost/timed out" if p.retried else ""
@@ -221,9 +223,13 @@ def _render(snap: Any, path: str) -> Any:
         table.add_column(name, justify="left" if name == "state" else "right")
     for w in snap.workers:
         cpu, rss = usage_text(w.cpu, w.rss)
-        task = "-" if w.task is None else str(w.task)
-        state = f"[green]{w.state}[/]" if w.state == "busy" else w.state
-        table.add_row(str(w.pid), str(w.parent), str(w.run or "-"), state, task, str(w.done), cpu, rss)
+        task = "-" if w.task is None else w.task
+        # Text, not markup: a journal is anyone's file, and "[/]" in a state would be an error.
+        cells = [w.pid, w.parent, w.run or "-", w.state, task, w.done, cpu, rss]
+        row = [Text(report.one_line(str(c))) for c in cells]
+        if w.state == "busy":
+            row[3].stylize("green")
+        table.add_row(*row)
     if snap.workers:
         parts.append(table)
     else:
