@@ -38,7 +38,7 @@ def dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None
     """
     try:
         return pickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)
-    except Exception:
+    except Exception:  # not BaseException: a SystemExit from a __reduce__ is the caller's to catch
         import cloudpickle
 
         return cloudpickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
@@ -73,22 +73,38 @@ def type_name(obj: object) -> str:
     return qualname if module in ("builtins", "", None) else f"{module}.{qualname}"
 
 
+def describe(exc: BaseException) -> str:
+    """``"Type: message"`` for any exception, even one whose ``__str__`` raises."""
+    name = type_name(exc)
+    try:
+        return f"{name}: {exc}"
+    except BaseException:
+        return f"{name}: <str() failed>"
+
+
 def capture_exception(exc: BaseException, tb: TracebackType | None = None) -> ErrorRecord:
     """Turn an exception raised in a worker into an :data:`ErrorRecord`.
 
     ``tb`` is the part of the traceback to show (the worker's own frames cut off).
+    Never raises: the exception's own ``__str__`` or ``__reduce__`` may raise anything,
+    SystemExit included, and that must not kill the worker (the caller would get
+    WorkerLostError instead of the task's error, and a retry would repeat the task).
     """
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    name = type_name(exc)
     try:
         message = str(exc)
-    except Exception:
-        message = f"<str() of {type_name(exc)} failed>"
+    except BaseException:
+        message = f"<str() of {name} failed>"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        text = "".join(traceback.format_tb(tb)) + f"{name}: {message}\n"
     blob: bytes | None
     try:
         blob = dumps(exc)  # plain pickle first; cloudpickle for classes defined locally
-    except Exception:
+    except BaseException:
         blob = None
-    return (blob, type_name(exc), message, text)
+    return (blob, name, message, text)
 
 
 def rebuild_exception(record: ErrorRecord) -> BaseException:
@@ -112,7 +128,7 @@ def serialization_error(what: str, obj: object, exc: BaseException) -> Serializa
     """A SerializationError naming what failed, the offending type and the reason."""
     from .errors import SerializationError
 
-    err = SerializationError(f"{what} (a {type_name(obj)}): {type_name(exc)}: {exc}")
+    err = SerializationError(f"{what} (a {type_name(obj)}): {describe(exc)}")
     err.__cause__ = exc
     return err
 

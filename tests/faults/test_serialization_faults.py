@@ -51,3 +51,23 @@ def test_fault_fails_only_its_task(start_method, where, kind, error, words, chun
                 out.append("err")
         assert out[2] == "err" and out.count("err") == 1
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+@pytest.mark.parametrize("kind", ["ExitAtReduceError", "ExitAtStrError"])
+def test_task_exception_that_raises_systemexit_when_described_is_its_error(start_method, kind, tmp_path):
+    """Pickling or describing the task's exception raises SystemExit: the worker lives,
+    the caller gets the task's error (never WorkerLostError) and the task runs once."""
+    with forklift.Pool(2, start_method=start_method, retries=2) as pool:
+        pids = pool.worker_pids()
+        with pytest.raises(Exception) as info:
+            pool.apply(tasks.raise_named, (kind, str(tmp_path)))
+        assert not isinstance(info.value, forklift.WorkerLostError), info.value
+        if kind == "ExitAtReduceError":
+            assert isinstance(info.value, forklift.RemoteError)
+            assert info.value.type_name == "tasks.ExitAtReduceError"
+            assert "from the task" in info.value.message
+        else:
+            assert type(info.value).__name__ == kind
+        assert len(list(tmp_path.iterdir())) == 1  # ran once: no retry repeated its side effects
+        assert pool.worker_pids() == pids
+        assert pool.statistics().workers_lost == 0
