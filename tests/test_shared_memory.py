@@ -212,6 +212,9 @@ def test_a_shared_array_refuses_python_objects_and_negative_dimensions():
     for shape in (3, np.int64(3), np.array(3), [3], (np.int32(3),)):
         assert forklift.shared_array(shape).shape == (3,), shape
     assert forklift.shared_array((0, 2)).size == 0
+    for shape in ((2**62,), (2**40, 2**40)):  # numpy's own ValueError, not an OverflowError
+        with pytest.raises(ValueError, match="array is too big"):
+            forklift.shared_array(shape)
 
 
 def test_the_same_big_bytes_twice_in_one_task_stays_one_object(pool):

@@ -29,7 +29,9 @@ shared memory when it is large, but as a copy).
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -99,7 +101,11 @@ class SharedArray(np.ndarray):
         dims = (int(shape),) if np.ndim(shape) == 0 else tuple(shape)  # 3, np.int64(3), np.array(3)
         if any(int(n) < 0 for n in dims):  # numpy's own check, before any memory is made
             raise ValueError(f"negative dimensions are not allowed: {shape}")
-        nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(int(n) for n in dims) * dtype.itemsize  # Python ints: no overflow
+        if nbytes > sys.maxsize:  # numpy's own words for np.empty of that size
+            raise ValueError(
+                "array is too big; `arr.size * arr.dtype.itemsize` is larger than the maximum possible size."
+            )
         memory = _Memory(SharedBlock(nbytes))
         _registry.remember(_key(memory.block.token), memory)
         array: SharedArray = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
