@@ -118,6 +118,39 @@ def spawn_child_and_sleep(pidfile, seconds):
     time.sleep(seconds)
 
 
+def daemonize_and_sleep(pidfile, seconds):
+    """Start a daemon the classic way (fork, setsid, fork; the middle one exits), then sleep.
+
+    The daemon writes "<worker pid> <daemon pid>" to ``pidfile`` and sleeps an hour.
+    """
+    worker = os.getpid()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open(pidfile + ".tmp", "w") as f:
+                f.write(f"{worker} {os.getpid()}\n")
+            os.rename(pidfile + ".tmp", pidfile)
+            time.sleep(3600)
+        os._exit(0)
+    os.waitpid(middle, 0)
+    time.sleep(seconds)
+    return worker
+
+
+def daemon_that_exits(pidfile):
+    """Daemonize a grandchild that exits at once: a zombie of the worker (a subreaper)."""
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(middle, 0)
+    time.sleep(0.05)  # the grandchild has exited by now
+    return os.getpid()
+
+
 def fail_first_attempt(marker_dir, x):
     """SIGKILL self the first time x is seen (marker file), succeed afterwards."""
     marker = os.path.join(marker_dir, f"seen-{x}")
@@ -184,6 +217,27 @@ def _crash():
     import faulthandler
 
     faulthandler._sigsegv()
+
+
+class ExitAtReduceError(Exception):
+    """An exception that cannot be pickled: its __reduce__ raises SystemExit."""
+
+    def __reduce__(self):
+        raise SystemExit(3)
+
+
+class ExitAtStrError(Exception):
+    """An exception whose __str__ raises SystemExit (traceback.format_exception calls it)."""
+
+    def __str__(self):
+        raise SystemExit(4)
+
+
+def raise_named(kind, marker_dir=None):
+    """Raise the named exception class; with ``marker_dir``, leave one file per call."""
+    if marker_dir is not None:
+        count_calls(marker_dir, kind)
+    raise globals()[kind]("from the task")
 
 
 def make(kind):

@@ -143,3 +143,22 @@ def test_per_call_options_through_options_view():
         assert ex.options(retries=2).submit(tasks.add, 1, b=2).result(10) == 3
         with pytest.raises(ValueError):
             ex.options(timeout=-1)
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_map_with_a_deadline_already_past_times_out_as_the_stdlib_does(executor, timeout):
+    """concurrent.futures takes timeout=0 (an immediate deadline); it was refused here."""
+    import concurrent.futures
+
+    it = executor.map(tasks.sleep_return, [0.5], timeout=timeout)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        next(it)
+
+
+def test_mp_context_may_be_a_name_or_a_context_and_nothing_else():
+    import multiprocessing
+
+    with forklift.Executor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        assert ex.submit(tasks.square, 4).result() == 16
+    with pytest.raises(TypeError, match="mp_context must be"):
+        forklift.Executor(1, mp_context=5)

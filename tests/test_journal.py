@@ -90,7 +90,8 @@ def test_resume_after_sigkill_of_the_parent(tmp_path):
             pass  # not created yet
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=10)  # its workers hold the pipe: this waits for them too
+    assert b"Traceback" not in err, err.decode()  # they die quietly, none is left parked
     recorded = {idx for (idx,) in rows(db, "SELECT idx FROM task_rows WHERE status = 'done'")}
     assert 60 <= len(recorded) < 200, "the kill did not land half way"
     first_run = log.read_text().split()
@@ -178,3 +179,139 @@ def test_inputs_through_shared_memory_are_recomputed_not_trusted(tmp_path):
         assert pool.map(first_byte, ones, journal=db, resume=True) == [1, 1, 1]
         twos = [bytes([2]) * (2 << 20)] * 3
         assert pool.map(first_byte, twos, journal=db, resume=True) == [2, 2, 2]
+
+
+@pytest.fixture
+def locked_journal(tmp_path, monkeypatch):
+    """A journal whose write lock another connection holds (as another process would)."""
+    from forklift import journal as journal_module
+
+    monkeypatch.setattr(journal_module, "BUSY_SECONDS", 0.3, raising=False)
+    db = tmp_path / "run.db"
+    Journal(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    yield db, holder
+    holder.close()
+
+
+def test_a_locked_journal_never_stalls_the_pool(locked_journal):
+    """The scheduler used to wait 30 s inside Journal.begin, miss a timeout meanwhile, then
+    fail the whole pool with 'database is locked' and leave the call being registered
+    unsettled for ever."""
+    db, holder = locked_journal
+    with forklift.Pool(2, journal=db) as pool:
+        t0 = time.monotonic()
+        with pytest.raises(forklift.TaskTimeout):
+            pool.apply(sleep_return, (30,), timeout=0.5)
+        assert time.monotonic() - t0 < 2.0
+        assert pool.map(square, range(50)) == [i * i for i in range(50)]
+        holder.execute("COMMIT")  # the lock goes: the rows kept meanwhile are written at close
+        pool.close()
+        pool.join()
+    mapped = "SELECT count(*) FROM task_rows t JOIN runs r USING (run) WHERE r.kind = 'map'"
+    assert rows(db, mapped) == [(50,)]
+
+
+def test_a_journal_locked_to_the_end_is_reported_not_raised(locked_journal, caplog):
+    db, _ = locked_journal
+    pool = forklift.Pool(2, journal=db)
+    assert pool.map(square, range(10)) == [i * i for i in range(10)]
+    t0 = time.monotonic()
+    pool.terminate()
+    assert time.monotonic() - t0 < 3.0
+    assert "database is locked" in caplog.text and "rows were not recorded" in caplog.text
+
+
+def test_a_resumable_call_whose_results_cannot_be_recorded_fails_clearly(locked_journal):
+    db, _ = locked_journal
+    with forklift.Pool(2) as pool:
+        with pytest.raises(JournalError, match="could not be recorded"):
+            pool.map(square, range(10), journal=db, resume=True)
+        assert pool.map(square, range(3)) == [0, 1, 4]
+
+
+EDITED = """
+def helper(x):
+    return x + {helper}
+
+
+def f(x):{comment}
+    return helper(x) * {factor}
+"""
+
+
+def _edit(path, module, factor=1, helper=0, comment=""):
+    import importlib
+
+    path.write_text(EDITED.format(factor=factor, helper=helper, comment=comment))
+    importlib.invalidate_caches()
+    return importlib.reload(module) if module is not None else importlib.import_module(path.stem)
+
+
+def test_resume_refuses_results_of_code_that_has_changed_since(tmp_path, monkeypatch):
+    """An importable function pickles by name: resuming after a fix used to hand back the
+    old code's results (44 of 100 in the report)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = tmp_path / "edited_task.py"
+    mod = _edit(source, None)
+    db = tmp_path / "run.db"
+    items = list(range(20))
+
+    def run(**kw):
+        with forklift.Pool(2, start_method="fork") as pool:  # fork: workers see the edited module
+            return pool.map(mod.f, items, journal=db, resume=True, **kw)
+
+    assert run() == items
+    mod = _edit(source, mod, comment="  # a comment: the code is the same")
+    assert run() == items  # resumed: nothing changed that matters
+    mod = _edit(source, mod, factor=3)
+    with pytest.raises(JournalError, match="made by other code"):
+        run()
+    assert run(force=True) == [3 * x for x in items]  # recomputed, not the stored ones
+    mod = _edit(source, mod, factor=3, helper=1)  # a function it calls changed
+    with pytest.raises(JournalError, match="made by other code"):
+        run()
+    assert run(force=True) == [3 * (x + 1) for x in items]
+    sys.modules.pop("edited_task", None)
+
+
+def test_a_call_registered_as_the_pool_ends_is_settled(tmp_path, monkeypatch):
+    """A map handed to the scheduler while terminate() was shutting it down (after the
+    journal closed, before the wake pipe did) used to fail inside Journal.begin, be
+    swallowed, and leave its caller waiting for ever. Both steps are slowed down here so
+    that the call lands in that window every time."""
+    import threading
+
+    from forklift._engine import bulk, front
+
+    slow_pickle = front.pickle_function
+    slow_clear = bulk.SegmentCache.clear
+
+    def pickle_late(fn, name):
+        time.sleep(0.3)  # the call passed check_running; terminate() runs meanwhile
+        return slow_pickle(fn, name)
+
+    def clear_slowly(self):
+        time.sleep(0.8)  # _shutdown, before it closes the wake pipe
+        slow_clear(self)
+
+    db = tmp_path / "run.db"
+    pool = forklift.Pool(1, journal=db)
+    monkeypatch.setattr(front, "pickle_function", pickle_late)
+    monkeypatch.setattr(bulk.SegmentCache, "clear", clear_slowly)
+    outcome = []
+
+    def call():
+        try:
+            outcome.append(pool.map(square, range(3)))
+        except (forklift.BrokenPoolError, ValueError) as exc:
+            outcome.append(type(exc).__name__)
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.05)
+    pool.terminate()
+    t.join(10)
+    assert not t.is_alive(), "a call racing terminate() was never settled"
+    assert outcome == ["BrokenPoolError"]

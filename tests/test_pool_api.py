@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
@@ -303,6 +304,13 @@ def test_close_after_terminate_writes_to_no_reused_descriptor():
         ({"max_tasks_per_child": 0}, ValueError),
         ({"max_memory": True}, TypeError),
         ({"processes": 2.0}, TypeError),
+        ({"start_method": ""}, ValueError),  # was silently the default
+        ({"start_method": 5}, TypeError),
+        ({"progress": object()}, TypeError),  # progress is a bool, "workers" or a description
+        ({"progress": 5}, TypeError),
+        ({"context": 5}, TypeError),
+        ({"timeout": float("nan")}, ValueError),
+        ({"init_timeout": -1}, ValueError),
     ],
 )
 def test_constructor_rejects_bad_options_early(kwargs, error):
@@ -340,3 +348,35 @@ def test_a_short_map_does_not_wait_behind_a_long_task():
         t0 = time.monotonic()
         assert p.map(tasks.square, range(5)) == [0, 1, 4, 9, 16]
         assert time.monotonic() - t0 < 1.5
+
+
+def test_a_context_may_be_named_or_given(tmp_path):
+    import multiprocessing
+
+    for context in ("spawn", multiprocessing.get_context("spawn"), forklift.get_context("spawn")):
+        with forklift.Pool(1, context=context) as p:
+            assert p.start_method == "spawn"
+    with forklift.Executor(1, mp_context="fork") as ex:
+        assert ex.submit(tasks.square, 3).result() == 9
+
+
+def test_progress_given_per_call_is_checked_too(pool):
+    with pytest.raises(TypeError, match="progress must be"):
+        pool.map(tasks.square, range(3), progress=object())
+    assert pool.map(tasks.square, range(3), progress=False) == [0, 1, 4]
+
+
+def test_ctrl_c_while_apply_waits_for_a_queued_task_logs_nothing(caplog):
+    """The cancelled call's future used to log a CancelledError traceback from its callback."""
+    import threading
+
+    with forklift.Pool(1) as p:
+        busy = p.apply_async(tasks.sleep_return, (1.0,))
+        timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            p.apply(tasks.square, (2,))  # queued behind the busy one
+        timer.join()
+        assert busy.get(10) is None
+        assert p.apply(tasks.square, (3,)) == 9
+    assert "CancelledError" not in caplog.text and "Traceback" not in caplog.text

@@ -89,3 +89,17 @@ START_METHOD = os.environ.get("FORKLIFT_START_METHOD") or None
 #: stderr (it then keeps waiting: nothing put is dropped). 0 turns the warning off;
 #: too short a wait warns about a reader that was merely slow.
 FLUSH_WARNING = _float("FORKLIFT_FLUSH_WARNING", 10.0)
+
+#: FORKLIFT_ZOMBIE_LIMIT — a worker is a child subreaper, so a task's daemonized
+#: processes stay in its tree (and die with it when the pool kills it). When such a
+#: process exits, nobody waits for it: it stays a zombie child of the worker. A worker
+#: with more zombie children than this retires after its chunk (init then reaps them).
+#: Higher: fewer restarts for tasks that daemonize; each zombie holds a pid.
+ZOMBIE_LIMIT = _int("FORKLIFT_ZOMBIE_LIMIT", 64)
+
+#: FORKLIFT_INIT_TIMEOUT — seconds a worker may take to become ready (start and run
+#: the pool's initializer) when the pool or an open call has a task timeout and no
+#: ``init_timeout=`` was given. Past it the worker is killed and the pool fails with
+#: a clear error, instead of every timed call waiting for ever on an initializer that
+#: never returns. Long enough for a slow import of ``__main__`` under spawn.
+INIT_TIMEOUT = _float("FORKLIFT_INIT_TIMEOUT", 60.0)

@@ -11,12 +11,12 @@ import operator
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from typing import Any
 
 from ._checks import callable_, seconds, whole
 from ._engine import protocol as P
 from ._engine.core import Engine, Statistics
+from ._engine.futures import TaskFuture
 from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
 from .progress import progress_bar
 
@@ -35,6 +35,15 @@ def check_retries(retries: int) -> int:
     checked = whole("retries", retries, minimum=0)
     assert checked is not None
     return checked
+
+
+def check_progress(progress: Any) -> Any:
+    """``progress=``: True / False / None, ``"workers"``, or the bar's description (any other str)."""
+    if progress is None or isinstance(progress, (bool, str)):
+        return progress
+    raise TypeError(
+        f'progress must be True, False, "workers" or a description (a str), not {type(progress).__name__}'
+    )
 
 
 def check_chunksize(chunksize: int | None) -> int | None:
@@ -64,10 +73,11 @@ class LocalPlace:
         timeout: float | None,
         progress: Any,
         journal: str | os.PathLike[str] | None = None,
+        init_timeout: float | None = None,
     ) -> None:
         self.retries = check_retries(retries)
         self.timeout = check_timeout(timeout)
-        self.progress = progress
+        self.progress = check_progress(progress)
         self.journal = None
         if journal is not None:
             from .journal import Journal
@@ -81,6 +91,8 @@ class LocalPlace:
             max_tasks_per_child=max_tasks_per_child,
             max_memory=max_memory,
             journal=self.journal,
+            init_timeout=init_timeout,
+            timed=self.timeout is not None,
         )
 
     @property
@@ -94,7 +106,7 @@ class LocalPlace:
         }
 
     def _start(self, job: Job, progress: Any, total: int | None) -> None:
-        enabled = self.progress if progress is _UNSET else progress
+        enabled = self.progress if progress is _UNSET else check_progress(progress)
         job.progress = progress_bar(enabled, total, job.name, getattr(self.engine, "worker_states", None))
         try:
             self.engine.start_job(job)
@@ -112,10 +124,12 @@ class LocalPlace:
         name: str,
         timeout: Any = _UNSET,
         retries: Any = _UNSET,
-    ) -> Future[Any]:
-        """Run ``fn(*args, **kwargs)``; the Future gets the outcome."""
+        future: TaskFuture | None = None,
+    ) -> TaskFuture:
+        """Run ``fn(*args, **kwargs)``; the Future (``future``, or a new one) gets the outcome."""
         check_callable(fn)
-        future: Future[Any] = Future()
+        if future is None:
+            future = self.engine.outcomes.future()
         self.engine.submit(
             fn,
             CALL_ARGS_KWARGS,
@@ -141,17 +155,19 @@ class LocalPlace:
         journal: str | os.PathLike[str] | None = None,
         resume: bool = False,
         force: bool = False,
-    ) -> Job | None:
+    ) -> tuple[Job | None, Callable[[], None] | None]:
         """Run ``fn`` over ``items``; ``on_done(ok, list_or_exception)`` once at the end.
 
         With a journal (this call's, or the pool's), the call is recorded there; with
         ``resume``, items whose results an earlier run of the same function over the
-        same inputs stored are not run again (see :mod:`forklift._resume`).
+        same inputs stored are not run again (see :mod:`forklift._resume`). Returns the
+        job (None when nothing runs) and what the caller's thread confirms at the end
+        (the journal's rows: see ``plan_journaled``), or None.
         """
         check_callable(fn)
         self.engine.check_running()
         label = f"{name}({fn_name(fn)})"
-        setup = None
+        setup = confirm = None
         if journal is not None or resume:
             from ._resume import plan_journaled
 
@@ -159,11 +175,11 @@ class LocalPlace:
                 self, fn, items, mode, on_done, label=label, journal=journal, resume=resume, force=force
             )
             if plan is None:  # every result was in the journal
-                return None
-            items, on_done, setup = plan
+                return None, None
+            items, on_done, setup, confirm = plan
         if not items:
             on_done(True, [])
-            return None
+            return None, confirm
         job = CollectJob(
             fn,
             mode,
@@ -176,7 +192,7 @@ class LocalPlace:
         if setup is not None:
             setup(job)
         self._start(job, progress, len(items))
-        return job
+        return job, confirm
 
     def stream(
         self,
@@ -242,6 +258,7 @@ def make_place(
     timeout: float | None,
     progress: Any,
     local_only: dict[str, Any],
+    init_timeout: float | None = None,
 ) -> LocalPlace:
     """The place a face runs on: a Dask cluster for an ``address`` (or ``$FORKLIFT_ADDRESS``),
     else this machine. ``local_only`` holds the options a cluster cannot honour, under the
@@ -259,6 +276,7 @@ def make_place(
             timeout=timeout,
             progress=progress,
             journal=journal,
+            init_timeout=init_timeout,
         )
     if journal is not None:
         raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")

@@ -2,8 +2,11 @@
 
 ``pool.map(fn, items, journal="run.db", resume=True)``:
 
-1. The call's signature is the digest of the pickled function and the call mode
-   (``map`` vs ``starmap``); its size is ``len(items)``.
+1. The call's signature is the digest of the pickled function, of its code (an
+   importable function pickles by name only: an edited one must not get its old
+   results back) and of the call mode (``map`` vs ``starmap``); its size is
+   ``len(items)``. A journal whose runs of this function were made by other code
+   is refused, naming the change, unless ``force=True`` (which recomputes all).
 2. The journal's earlier runs with that signature and size give chunks of
    stored results. Each chunk carries the digest of its pickled inputs; the
    same items are pickled again here and compared, so a journal of *other*
@@ -23,6 +26,7 @@ journals you trust, as you would only unpickle data you trust.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 from ._engine.front import pickle_function
 from ._engine.jobs import Job
 from ._engine.recording import inputs_digest, signature
-from .journal import Journal, JournalError, load_results, other_signatures, stored_chunks
+from .journal import Journal, JournalError, JournalRun, load_results, other_signatures, stored_chunks
 
 if TYPE_CHECKING:
     from ._place import LocalPlace
 
 
-Plan = tuple[list[Any], Callable[[bool, Any], None], Callable[[Job], None]]
+# (items to run, their on_done, setup of the job, what the caller's thread confirms at the end)
+Plan = tuple[list[Any], Callable[[bool, Any], None], Callable[[Job], None], Callable[[], None]]
 
 
 def plan_journaled(
@@ -51,11 +56,14 @@ def plan_journaled(
     resume: bool,
     force: bool,
 ) -> Plan | None:
-    """What a journaled map runs: ``(items to run, their on_done, setup of the job)``.
+    """What a journaled map runs: ``(items to run, their on_done, setup of the job, confirm)``.
 
     None when every result was stored (``on_done`` has then been called). The job
     itself is built by ``LocalPlace.collect``, as for any map; ``setup`` ties it to
-    the journal.
+    the journal. ``on_done`` runs on the scheduler thread and never waits for the
+    file; ``confirm`` runs in the caller's thread once the result is in: it waits
+    for the call's rows to be written and, for a call that resumes, raises
+    JournalError if they could not be (a later resume would not find them).
     """
     owned = None
     if journal is not None and not _same_file(place.journal, journal):
@@ -64,7 +72,7 @@ def plan_journaled(
     if target is None:
         raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
     try:
-        sig = signature(pickle_function(fn, label), mode)
+        sig = signature(pickle_function(fn, label), mode, fn)
         known = _stored_results(target, sig, items, label, force) if resume else {}
         missing = [i for i in range(len(items)) if i not in known]
         if not missing:
@@ -77,9 +85,11 @@ def plan_journaled(
             owned.close()
         raise
 
+    begun: list[JournalRun] = []
+
     def finish(ok: bool, value: Any) -> None:
         if owned is not None:
-            owned.close_quietly()
+            owned.close_soon()
         if ok and known:
             merged = [known.get(i) for i in range(len(items))]
             for i, v in zip(missing, value):
@@ -90,10 +100,31 @@ def plan_journaled(
     def setup(job: Job) -> None:
         job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
         job.journal.keep_results = resume  # the next resume needs them; a plain record does not
+        begun.append(job.journal)
         if known:
             job.journal_index = missing
 
-    return ([items[i] for i in missing] if known else items), finish, setup
+    def confirm() -> None:
+        error: BaseException | None = None
+        if owned is not None:
+            try:
+                owned.wait_closed()
+            except JournalError as exc:
+                error = exc
+        elif resume:
+            target.flush()
+        error = error or next((run.error for run in begun if run.error is not None), None)
+        if error is None:
+            return
+        if not resume:  # a record only: say so, the results are good
+            logging.getLogger("forklift").error("%s", error)
+            return
+        raise JournalError(
+            f"{label}: its results could not be recorded in the journal {target.path!r} ({error}), "
+            "so a later resume would run it again"
+        )
+
+    return ([items[i] for i in missing] if known else items), finish, setup, confirm
 
 
 def _stored_results(journal: Journal, sig: str, items: list[Any], label: str, force: bool) -> dict[int, Any]:
@@ -103,6 +134,13 @@ def _stored_results(journal: Journal, sig: str, items: list[Any], label: str, fo
         runs, chunks = stored_chunks(journal.conn, sig, len(items))
         others = other_signatures(journal.conn, "map") if not runs else []
     if not runs:
+        if not force and any(n == label and t == len(items) for n, _, t in others):
+            raise JournalError(
+                f"the journal {journal.path!r} holds a run of {label} over {len(items)} inputs, but "
+                f"made by other code: {label} (or a function of its module it calls) was changed "
+                "since. Its stored results may be wrong for the code as it is now; pass "
+                "force=True to run everything again (the old run stays in the journal)"
+            )
         if others and not force:
             names = ", ".join(sorted({f"{n} over {t} inputs" for n, _, t in others}))
             raise JournalError(

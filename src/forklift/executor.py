@@ -18,7 +18,9 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from ._checks import wait_seconds
 from ._engine.core import Statistics
+from ._engine.supervise import start_method_of
 from ._place import _UNSET, CALL_ONE, CALL_STAR, check_timeout, deadline_after, make_place
 
 __all__ = ["Executor", "ExecutorOptions"]
@@ -53,9 +55,10 @@ class Executor(concurrent.futures.Executor):
         address: str | None = None,
         credentials: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
+        init_timeout: float | None = None,
     ) -> None:
-        if start_method is None and mp_context is not None:
-            start_method = mp_context.get_start_method()
+        if start_method is None:
+            start_method = start_method_of(mp_context, "mp_context")
         self._place = make_place(
             max_workers,
             address=address,
@@ -74,7 +77,9 @@ class Executor(concurrent.futures.Executor):
                 "max_tasks_per_child": max_tasks_per_child,
                 "max_memory": max_memory,
                 "start_method": start_method,
+                "init_timeout": init_timeout,
             },
+            init_timeout=init_timeout,
         )
         self._engine = self._place.engine
         self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
@@ -131,7 +136,7 @@ class Executor(concurrent.futures.Executor):
             raise TypeError("map() must have at least two arguments.")
         if self._engine._broken is None and not self._engine._accepting:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        check_timeout(timeout)
+        timeout = wait_seconds("timeout", timeout)  # 0 or less: results must be ready at once
         mode, source = (CALL_ONE, iterables[0]) if len(iterables) == 1 else (CALL_STAR, zip(*iterables))
         it = self._place.stream(
             fn,

@@ -30,7 +30,13 @@ say about the task. ``chunks.results`` is the worker's own pickled answer,
 stored as received, so keeping results for ``resume`` costs no extra pickling.
 
 Writes go through a queue to a writer thread that commits in batches, so the
-scheduler never waits for the disk.
+scheduler never waits for the disk -- nor for the file's lock, which another
+process may hold: even a run's own row is inserted by the writer thread (rows
+refer to their :class:`JournalRun`, whose id the writer fills in). A batch that
+cannot be written (the lock held past ``BUSY_SECONDS``, a full disk) is kept
+and tried again, up to ``KEEP_ROWS`` rows; the runs it held learn of the failure
+(``JournalRun.error``), so a call that resumes can fail clearly, and ``close()``
+reports it. The journal is a side record: it never stops or breaks a pool.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +61,8 @@ APPLICATION_ID = 0x466B6C74  # "Fklt"
 VERSION = 1
 FLUSH_SECONDS = 0.2  # the writer commits at least this often while rows arrive
 FLUSH_ROWS = 5000  # ... or when this many rows wait
+BUSY_SECONDS = 5.0  # how long one write waits for another process's lock on the file
+KEEP_ROWS = 1_000_000  # rows kept for a retry while the file cannot be written; older ones are dropped
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -134,7 +143,7 @@ def connect(path: str | os.PathLike[str], *, create: bool) -> sqlite3.Connection
     if not exists and not create:
         raise JournalError(f"no journal at {path!r}")
     try:
-        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None)
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         if exists and app_id != APPLICATION_ID:
             conn.close()
@@ -162,11 +171,14 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.conn = connect(self.path, create=True)
-        self._rows: list[tuple[str, tuple[Any, ...]]] = []
+        self._host = socket.gethostname()
+        # Appended from any thread without a lock (deque.append is atomic); taken by flush().
+        self._rows: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
         self._error: BaseException | None = None
+        self._dropped = 0  # rows given up while the file could not be written
         self._thread = threading.Thread(target=self._write_loop, name="forklift-journal", daemon=True)
         self._thread.start()
 
@@ -179,50 +191,98 @@ class Journal:
         workers: int | None = None,
         total: int | None = None,
     ) -> JournalRun:
-        """Start recording one run (its row is written at once: a watcher sees it)."""
-        with self._lock:
-            cur = self.conn.execute(
-                "INSERT INTO runs (kind, name, signature, pid, host, workers, total, started)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, name, signature, os.getpid(), socket.gethostname(), workers, total, time.time()),
-            )
-        assert cur.lastrowid is not None
-        return JournalRun(self, cur.lastrowid)
+        """Start recording one run; returns at once (the writer inserts its row, now).
+
+        Any thread may call it, the scheduler's too: nothing here waits for the file.
+        """
+        run = JournalRun(self)
+        row = (run, kind, name, signature, os.getpid(), self._host, workers, total, time.time())
+        self._rows.append((_RUN_SQL, row))
+        self._wake.set()  # a watcher (forklift top) sees the run at once
+        return run
 
     def add(self, sql: str, row: tuple[Any, ...]) -> None:
         """Queue one row; the writer thread commits it soon."""
-        self._rows.append((sql, row))  # list.append is atomic under the GIL
+        self._rows.append((sql, row))
         if len(self._rows) >= FLUSH_ROWS:
             self._wake.set()
 
     def flush(self) -> None:
-        """Write every queued row now (from any thread)."""
+        """Write every queued row now (from any thread; not the scheduler's: it may wait
+        up to BUSY_SECONDS for the file's lock). Rows that fail stay queued for a retry."""
         with self._lock:
-            rows, self._rows = self._rows, []
+            rows = [self._rows.popleft() for _ in range(len(self._rows))]
             if not rows:
                 return
+            try:
+                self._write(rows)
+            except sqlite3.Error as exc:
+                self._failed(rows, exc)
+
+    def _write(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
+        started: list[JournalRun] = []
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
             by_sql: dict[str, list[tuple[Any, ...]]] = {}
             for sql, row in rows:
-                if sql is _CHUNK_SQL:  # digest the inputs here, not on the scheduler thread
-                    row = tuple(x.value() if isinstance(x, Digest) else x for x in row)
+                if sql is _RUN_SQL:  # a run's own row: its id is what later rows refer to
+                    run = row[0]
+                    run.run = self.conn.execute(sql, row[1:]).lastrowid
+                    started.append(run)
+                    continue
+                row = tuple(_resolve(x) for x in row)
+                if any(x is _UNKNOWN for x in row):
+                    continue  # its run's row was never written: nothing to attach it to
                 by_sql.setdefault(sql, []).append(row)
+            for sql, batch in by_sql.items():
+                self.conn.executemany(sql, batch)
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            for run in started:  # rolled back with the rest
+                run.run = None
             try:
-                self.conn.execute("BEGIN")
-                for sql, batch in by_sql.items():
-                    self.conn.executemany(sql, batch)
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._error = exc
-                try:
-                    self.conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+
+    def _failed(self, rows: list[tuple[str, tuple[Any, ...]]], exc: sqlite3.Error) -> None:
+        """Keep the rows for the next try, and tell their runs (under self._lock)."""
+        self._error = exc
+        for _, row in rows:
+            if row and isinstance(row[0], JournalRun) and row[0].error is None:
+                row[0].error = exc
+        self._rows.extendleft(reversed(rows))  # before what came meanwhile, in order
+        while len(self._rows) > KEEP_ROWS:
+            self._rows.popleft()
+            self._dropped += 1
 
     def _write_loop(self) -> None:
         while not self._closed:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
             self.flush()
+        self.flush()  # the last rows, once closed
+        with self._lock:
+            self.conn.close()
+
+    def close_soon(self) -> None:
+        """Stop taking rows: the writer thread writes the rest and closes the file.
+
+        Returns at once (a scheduler thread calls it); :meth:`wait_closed` waits.
+        """
+        self._closed = True
+        self._wake.set()
+
+    def wait_closed(self) -> None:
+        """Wait for the last write; JournalError if rows could not be written."""
+        self._thread.join()
+        if self._error is not None:
+            lost = len(self._rows) + self._dropped
+            raise JournalError(
+                f"writing the journal {self.path!r} failed: {self._error}"
+                + (f"; {lost} rows were not recorded" if lost else "")
+            )
 
     def close_quietly(self) -> None:
         """close(), logging instead of raising (for a pool's shutdown)."""
@@ -234,15 +294,26 @@ class Journal:
             logging.getLogger("forklift").error("%s", exc)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._wake.set()
-        self._thread.join()
-        self.flush()
-        self.conn.close()
-        if self._error is not None:
-            raise JournalError(f"writing the journal {self.path!r} failed: {self._error}")
+        self.close_soon()
+        self.wait_closed()
+
+
+_UNKNOWN = object()
+
+
+def _resolve(value: Any) -> Any:
+    """A row's value as written: a run's id for its JournalRun, a digest for its Digest."""
+    if isinstance(value, JournalRun):
+        return _UNKNOWN if value.run is None else value.run
+    if isinstance(value, Digest):  # digested here, on the writer thread (hashlib drops the GIL)
+        return value.value()
+    return value
+
+
+_RUN_SQL = (
+    "INSERT INTO runs (kind, name, signature, pid, host, workers, total, started)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 WORKER_SQL = (
@@ -252,10 +323,11 @@ WORKER_SQL = (
 )
 
 
-def worker_row(pid: int, run: int | None, state: str, task: int | None, done: int) -> tuple[Any, ...]:
+def worker_row(pid: int, run: JournalRun | None, state: str, task: int | None, done: int) -> tuple[Any, ...]:
     return (pid, os.getpid(), run, state, task, done, time.time())
 
 
+_FINISH_SQL = "UPDATE runs SET ended = ?2, status = ?3 WHERE run = ?1"
 _CHUNK_SQL = (
     "INSERT INTO chunks (run, start, n, attempt, worker, began, ended, failed, inputs, results)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -267,11 +339,17 @@ _TASK_SQL = (
 
 
 class JournalRun:
-    """What one run records: chunks that completed, and tasks worth a row of their own."""
+    """What one run records: chunks that completed, and tasks worth a row of their own.
 
-    def __init__(self, journal: Journal, run: int) -> None:
+    ``run`` is the run's id in the file once the writer thread has inserted its row
+    (None before); rows refer to this object and get the id as they are written.
+    ``error``: why some of this run's rows could not be written (None: all were, so far).
+    """
+
+    def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.run = run
+        self.run: int | None = None
+        self.error: BaseException | None = None
         self.failures = 0  # tasks that failed for good
         # Keep each chunk's pickled results and a digest of its inputs, for resume. Off
         # unless asked: on 200,000 tiny tasks that is ~1 MB of rows and ~10% of the time.
@@ -291,7 +369,7 @@ class JournalRun:
     ) -> None:
         failed_text = ",".join(map(str, failed)) or None
         self.journal.add(
-            _CHUNK_SQL, (self.run, start, n, attempt, worker, began, ended, failed_text, inputs, results)
+            _CHUNK_SQL, (self, start, n, attempt, worker, began, ended, failed_text, inputs, results)
         )
 
     def task(
@@ -315,7 +393,7 @@ class JournalRun:
         self.journal.add(
             _TASK_SQL,
             (
-                self.run,
+                self,
                 idx,
                 attempt,
                 status,
@@ -331,9 +409,7 @@ class JournalRun:
         )
 
     def finish(self, status: str) -> None:
-        self.journal.add(
-            "UPDATE runs SET ended = ?, status = ? WHERE run = ?", (time.time(), status, self.run)
-        )
+        self.journal.add(_FINISH_SQL, (self, time.time(), status))
         # The writer commits now, while the caller gets its results: a synchronous flush
         # here cost a 200,000-task map ~5% (its results are ~1 MB of rows).
         self.journal._wake.set()

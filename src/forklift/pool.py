@@ -13,24 +13,24 @@ options that the standard library lacks: ``retries``, ``timeout`` (per task),
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import multiprocessing
 import os
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
+from ._checks import wait_seconds
 from ._engine.core import Statistics
+from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
+from ._engine.supervise import start_method_of
 from ._place import _UNSET, CALL_ONE, CALL_STAR, check_callable, make_place
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
 
 T = TypeVar("T")
-
-_log = logging.getLogger("forklift")
 
 IMapIterator = ResultIterator
 
@@ -38,12 +38,15 @@ IMapIterator = ResultIterator
 class AsyncResult(Generic[T]):
     """The result of ``apply_async`` / ``map_async``, as in multiprocessing.
 
-    ``callback`` / ``error_callback`` run (in forklift's scheduler thread)
-    before the result counts as ready, as in the standard library.
+    ``callback`` / ``error_callback`` run before the result counts as ready, as in
+    the standard library, on the pool's callbacks thread (never on the scheduler's:
+    a callback may block, even on this pool, without stalling it). Waiting, from a
+    callback, for a result whose own callback has not run yet raises RuntimeError.
     """
 
     def __init__(
         self,
+        outcomes: Outcomes,
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
     ) -> None:
@@ -52,48 +55,64 @@ class AsyncResult(Generic[T]):
                 raise TypeError(f"{name} must be callable")
         self._callback = callback
         self._error_callback = error_callback
-        self._event = threading.Event()
-        self._ok = False
-        self._value: Any = None
+        hook = self._run_callback if callback is not None or error_callback is not None else None
+        self._future = outcomes.future(hook)  # the outcome, and readiness
+        self._outcomes = outcomes
         self._job: Job | None = None  # map_async's job
-        self._future: Future[Any] | None = None  # apply_async's call
+        self._confirm: Callable[[], None] | None = None  # run once in the caller's thread (journal)
 
     def _set(self, ok: bool, value: Any) -> None:
-        self._ok, self._value = ok, value
+        """The outcome (from the scheduler thread, or the caller's)."""
         self._job = None  # the job refers back to us: free both (and big results) without gc
-        try:
-            if ok and self._callback is not None:
-                self._callback(value)
-            elif not ok and self._error_callback is not None:
-                self._error_callback(value)
-        except Exception:
-            # A user's callback must not take the scheduler down; logged as
-            # concurrent.futures logs a failing done-callback.
-            _log.exception("exception calling callback for %r", self)
-        finally:
-            self._event.set()
+        self._outcomes.settle(self._future, ok, value)
 
-    def _set_from(self, future: Future[Any]) -> None:
-        exc = future.exception()
-        self._set(exc is None, future.result() if exc is None else exc)
+    def _run_callback(self, ok: bool, value: Any) -> None:
+        if ok and self._callback is not None:
+            self._callback(value)
+        elif not ok and self._error_callback is not None:
+            self._error_callback(value)
 
     def ready(self) -> bool:
-        return self._event.is_set()
+        return self._future.done()
 
     def successful(self) -> bool:
         if not self.ready():
             raise ValueError(f"{self!r} not ready")
-        return self._ok
+        return not self._future.cancelled() and self._future.exception() is None
 
     def wait(self, timeout: float | None = None) -> None:
-        self._event.wait(timeout)
+        timeout = wait_seconds("timeout", timeout)
+        try:
+            self._future.exception(timeout)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            pass
 
     def get(self, timeout: float | None = None) -> T:
-        if not self._event.wait(timeout):
-            raise multiprocessing.TimeoutError
-        if self._ok:
-            return self._value  # type: ignore[no-any-return]
-        raise self._value
+        timeout = wait_seconds("timeout", timeout)
+        try:
+            value = self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            if not self._future.done():
+                raise multiprocessing.TimeoutError from None
+            self._confirmed(quiet=True)
+            raise  # the task's own TimeoutError (TaskTimeout is one)
+        except BaseException:
+            self._confirmed(quiet=True)
+            raise
+        self._confirmed(quiet=False)
+        return value  # type: ignore[no-any-return]
+
+    def _confirmed(self, *, quiet: bool) -> None:
+        """Once done: the call's journal has its rows (JournalError if it cannot, unless quiet)."""
+        confirm, self._confirm = self._confirm, None
+        if confirm is None or not self._future.done():
+            return
+        try:
+            confirm()
+        except Exception as exc:
+            if not quiet:
+                raise
+            logging.getLogger("forklift").error("%s", exc)
 
 
 ApplyResult = AsyncResult
@@ -149,12 +168,13 @@ class Pool:
         credentials: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
         resume: bool = False,
+        init_timeout: float | None = None,
     ) -> None:
         if resume and journal is None:
             raise ValueError("resume=True needs a journal: Pool(journal='run.db', resume=True)")
         self._resume = resume
-        if start_method is None and context is not None:
-            start_method = context.get_start_method()
+        if start_method is None:
+            start_method = start_method_of(context, "context")
         self._place = make_place(
             processes,
             address=address,
@@ -174,7 +194,9 @@ class Pool:
                 "max_tasks_per_child": max_tasks_per_child,
                 "max_memory": max_memory,
                 "start_method": start_method,
+                "init_timeout": init_timeout,
             },
+            init_timeout=init_timeout,
         )
         self._engine = self._place.engine
         self._finalizer = weakref.finalize(self, self._engine.close)
@@ -205,12 +227,16 @@ class Pool:
         retries: Any = _UNSET,
     ) -> AsyncResult[T]:
         """Start ``func(*args, **kwds)``; return an AsyncResult at once."""
-        result: AsyncResult[T] = AsyncResult(callback, error_callback)
-        future = self._place.submit(
-            func, tuple(args), dict(kwds or {}), name="apply", timeout=timeout, retries=retries
+        result: AsyncResult[T] = AsyncResult(self._engine.outcomes, callback, error_callback)
+        self._place.submit(
+            func,
+            tuple(args),
+            dict(kwds or {}),
+            name="apply",
+            timeout=timeout,
+            retries=retries,
+            future=result._future,
         )
-        result._future = future
-        future.add_done_callback(result._set_from)
         return result
 
     # -- many calls, whole list -------------------------------------------------
@@ -276,8 +302,8 @@ class Pool:
         items = iterable if isinstance(iterable, list) else list(iterable)
         if self._resume and "journal" not in options:
             options.setdefault("resume", True)
-        result: AsyncResult[Any] = AsyncResult(callback, error_callback)
-        result._job = self._place.collect(
+        result: AsyncResult[Any] = AsyncResult(self._engine.outcomes, callback, error_callback)
+        result._job, result._confirm = self._place.collect(
             func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options, _MAP_OPTIONS)
         )
         return result
@@ -393,6 +419,5 @@ def _wait(result: AsyncResult[T], pool: Pool) -> T:
     except KeyboardInterrupt:
         if result._job is not None:
             pool._place.cancel(result._job, kill_running=True)
-        if result._future is not None:
-            result._future.cancel()  # if it has not started; the with block kills the rest
+        result._future.cancel()  # if it has not started; the with block kills the rest
         raise

@@ -25,6 +25,17 @@ def _start(start_method, out_dir, mode):
     return proc, workers
 
 
+def _kill_and_check(proc, workers, out_dir, seconds=2.0):
+    """SIGKILL the victim once both tasks run; nothing they started may outlive it."""
+    _wait_for_files(out_dir, ["task0", "task1"])
+    started = [int((out_dir / f"task{i}").read_text().split()[1]) for i in range(2)]
+    assert not set(_alive(workers + started)) ^ set(workers + started)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    left = _all_gone_within(workers + started, seconds)
+    assert not left, f"still alive {seconds} s after the parent's SIGKILL: {left}"
+
+
 def _wait_for_files(out_dir, names, seconds=20):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -59,13 +70,33 @@ def test_parent_sigkill_takes_workers_and_grandchildren(start_method, tmp_path, 
     mode = "grandchildren" if guards == "both" else "grandchildren-eof-only"
     proc, workers = _start(start_method, tmp_path, mode)
     try:
-        _wait_for_files(tmp_path, ["task0", "task1"])
-        grandchildren = [int((tmp_path / f"task{i}").read_text().split()[1]) for i in range(2)]
-        assert not set(_alive(workers + grandchildren)) ^ set(workers + grandchildren)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        left = _all_gone_within(workers + grandchildren, 2.0)
-        assert not left, f"still alive 2 s after the parent's SIGKILL: {left}"
+        _kill_and_check(proc, workers, tmp_path)
+    finally:
+        _cleanup(proc)
+
+
+@pytest.mark.parametrize("survivor", ["fork-os", "fork-process", "fork-executor", "leak-fds"])
+def test_parent_sigkill_takes_workers_whatever_the_parent_forked(start_method, tmp_path, survivor):
+    """A child of the parent that lives on must not keep the workers alive.
+
+    A fork inherits the parent ends of the worker pipes and (forkserver) the fork
+    server's alive fd; an exec'd child given every descriptor (leak-fds) keeps both
+    for good, so there only the pidfd on the parent sees its death.
+    """
+    proc, workers = _start(start_method, tmp_path, survivor)
+    child = int(proc.stdout.readline())
+    try:
+        _kill_and_check(proc, workers, tmp_path)
+    finally:
+        _cleanup(proc)
+        _kill_quietly(child)
+
+
+def test_parent_sigkill_takes_daemonized_grandchildren(start_method, tmp_path):
+    """A task's daemon (fork, setsid, fork) is re-parented to its worker, not to init."""
+    proc, workers = _start(start_method, tmp_path, "daemons")
+    try:
+        _kill_and_check(proc, workers, tmp_path)
     finally:
         _cleanup(proc)
 
@@ -88,6 +119,13 @@ def test_ctrl_c_interrupts_within_a_second_and_leaves_nothing(start_method, tmp_
         assert not left, f"workers alive 2 s after Ctrl-C: {left}"
     finally:
         _cleanup(proc)
+
+
+def _kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _cleanup(proc):

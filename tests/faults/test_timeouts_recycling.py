@@ -153,3 +153,59 @@ def test_a_timed_out_worker_answering_its_next_chunk_does_not_break_the_pool(sta
             with pytest.raises(forklift.TaskTimeout):
                 p.map(tasks.slow_child_or_echo, ["slow", 1, 2, 3, 4, 5], timeout=0.3)
         assert p.map(tasks.slow_child_or_echo, [1, 2, 3]) == [1, 2, 3]
+
+
+def _hang_forever():
+    time.sleep(3600)
+
+
+@pytest.mark.parametrize("how", ["init_timeout", "pool timeout", "call timeout"])
+def test_an_initializer_that_never_returns_fails_every_call_clearly(start_method, how, monkeypatch):
+    """Every call hung for ever, even with timeout=; now the start is bounded too."""
+    from forklift import _config
+
+    monkeypatch.setattr(_config, "INIT_TIMEOUT", 1.0)  # the default when a task timeout is set
+    options = {"init_timeout": 1.0} if how == "init_timeout" else {}
+    if how == "pool timeout":
+        options["timeout"] = 5.0
+    with forklift.Pool(2, start_method=start_method, initializer=_hang_forever, **options) as pool:
+        t0 = time.monotonic()
+        with pytest.raises(forklift.BrokenPoolError) as info:
+            pool.apply(tasks.square, (3,), **({"timeout": 5.0} if how == "call timeout" else {}))
+        assert time.monotonic() - t0 < 4.0
+        assert "was not ready 1 s after it started" in str(info.value)
+        assert "initializer did not return" in str(info.value)
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, 1e9])
+def test_an_endless_timeout_is_no_timeout_and_breaks_nothing(timeout):
+    """timeout=inf crashed the scheduler (int(inf * 1e9)) and failed every job of the pool."""
+    with forklift.Pool(2) as pool:
+        other = pool.apply_async(tasks.sleep_return, (0.5, "other"))
+        assert pool.apply(tasks.sleep_return, (0.2, 7), timeout=timeout) == 7
+        assert pool.map(tasks.square, range(5), timeout=timeout) == [0, 1, 4, 9, 16]
+        assert other.get(10) == "other"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1, 0, "1", True])
+def test_a_bad_timeout_is_refused_at_the_call_and_breaks_nothing(bad):
+    with forklift.Pool(2) as pool:
+        with pytest.raises((TypeError, ValueError)):
+            pool.apply(tasks.square, (2,), timeout=bad)
+        with pytest.raises((TypeError, ValueError)):
+            forklift.Pool(1, timeout=bad)
+        with pytest.raises((TypeError, ValueError)):
+            forklift.Pool(1, init_timeout=bad)
+        assert pool.apply(tasks.square, (3,)) == 9
+
+
+def test_a_worker_collecting_its_tasks_dead_daemons_retires(monkeypatch, tmp_path):
+    """Workers are subreapers: a task's daemon is re-parented to its worker, and stays a
+    zombie there once it exits. Past ZOMBIE_LIMIT the worker retires (init reaps them)."""
+    monkeypatch.setenv("FORKLIFT_ZOMBIE_LIMIT", "3")
+    with forklift.Pool(1, start_method="spawn") as pool:  # spawn: the worker reads the limit
+        first = pool.worker_pids()
+        for i in range(6):
+            pool.apply(tasks.daemon_that_exits, (str(tmp_path / f"d{i}"),))
+        assert pool.worker_pids() != first
+        assert pool.statistics().workers_lost == 0  # a retirement, not a loss

@@ -5,7 +5,11 @@ pytest-timeout, which fails a hung test with the stacks of every thread.
 """
 
 import concurrent.futures as cf
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -118,3 +122,79 @@ def _partial(fn, *args):
     import functools
 
     return functools.partial(fn, *args)
+
+
+FORK_SERVER_KILL = r"""
+import dataclasses, json, os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import forklift, tasks
+from forklift._engine.supervise import fork_server_pid
+
+if __name__ == "__main__":
+    with forklift.Pool(2, start_method="forkserver") as pool:
+        out = {"deaths": []}
+        for _ in range(int(sys.argv[2])):
+            pending = [pool.apply_async(tasks.sleep_return, (0.5, i)) for i in range(4)]
+            time.sleep(0.25)  # two run, two wait
+            server = fork_server_pid()
+            os.kill(server, signal.SIGKILL)
+            try:
+                out["results"] = [r.get(20) for r in pending]
+            except Exception as exc:
+                out["error"] = f"{type(exc).__name__}: {exc}"
+                break
+            out["deaths"].append(server)
+            out["restarted"] = fork_server_pid() not in (None, server)
+        out["stats"] = dataclasses.asdict(pool.statistics())
+    print(json.dumps(out))
+"""
+
+
+def _run_fork_server_kill(tmp_path, rounds):
+    """Kill the fork server under a busy pool ``rounds`` times (in a child interpreter: the
+    fork server belongs to the whole process)."""
+    script = tmp_path / "kill_server.py"
+    script.write_text(FORK_SERVER_KILL)
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, str(script), tests_dir, str(rounds)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1]), out.stderr
+
+
+def test_the_fork_servers_death_blames_no_task_and_a_new_one_starts(tmp_path):
+    """Killing the fork server kills every worker of the pool (PDEATHSIG): their tasks run
+    again without spending a retry, a new fork server starts, and the log says why."""
+    out, stderr = _run_fork_server_kill(tmp_path, rounds=1)
+    assert out["results"] == [0, 1, 2, 3], out
+    assert out["restarted"], out
+    assert out["stats"]["tasks_failed"] == 0 and out["stats"]["workers_lost"] >= 2, out
+    assert f"the fork server (pid {out['deaths'][0]}) died" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_fork_server_that_keeps_dying_breaks_the_pool_clearly(tmp_path):
+    out, _ = _run_fork_server_kill(tmp_path, rounds=3)
+    assert out["error"].startswith("BrokenPoolError: the fork server died 3 times"), out
+
+
+def test_a_worker_killed_from_outside_takes_its_tasks_children(start_method, tmp_path):
+    """Not killed by the pool (the OOM killer, a kill -9): the task's children, which would
+    be orphans now, die too (the worker's process group)."""
+    import psutil
+
+    pidfile = tmp_path / "child.pid"
+    with forklift.Pool(1, start_method=start_method) as pool:
+        pending = pool.apply_async(tasks.spawn_child_and_sleep, (str(pidfile), 60))
+        deadline = time.monotonic() + 10
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        worker, child = map(int, pidfile.read_text().split())
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(forklift.WorkerLostError):
+            pending.get(10)
+        deadline = time.monotonic() + 2
+        while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the task's child outlived its killed worker"
+            time.sleep(0.02)

@@ -49,8 +49,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _config
+from .._engine import forks
 from .._engine.core import Statistics
 from .._engine.front import SchedulerFront
+from .._engine.futures import Outcomes
 from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob
 from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
@@ -114,7 +116,9 @@ class ClusterEngine(SchedulerFront):
         self.processes = max(1, sum(self._workers.values()))
         self._last_health = time.monotonic()
         self._starved_since: float | None = None  # work waiting, but no worker / no scheduler
+        self.outcomes = Outcomes("forklift-cluster")
         self._thread = threading.Thread(target=self._run, name="forklift-cluster", daemon=True)
+        self.outcomes.scheduler = self._thread
         self._thread.start()
 
     # ------------------------------------------------------------------
@@ -149,6 +153,10 @@ class ClusterEngine(SchedulerFront):
         )
 
     def _call(self, command: Callable[[], None], *, required: bool = True) -> None:
+        if self.outcomes.generation != forks.generation():  # a fork: no driver thread here
+            if required:
+                self.check_process()
+            return
         if self._stop and not self._thread.is_alive():
             if required:
                 self.check_running()
@@ -176,11 +184,13 @@ class ClusterEngine(SchedulerFront):
             self._stop = True
             self._release_all()
             self._refuse_late_commands()
+            self.outcomes.close()
             self._on_close()
 
     def _next_event(self) -> tuple[str, Any] | None:
+        retry = self.outcomes.retry()  # futures whose lock a caller held: try them again soon
         try:
-            return self._events.get(timeout=config.HEALTH_INTERVAL)
+            return self._events.get(timeout=min(retry or config.HEALTH_INTERVAL, config.HEALTH_INTERVAL))
         except queue.Empty:
             return None
 
@@ -224,6 +234,7 @@ class ClusterEngine(SchedulerFront):
     def _register(self, job: Job) -> None:
         if self._stop:
             job.abort(self._broken or BrokenPoolError("the pool was shut down"))
+            job.finish()
             return
         self._open.add(job)
         self._enqueue(job)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .._engine.core import Engine
-from .._place import LocalPlace, check_retries, check_timeout
+from .._place import LocalPlace, check_progress, check_retries, check_timeout
 from ..errors import AuthenticationError, ClusterError
 from . import config
 from .credentials import load_credentials
@@ -57,7 +57,7 @@ class ClusterPlace(LocalPlace):
         # LocalPlace.__init__ would start a local engine: set its fields here instead.
         self.retries = check_retries(retries)
         self.timeout = check_timeout(timeout)
-        self.progress = progress
+        self.progress = check_progress(progress)
         client, shown, on_close = connect(address, credentials, processes)
         self.cluster_engine = ClusterEngine(
             client, address=shown, wait=config.wait_seconds(), on_close=on_close

@@ -42,8 +42,10 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import logging
 import os
 import selectors
+import signal
 import threading
 import time
 import weakref
@@ -53,8 +55,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _config
-from .._checks import whole
-from .._serialize import ErrorRecord, dumps_callable, rebuild_exception
+from .._checks import seconds, whole
+from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import (
     BrokenPoolError,
@@ -64,9 +66,12 @@ from ..errors import (
     WorkerLostError,
     describe_exit,
 )
-from . import bulk
+from ..trees import signal_group
+from . import bulk, forks
 from . import protocol as P
+from .forks import has_ended
 from .front import SchedulerFront
+from .futures import Outcomes
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
@@ -100,6 +105,11 @@ _PHASES = {
 }
 
 _live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_log = logging.getLogger("forklift")
+
+# The longest the scheduler sleeps in one wait: a task timeout may be as long as
+# threading.TIMEOUT_MAX, which selectors cannot take in one go.
+_MAX_WAIT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -128,8 +138,13 @@ class Engine(SchedulerFront):
         max_tasks_per_child: int | None = None,
         max_memory: int | None = None,
         journal: Journal | None = None,
+        init_timeout: float | None = None,
+        timed: bool = False,
     ) -> None:
         self.processes = _check_processes(processes)
+        self.init_timeout = seconds("init_timeout", init_timeout)
+        self.timed = timed  # the pool has a task timeout: starts are bounded (see _init_limit)
+        self._dead_servers: set[int] = set()  # fork servers that died under this pool
         self.journal = journal  # records every call of this pool (see journal.py)
         self._journal_next = 0.0  # when the workers table is due for a refresh
         self._journaled: set[Job] = set()  # open jobs with a journal of their own (per call)
@@ -165,7 +180,9 @@ class Engine(SchedulerFront):
         self._start_failures = 0
         self._counts = dict.fromkeys(("done", "failed", "retries", "started", "lost", "timeouts"), 0)
         self._started = threading.Event()
+        self.outcomes = Outcomes("forklift")
         self._thread = threading.Thread(target=self._run, name="forklift-scheduler", daemon=True)
+        self.outcomes.scheduler = self._thread
         self._thread.start()
         _live_engines.add(self)
         self._started.wait()  # the first workers exist (as multiprocessing.Pool's do) or failed
@@ -240,6 +257,10 @@ class Engine(SchedulerFront):
         out) or refused here: a call racing the pool's end gets an error at
         once, never a Future that no one will settle.
         """
+        if self.outcomes.generation != forks.generation():  # a fork: no scheduler thread here
+            if required:
+                self.check_process()
+            return
         with self._wake_lock:  # never write to the fd number after _shutdown closed it
             if self._wake_w < 0:
                 if required:
@@ -266,7 +287,7 @@ class Engine(SchedulerFront):
                 self._dispatch()
                 if self._closing and not self._open and self._retire_all():
                     break
-                self._wait(self._journal_workers(self._check_timeouts()))
+                self._wait(self._journal_workers(_earliest(self._check_timeouts(), self.outcomes.retry())))
         except BaseException as exc:  # a bug in forklift: fail loudly, never hang
             err = BrokenPoolError(f"forklift's scheduler failed: {type(exc).__name__}: {exc}")
             err.__cause__ = exc
@@ -316,8 +337,9 @@ class Engine(SchedulerFront):
 
     # -- jobs ------------------------------------------------------------
     def _register(self, job: Job) -> None:
-        if self._broken is not None:
-            job.abort(BrokenPoolError(str(self._broken)))
+        if self._broken is not None or self._stop:  # (queued just before the pool ended)
+            job.abort(BrokenPoolError(str(self._broken or "the pool was shut down")))
+            job.finish()
             return
         fid = self._func_ids.get(job.fn_blob)
         if fid is None:
@@ -332,7 +354,7 @@ class Engine(SchedulerFront):
             job.journal = self.journal.begin(
                 _KINDS.get(type(job).__name__, "map"),
                 job.name,
-                journal_signature(job.fn_blob, job.mode),
+                journal_signature(job.fn_blob, job.mode, job.fn),
                 workers=self.processes,
                 total=job.total,
             )
@@ -505,8 +527,10 @@ class Engine(SchedulerFront):
         return chunk
 
     def _on_result(self, w: WorkerHandle, fields: tuple[Any, ...], payload: bytes | None) -> None:
-        seq, elapsed, rss, kept, result_bulk, began = fields
+        seq, elapsed, rss, kept, result_bulk, began, zombies = fields
         chunk = self._take_held(w, seq)
+        if zombies:  # too many exited daemons of its tasks wait on it: init reaps them after it
+            w.retiring = True
         if chunk.shipped:  # the worker is done with the argument segments
             self._segments.done(chunk.shipped, kept)
         job, n = chunk.job, len(chunk.items)
@@ -579,8 +603,7 @@ class Engine(SchedulerFront):
             self._split(job, chunk.start, chunk.items, chunk.attempts)
             return
         err = SerializationError(
-            f"{job.describe(chunk.start)}: cannot unpickle the result in the parent: "
-            f"{type(exc).__name__}: {exc}"
+            f"{job.describe(chunk.start)}: cannot unpickle the result in the parent: {describe(exc)}"
         )
         err.__cause__ = exc
         self._fail(job, chunk.start, err)
@@ -660,15 +683,62 @@ class Engine(SchedulerFront):
 
     def _on_death(self, w: WorkerHandle) -> None:
         self._drain(w)
+        if not (w.exit_sent and not w.held):
+            # Lost, not retired: what its task started dies with it, as with a kill by us
+            # (its process group; before the reap, while its pid cannot be anyone else's).
+            signal_group(w.pid, signal.SIGKILL)
         exitcode = w.reap()
         self._forget(w)
         w.close()
+        if w.server is not None and self._server_died(w):
+            w.kill("server")  # it may live on, unseen: its exit status went with the server
         if w.exit_sent and not w.held:
             return  # retired as asked
         self._counts["lost"] += 1
+        if w.kill_reason == "init-timeout":
+            self._abort_all(self._init_timeout_error(w))
+            return
         if not w.ready and w.kill_reason is None:
             self._start_failed(w, exitcode)
         self._recover(w, exitcode)
+
+    def _server_died(self, w: WorkerHandle) -> bool:
+        """Did ``w`` end because its fork server died (killed from outside)?
+
+        Then it is no task's fault: its chunks run again without blame, and the next
+        start of a worker starts a new fork server (multiprocessing does, once it can
+        reap the old one: wait for that). After START_FAILURES such deaths the pool fails.
+        """
+        server = w.server
+        assert server is not None
+        if w.view[P.SLOT_NOTE] != P.NOTE_SERVER_GONE and not has_ended(server):
+            return False
+        if server not in self._dead_servers:
+            self._dead_servers.add(server)
+            _log.warning(
+                "forklift: the fork server (pid %d) died; its workers were replaced and the tasks "
+                "they ran will run again",
+                server,
+            )
+            deadline = time.monotonic() + 1.0
+            while not has_ended(server) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if len(self._dead_servers) >= _config.START_FAILURES:
+                self._abort_all(
+                    BrokenPoolError(
+                        f"the fork server died {len(self._dead_servers)} times (last pid {server}): "
+                        "something kills it; the pool stopped instead of restarting it again"
+                    )
+                )
+        return True
+
+    def _init_timeout_error(self, w: WorkerHandle) -> BrokenPoolError:
+        what = "the pool's initializer" if self._init_blob is not None else "its start"
+        return BrokenPoolError(
+            f"worker {w.pid} was not ready {self._init_limit():g} s after it started: {what} did "
+            "not return, so it was killed; every call of this pool fails. Give it longer with "
+            "init_timeout= (seconds), or make the initializer return"
+        )
 
     def _drain(self, w: WorkerHandle) -> None:
         """Take in what a dead worker sent before it died."""
@@ -708,7 +778,7 @@ class Engine(SchedulerFront):
         target = w.timeout_target
         if target is not None and target[0] == chunk.seq:
             seq, idx = target  # where it overran; what it did after the kill decision does not count
-        innocent = w.kill_reason in ("cancelled", "shutdown")
+        innocent = w.kill_reason in ("cancelled", "shutdown", "server")
         if innocent or seq != chunk.seq or idx == P.PHASE_IDLE or (target and target != (seq, idx)):
             job.requeue(chunk.start, chunk.items, chunk.attempts)  # not its fault, or it never ran
         elif n > 1 and not (job.timeout is not None and idx >= 0):
@@ -759,8 +829,8 @@ class Engine(SchedulerFront):
 
     # -- timeouts -----------------------------------------------------------------
     def _check_timeouts(self) -> float | None:
-        """Kill workers whose current item overran; return seconds until the next check."""
-        nearest: float | None = None
+        """Kill workers whose current item (or start) overran; return seconds until the next check."""
+        nearest = self._check_starts()
         now = time.monotonic_ns()
         for w in self._workers:
             if not w.held or w.kill_reason is not None or w.held[0].job.timeout is None:
@@ -779,7 +849,39 @@ class Engine(SchedulerFront):
                     continue
                 wait = (deadline - now) / 1e9
             nearest = wait if nearest is None else min(nearest, wait)
+        return nearest if nearest is None else min(nearest, _MAX_WAIT)
+
+    def _check_starts(self) -> float | None:
+        """Kill a worker not ready within the start limit; return seconds until the next check."""
+        if all(w.ready for w in self._workers):
+            return None
+        limit = self._init_limit()
+        if limit is None:
+            return None
+        nearest: float | None = None
+        now = time.monotonic()
+        for w in self._workers:
+            if w.ready or w.kill_reason is not None:
+                continue
+            left = w.spawned + limit - now
+            if left <= 0:
+                w.kill("init-timeout")
+                continue
+            nearest = left if nearest is None else min(nearest, left)
         return nearest
+
+    def _init_limit(self) -> float | None:
+        """How long a worker may take to become ready (its initializer included).
+
+        ``init_timeout`` when given; else, while a timed call is open or the pool
+        has a task timeout, INIT_TIMEOUT: a call with a timeout must never wait for
+        ever on an initializer that never returns. Otherwise no limit, as before.
+        """
+        if self.init_timeout is not None:
+            return self.init_timeout
+        if self.timed or any(job.timeout is not None for job in self._open):
+            return _config.INIT_TIMEOUT
+        return None
 
     # -- ending -------------------------------------------------------------------
     def _begin_close(self) -> None:
@@ -820,20 +922,32 @@ class Engine(SchedulerFront):
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
         _live_engines.discard(self)
-        if self.journal is not None:
-            self.journal.close_quietly()
         # Whatever was queued before the wake pipe closed is refused, not left hanging.
         self._run_commands_after_stop()
+        if self.journal is not None:
+            self.journal.close_soon()  # terminate() / join() wait for it, in the caller's thread
+        self.outcomes.close()
+
+    def _after_stop(self) -> None:
+        if self.journal is not None:
+            self.journal.close_quietly()
 
     def _run_commands_after_stop(self) -> None:
         exc = self._broken or BrokenPoolError("the pool was shut down")
         while self._commands:
             try:
                 self._commands.popleft()()
-            except Exception:
-                pass
+            except Exception:  # a bug: say so, and go on refusing the rest
+                _log.exception("forklift: a command failed after the pool stopped")
         for job in list(self._open):
             job.abort(exc)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    """The sooner of two waits (None: no limit)."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
 
 
 def _check_processes(processes: int | None) -> int:

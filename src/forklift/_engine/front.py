@@ -13,12 +13,13 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from .._serialize import dumps_callable
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError
+from . import forks
+from .futures import Outcomes, TaskFuture
 from .jobs import Job, Slab, StreamJob, SubmitJob
 
 
@@ -32,6 +33,7 @@ class SchedulerFront:
     _submits: dict[tuple[Any, ...], SubmitJob]  # the open job per submitted function
     _queue: deque[Job]  # jobs with pending items, oldest first
     _counts: dict[str, int]  # for statistics()
+    outcomes: Outcomes  # settles futures without blocking; runs user callbacks off this thread
 
     def start_job(self, job: Job) -> None:
         """Accept a job; its function is pickled here so errors surface at the call."""
@@ -47,7 +49,7 @@ class SchedulerFront:
         fn: Callable[..., Any],
         mode: int,
         item: Any,
-        future: Future[Any],
+        future: TaskFuture,
         *,
         timeout: float | None,
         retries: int,
@@ -63,10 +65,22 @@ class SchedulerFront:
         self._call(lambda: self._add_input(job, slab, last))
 
     def check_running(self) -> None:
+        self.check_process()
         if self._broken is not None:
             raise BrokenPoolError(str(self._broken)) from self._broken.__cause__
         if not self._accepting:
             raise ValueError("Pool not running")
+
+    def check_process(self) -> None:
+        """A pool serves the process that made it; in a fork of it, say so instead of hanging.
+
+        (The fork has no scheduler thread: a call would wait for ever.)
+        """
+        if self.outcomes.generation != forks.generation():
+            raise RuntimeError(
+                "this pool belongs to the process this one was forked from (os.fork()): it cannot "
+                "run tasks here. Create a new Pool or Executor in the child"
+            )
 
     def close(self) -> None:
         """Accept no new jobs; workers exit once every accepted job is done."""
@@ -74,10 +88,17 @@ class SchedulerFront:
         self._call(self._begin_close, required=False)
 
     def terminate(self) -> None:
-        """Stop now: fail what is unfinished, and wait for the scheduler thread to end."""
+        """Stop now: fail what is unfinished, and wait for the scheduler thread to end.
+
+        Callbacks still queued run afterwards, on the callbacks thread (join() waits for them).
+        """
         self._accepting = False
+        if self.outcomes.generation != forks.generation():
+            return  # a fork of the pool's process: nothing here to stop
         self._call(self._terminate_now, required=False)
-        self._thread.join()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+            self._after_stop()
 
     def stop_inputs(self) -> None:
         """Lazy calls take no more input; what they took still runs (Executor.shutdown)."""
@@ -90,14 +111,19 @@ class SchedulerFront:
         Lazy calls still open first read the rest of their input, as
         multiprocessing.Pool's join does.
         """
+        self.check_process()
         if self._accepting:
             raise ValueError("Pool is still running")
         if threading.current_thread() is self._thread:
-            raise RuntimeError("cannot join the pool from its own callback")
+            raise RuntimeError("cannot join the pool from its own scheduler thread")
         for job in list(self._streams):
             job.drain_input()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        self._after_stop()
+        self.outcomes.callbacks.join()  # every callback has run, as after multiprocessing's join
+        return True
 
     @property
     def alive(self) -> bool:
@@ -105,14 +131,16 @@ class SchedulerFront:
 
     # -- the scheduler thread's bookkeeping, the same for both --------------------------
     def _add_submit(
-        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: Future[Any], name: str
+        self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: TaskFuture, name: str
     ) -> None:
         """A submitted call joins the open job of its function (and options), or starts one."""
         job = self._submits.get(key)
         fresh = job is None or job.done
         if fresh:
             blob, mode, timeout, retries = key
-            job = self._submits[key] = SubmitJob(fn, mode, timeout=timeout, retries=retries, name=name)
+            job = self._submits[key] = SubmitJob(
+                fn, mode, self.outcomes, timeout=timeout, retries=retries, name=name
+            )
             job.fn_blob = blob
             self._prepare(job)
         assert job is not None
@@ -167,6 +195,9 @@ class SchedulerFront:
 
     def _terminate_now(self) -> None:
         raise NotImplementedError
+
+    def _after_stop(self) -> None:
+        """In the caller's thread, once the scheduler thread has ended (the journal's last write)."""
 
 
 def pickle_function(fn: Callable[..., Any], name: str) -> bytes:

@@ -4,10 +4,11 @@ A job owns its input as *slabs* (contiguous runs of items, each item's index
 known), its function (pickled once), its options, and a *sink* that receives
 results. The scheduler cuts slabs into chunks, sends them, and hands results
 back through :meth:`Job.deliver`; only the scheduler thread touches a job's
-scheduling state. The sinks talk to the caller's thread through thread-safe
-primitives only (Future, Event, SimpleQueue).
+scheduling state. The sinks talk to the caller's thread without ever waiting on
+it: futures through :class:`~forklift._engine.futures.Outcomes`, streams through
+a SimpleQueue.
 
-Sinks: :class:`FutureJob` (one task, a ``concurrent.futures.Future``),
+Sinks: :class:`SubmitJob` (submitted calls, each its own Future),
 :class:`CollectJob` (``map`` / ``map_async``: a list in input order),
 :class:`StreamJob` (``imap`` / ``imap_unordered`` / ``Executor.map``: a lazy
 iterator with bounded read-ahead).
@@ -23,7 +24,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from .. import _config
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..progress import ProgressHandle
     from .bulk import Memo, Shipped
     from .core import Engine
+    from .futures import Outcomes, TaskFuture
 
 _NOTHING: Shipped = []  # no segments; shared, never mutated
 
@@ -255,12 +256,13 @@ class SubmitJob(Job):
     dropped when its turn comes; a sent one can no longer be cancelled.
     """
 
-    def __init__(self, fn: Callable[..., Any], mode: int, **kw: Any) -> None:
+    def __init__(self, fn: Callable[..., Any], mode: int, outcomes: Outcomes, **kw: Any) -> None:
         super().__init__(fn, mode, chunksize=None, total=None, **kw)
-        self.futures: dict[int, Future[Any]] = {}
+        self.outcomes = outcomes
+        self.futures: dict[int, TaskFuture] = {}
         self.next_index = 0
 
-    def add(self, item: Any, future: Future[Any]) -> None:
+    def add(self, item: Any, future: TaskFuture) -> None:
         """Append one call (scheduler thread)."""
         index = self.next_index
         self.next_index += 1
@@ -292,25 +294,25 @@ class SubmitJob(Job):
     def _start_running(self, piece: Slab) -> int:
         """Mark the futures of ``piece`` running; return how many before a cancelled one."""
         for k in range(len(piece.items)):
-            future = self.futures[piece.start + k]
-            if not future.running() and not future.set_running_or_notify_cancel():
+            if not self.futures[piece.start + k].try_start():
                 return k
         return len(piece.items)
 
     def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+        settle = self.outcomes.settle
         for i, value in enumerate(values):
             future = self.futures.pop(start + i, None)
-            if future is None or future.done():
+            if future is None:
                 continue
             if errors and i in errors:
-                future.set_exception(errors[i])
+                settle(future, False, errors[i])
             else:
-                future.set_result(value)
+                settle(future, True, value)
 
     def abort(self, exc: BaseException) -> None:
         for future in self.futures.values():
-            if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
-                future.set_exception(exc)
+            if future.try_start():  # False: it was cancelled (or is done)
+                self.outcomes.settle(future, False, exc)
         self.futures.clear()
         self.cancel()
 

@@ -31,6 +31,9 @@ message (and even after it died):
                 PHASE_UNPICKLE / PHASE_PICKLE / PHASE_IDLE otherwise
     SLOT_START  time.monotonic_ns() when the current item or phase started (timed
                 chunks only; unpickling and pickling are timed like an item)
+    SLOT_NOTE   why the worker is ending itself, written just before it does:
+                NOTE_SERVER_GONE (its fork server died, the pool did not: nobody
+                could see its exit any more), NOTE_PARENT_GONE (the pool died)
 The worker writes START, then IDX, then (at a chunk's start) SEQ, so a reader
 that sees a value also sees those written before it.
 """
@@ -46,8 +49,9 @@ TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE, FREE = range(8)
 # How a chunk's items are called.
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = range(3)
 
-SLOT_SEQ, SLOT_IDX, SLOT_START, SLOT_SIZE = 0, 1, 2, 3
+SLOT_SEQ, SLOT_IDX, SLOT_START, SLOT_NOTE, SLOT_SIZE = 0, 1, 2, 3, 4
 PHASE_UNPICKLE, PHASE_PICKLE, PHASE_IDLE = -1, -2, -3
+NOTE_SERVER_GONE, NOTE_PARENT_GONE = 1, 2
 
 
 def send(conn: Connection, kind: int, fields: tuple[Any, ...] = (), payload: bytes | None = None) -> None:

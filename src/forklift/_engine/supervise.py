@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
-import os
 import signal
 import sys
-import threading
-import weakref
+import time
 from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from .. import _config
 from ..trees import kill_tree
+from . import forks
 from . import protocol as P
 from .slot import Slot
 from .worker import worker_main
@@ -22,19 +21,12 @@ from .worker import worker_main
 if TYPE_CHECKING:
     from .jobs import Chunk
 
-# Parent ends of every worker pipe in this process: a worker started by fork
-# closes its inherited copies (see worker._close_inherited). _fds_lock is held
-# from making a pipe until its parent end is listed, around each start, and
-# around each close: otherwise another pool's thread could close a listed fd and
-# the number be reused (e.g. by the new worker's own sentinel pipe) before the
-# child closes "its copy" of it.
-_parent_ends: weakref.WeakSet[Connection] = weakref.WeakSet()
-_fds_lock = threading.Lock()
-
 
 def get_context(start_method: str | None) -> multiprocessing.context.BaseContext:
     """The multiprocessing context for a start method (None: forklift's default)."""
-    method = start_method or _config.START_METHOD or default_start_method()
+    if start_method is not None and not isinstance(start_method, str):
+        raise TypeError(f"start_method must be a str or None, not {type(start_method).__name__}")
+    method = _config.START_METHOD or default_start_method() if start_method is None else start_method
     if method not in multiprocessing.get_all_start_methods():
         raise ValueError(
             f"start_method must be one of {multiprocessing.get_all_start_methods()}, not {method!r}"
@@ -45,6 +37,20 @@ def get_context(start_method: str | None) -> multiprocessing.context.BaseContext
     return ctx
 
 
+def start_method_of(context: Any, name: str) -> str | None:
+    """The start method a ``context=`` / ``mp_context=`` argument names: a multiprocessing
+    context (forklift's or the stdlib's), a start method's name, or None."""
+    if context is None or isinstance(context, str):
+        return context
+    method = getattr(context, "get_start_method", None)
+    if not callable(method):
+        raise TypeError(
+            f"{name} must be a multiprocessing context (multiprocessing.get_context('spawn')) "
+            f"or a start method's name, not {type(context).__name__}"
+        )
+    return method()  # type: ignore[no-any-return]
+
+
 def default_start_method() -> str:
     if sys.platform.startswith("linux"):
         return "forkserver"
@@ -52,9 +58,10 @@ def default_start_method() -> str:
 
 
 def _preload_forkserver(ctx: Any) -> None:
-    # Import the worker code once in the fork server, not once per worker.
-    # Effective only before the fork server starts; harmless after.
-    ctx.set_forkserver_preload(["__main__", "forklift._engine.worker"])
+    # Import the worker code once in the fork server, not once per worker (and
+    # forklift.trees, which a worker imports only to kill its tree when its pool dies:
+    # ~8 ms there, at the worst moment). Effective only before the fork server starts.
+    ctx.set_forkserver_preload(["__main__", "forklift._engine.worker", "forklift.trees"])
 
 
 class WorkerHandle:
@@ -67,26 +74,33 @@ class WorkerHandle:
         report_rss: bool,
     ) -> None:
         self.slot = Slot(ctx)
-        with _fds_lock:
+        with forks.lock:
             parent_end, child_end = ctx.Pipe(duplex=True)
             _grow_send_buffer(parent_end)
-            method = ctx.get_start_method()
-            close_fds: list[int] = []
-            if method == "fork":  # including its own pipe's parent end
-                close_fds = [c.fileno() for c in [*_parent_ends, parent_end] if not c.closed]
-            # Under forkserver the worker's OS parent is the fork server, not us.
-            parent_pid = None if method == "forkserver" else os.getpid()
+            # Listed before the start: a fork-started worker closes it with every other
+            # parent end it inherits (forks.py), so its pipe reaches EOF when we die.
+            forks.parent_ends.add(parent_end)
             self.process: Any = ctx.Process(  # type: ignore[attr-defined]
                 target=worker_main,
-                args=(child_end, self.slot, init_blob, close_fds, report_rss, parent_pid),
+                args=(child_end, self.slot, init_blob, report_rss, forks.identity()),
                 name="forklift-worker",
             )
-            self.process.start()
-            child_end.close()
-            _parent_ends.add(parent_end)
+            try:
+                self.process.start()
+            except BaseException:
+                forks.parent_ends.discard(parent_end)
+                parent_end.close()
+                raise
+            finally:
+                child_end.close()
         self.slot.started()
         self.conn = parent_end
         self.pid: int = self.process.pid
+        self.identity = forks.process_start(self.pid)  # with the pid: this process, not a reuse
+        self.spawned = time.monotonic()
+        # Under forkserver, the worker's OS parent: its death ends the worker (PDEATHSIG)
+        # and the pool can no longer see the worker's exit, so it must be told apart.
+        self.server = fork_server_pid() if ctx.get_start_method() == "forkserver" else None
         self.sentinel: int = self.process.sentinel
         self.view = self.slot.view
         self.held: deque[Chunk] = deque()
@@ -116,6 +130,8 @@ class WorkerHandle:
         """Kill the worker and every process it started; death is seen via the sentinel."""
         if self.kill_reason is None:
             self.kill_reason = reason
+        if forks.process_start(self.pid) != self.identity:
+            return  # it ended, and its pid may already be another process's
         kill_tree(self.pid, sig=signal.SIGKILL, timeout=0)  # freezes first; no wait: the sentinel says
 
     def reap(self) -> int | None:
@@ -123,8 +139,8 @@ class WorkerHandle:
         return self.process.exitcode  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        with _fds_lock:
-            _parent_ends.discard(self.conn)
+        with forks.lock:
+            forks.parent_ends.discard(self.conn)
             try:
                 self.conn.close()
             except OSError:
@@ -136,6 +152,12 @@ class WorkerHandle:
 
     def __repr__(self) -> str:
         return f"<worker pid={self.pid} held={len(self.held)} done={self.tasks_done}>"
+
+
+def fork_server_pid() -> int | None:
+    """The pid of multiprocessing's fork server in this process, if one was started."""
+    module = sys.modules.get("multiprocessing.forkserver")
+    return getattr(getattr(module, "_forkserver", None), "_forkserver_pid", None)
 
 
 def _grow_send_buffer(conn: Connection) -> None:

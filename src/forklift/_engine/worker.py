@@ -4,15 +4,27 @@ Two threads:
 
 - the **reader** thread reads every message from the parent as soon as it
   arrives and queues it, so the parent's sends never block on a busy worker
-  (no send/send deadlock with large payloads). When the pipe reaches EOF the
-  parent is gone: the reader kills this worker's whole process tree at once.
+  (no send/send deadlock with large payloads). It also watches the parent.
 - the **main** thread runs chunks one after another and sends each result.
 
 The worker leads its own process group, so a terminal's Ctrl-C reaches only
 the parent (which then decides), and killing the group also kills whatever the
-task started. On Linux, PR_SET_PDEATHSIG delivers SIGTERM when the parent dies;
-the handler kills the group. The pipe EOF is the portable guard and the one
-that works under forkserver, where the worker's OS parent is the fork server.
+task started. It is a child subreaper (PR_SET_CHILD_SUBREAPER): a task's
+process that daemonizes (double fork, ``setsid``) is re-parented to the worker,
+not to init, so the pool's kills (timeout, cancel, terminate, parent death),
+which walk the worker's tree, still reach it.
+
+Three guards end the worker, and everything it started, when the pool's
+process dies, so that none depends on another (see forks.py for what broke
+when one stood alone):
+
+1. EOF on the pipe, seen by the reader thread;
+2. a pidfd on the pool's process, polled with the pipe by the reader thread
+   (under forkserver the worker's OS parent is the fork server, not the pool);
+3. PR_SET_PDEATHSIG: SIGTERM when the OS parent dies (the pool under fork and
+   spawn, the fork server under forkserver), handled by killing the tree.
+   Under forkserver the worker closes its copy of the fork server's "alive" fd
+   (forks.detach_fork_server), so the fork server ends with the pool.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import ctypes
 import itertools
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -33,54 +46,81 @@ from .. import _config
 from .._serialize import ErrorRecord, capture_exception, fail_unpicklable, loads
 from . import bulk
 from . import protocol as P
+from .forks import detach_fork_server, proc_stat, process_start
 from .slot import view_of
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def worker_main(
     conn: Connection,
     slot: Any,
     init_blob: bytes | None,
-    close_fds: Sequence[int],
     report_rss: bool,
-    parent_pid: int | None,
+    parent: tuple[int, int],
 ) -> None:
-    """Entry point of a worker process (the ``target`` of its Process)."""
-    _close_inherited(close_fds)
+    """Entry point of a worker process (the ``target`` of its Process).
+
+    ``parent``: the pool's process as (pid, start time), see forks.identity().
+    """
+    detach_fork_server()
     _become_group_leader()
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _arm_parent_death_signal()
-    if parent_pid is not None and os.getppid() != parent_pid:
-        die()  # the parent died before the signal was armed: nobody would send it
+    guard = _ParentGuard(parent, view_of(slot))
+    signal.signal(signal.SIGTERM, guard.on_sigterm)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    guard.check()  # after arming: a parent that died before would send no signal
     inbox: queue.SimpleQueue[tuple[int, tuple[Any, ...], bytes | None]] = queue.SimpleQueue()
     outgoing = bulk.Outgoing(_config.BULK_CACHE)
     reader = threading.Thread(
-        target=_read_loop, args=(conn, inbox, outgoing), name="forklift-reader", daemon=True
+        target=_read_loop, args=(conn, inbox, outgoing, guard), name="forklift-reader", daemon=True
     )
     reader.start()
-    if not _run_initializer(conn, init_blob):
-        sys.exit(1)
-    P.send(conn, P.READY, (os.getpid(),))
-    _Worker(conn, slot, report_rss, outgoing).serve(inbox)
+    try:
+        if not _run_initializer(conn, init_blob):
+            sys.exit(1)
+        P.send(conn, P.READY, (os.getpid(),))
+        _Worker(conn, slot, report_rss, outgoing).serve(inbox)
+    except (BrokenPipeError, ConnectionResetError):  # the pool is gone (or gave up on us)
+        die()
+        while True:  # another thread is killing the tree, this one with it
+            time.sleep(3600)
     if any(t.name == "QueueFeederThread" for t in threading.enumerate()):  # a task put into a Queue
         from .._queues import watch_exit
 
         watch_exit("pool worker", _config.FLUSH_WARNING)
 
 
-def die() -> None:
-    """Kill this worker's whole process tree, itself last. Never returns."""
-    try:
-        import psutil
+def die(slot: memoryview | None = None, note: int = 0) -> None:
+    """Kill this worker's whole process tree, itself last. Never returns (but see below).
 
-        for child in psutil.Process().children(recursive=True):
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-    except Exception:
+    ``note`` (written to the slot first) tells the parent why, when it can still read it.
+    Two guards may fire at once (the reader thread and the SIGTERM handler): the first
+    one kills, another thread waits to be killed with the rest. (When both killed at
+    once, one could kill the worker while the other was still reaching its descendants.)
+    The SIGTERM handler returns instead of waiting: it may have interrupted the main
+    thread inside an import, holding the import lock that the killer needs for
+    ``kill_tree`` (found as a worker left alive with both threads parked); and a second
+    SIGTERM while the handler's own kill runs must let that kill go on.
+    """
+    global _killer
+    if slot is not None and note:
+        slot[P.SLOT_NOTE] = note
+    if not _dying.acquire(blocking=False):
+        if _killer == threading.get_ident() or threading.current_thread() is threading.main_thread():
+            return  # (the main thread runs signal handlers; the killer will reach it)
+        while True:
+            time.sleep(3600)
+    _killer = threading.get_ident()
+    try:
+        from ..trees import kill_tree
+
+        # Frozen first, so a descendant forking meanwhile cannot escape; the worker is a
+        # subreaper, so daemonized descendants are in its tree too. Never the worker itself.
+        kill_tree(os.getpid(), sig=signal.SIGKILL, timeout=0, force=True)
+    except BaseException:
         pass
     try:
         os.killpg(os.getpgid(0), signal.SIGKILL)
@@ -88,19 +128,44 @@ def die() -> None:
         os._exit(1)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    die()
+_dying = threading.Lock()
+_killer: int | None = None  # the thread that is killing the tree
 
 
-def _close_inherited(fds: Sequence[int]) -> None:
-    # Under fork the child inherits the parent's ends of every worker's pipe,
-    # its own included; while any copy stays open, the parent's death would not
-    # show as EOF.
-    for fd in fds:
+class _ParentGuard:
+    """Knows whether the pool's process lives: a pidfd on it, checked against its start time."""
+
+    def __init__(self, parent: tuple[int, int], slot: memoryview) -> None:
+        self.pid, self.start = parent
+        self.slot = slot
+        self.os_parent = os.getppid()  # the fork server, under forkserver
+        self.pidfd = -1
         try:
-            os.close(fd)
-        except OSError:
+            self.pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self.parent_gone()
+        except (OSError, AttributeError):  # no pidfds (Linux < 5.3): the other two guards remain
             pass
+
+    def alive(self) -> bool:
+        if self.pidfd >= 0 and select.select([self.pidfd], [], [], 0)[0]:
+            return False  # a pidfd turns readable when its process ends
+        return process_start(self.pid) == self.start
+
+    def check(self) -> None:
+        if not self.alive():
+            self.parent_gone()
+
+    def parent_gone(self) -> None:
+        die(self.slot, P.NOTE_PARENT_GONE)
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        # PDEATHSIG, or a kill from outside. Under forkserver it means that the fork
+        # server died while the pool lives: say so, the pool then blames no task.
+        if not self.alive():
+            self.parent_gone()
+        gone = os.getppid() != self.os_parent
+        die(self.slot, P.NOTE_SERVER_GONE if gone else 0)
 
 
 def _become_group_leader() -> None:
@@ -110,21 +175,29 @@ def _become_group_leader() -> None:
         pass
 
 
-def _arm_parent_death_signal() -> None:
+def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
 
-def _read_loop(conn: Connection, inbox: queue.SimpleQueue[Any], outgoing: bulk.Outgoing) -> None:
+def _read_loop(
+    conn: Connection, inbox: queue.SimpleQueue[Any], outgoing: bulk.Outgoing, guard: _ParentGuard
+) -> None:
+    watch = select.poll()
+    watch.register(conn.fileno(), select.POLLIN)
+    if guard.pidfd >= 0:
+        watch.register(guard.pidfd, select.POLLIN)
     while True:
+        if guard.pidfd >= 0 and any(fd == guard.pidfd for fd, _ in watch.poll()):
+            guard.parent_gone()
         try:
             msg = P.recv(conn)
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the pool died, or dropped us: either way, end
             die()
         if msg[0] == P.RELEASE:  # here, not in the inbox: the main thread may be busy for long
             outgoing.release(*msg[1])
@@ -199,7 +272,8 @@ class _Worker:
         kept = bulk.unmap(maps)
         if shipped:
             self.outgoing.hold(seq, shipped)
-        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss(), kept, bulk.wire(shipped), began), blob)
+        retire = zombie_children() > _config.ZOMBIE_LIMIT
+        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss(), kept, bulk.wire(shipped), began, retire), blob)
         slot[P.SLOT_IDX] = P.PHASE_IDLE
 
     def function(
@@ -272,6 +346,28 @@ class _Worker:
         import psutil
 
         return int(psutil.Process().memory_info().rss)
+
+
+def zombie_children() -> int:
+    """How many children of this process have exited and wait to be reaped.
+
+    One system call when there is none (the usual case): ``waitid`` with WNOWAIT
+    looks without reaping, since an exit status may belong to a task's own
+    ``subprocess`` or ``os.fork`` child, which only its owner may collect.
+    """
+    try:
+        if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            return 0
+    except (ChildProcessError, OSError, AttributeError):
+        return 0
+    count = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as f:
+                count += sum((proc_stat(int(pid)) or ("",))[0] == "Z" for pid in f.read().split())
+    except OSError:
+        return 0
+    return count
 
 
 def _calls(fn: Callable[..., Any], items: Any, mode: int) -> Any:
