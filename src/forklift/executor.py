@@ -34,7 +34,7 @@ class Executor(concurrent.futures.Executor):
     ``Executor(max_workers=None, mp_context=None, initializer=None, initargs=())``
     as ``ProcessPoolExecutor``, plus keyword-only ``max_tasks_per_child``,
     ``retries``, ``timeout`` (per task, seconds), ``progress`` (for ``map``),
-    ``start_method`` and ``max_memory`` (see :class:`forklift.Pool`), and
+    ``start_method``, ``max_memory`` and ``init_timeout`` (see :class:`forklift.Pool`), and
     ``address`` / ``credentials`` to run on a Dask cluster (docs/cluster.md), and
     ``journal`` to record every call in a SQLite journal (forklift.journal).
     """

@@ -134,6 +134,9 @@ class Pool:
     - ``start_method``: "fork", "forkserver" (default on Linux) or "spawn".
     - ``max_tasks_per_child`` (same as ``maxtasksperchild``, counted in tasks,
       not chunks) and ``max_memory`` (bytes of RSS): replace a worker after it.
+    - ``init_timeout``: seconds a worker may take to start and run ``initializer``;
+      past it the pool fails with ``BrokenPoolError`` instead of every call waiting.
+      Default: no limit, or ``FORKLIFT_INIT_TIMEOUT`` (60 s) once a task timeout is set.
 
     ``retries``, ``timeout`` and ``progress`` may also be given per call.
 
