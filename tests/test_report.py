@@ -456,3 +456,15 @@ def test_top_of_a_crafted_journal_shows_text(tmp_path, capsys, busy_child):
     row = next(line for line in out.splitlines() if line.lstrip().startswith(str(busy_child.pid)))
     assert row.count("[/]\\x1b[2J") == 4, row  # run, state, task, done: as text
     assert "\x1b[2J" not in out and "<script>" not in row and "12345" not in out and "12346" not in out
+
+
+def test_a_crafted_huge_chunk_is_refused_not_walked(tmp_path, capsys):
+    """A chunk of 10**12 re-run items made the report walk them for hours."""
+    path = tmp_path / "evil.db"
+    build(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE chunks SET n = ?, attempt = 2", (10**12,))
+    conn.close()
+    t0 = time.monotonic()
+    fails_with_one_line(capsys, "report", path, "-o", tmp_path / "t.html", want="chunks.n holds")
+    assert time.monotonic() - t0 < 5

@@ -197,6 +197,16 @@ def _integer(value: Any, column: str) -> int:
     raise JournalError(f"{column} holds {_excerpt(value)} where an integer belongs: the journal was altered")
 
 
+def _chunk_size(value: Any, column: str) -> int:
+    # forklift's chunks hold at most MAX_CHUNK * 50 items; a crafted size would make the
+    # report walk its items for hours.
+    if type(value) is int and 1 <= value <= _CHUNK_MAX:
+        return value
+    raise JournalError(
+        f"{column} holds {_excerpt(value)} where a chunk size belongs: the journal was altered"
+    )
+
+
 def _time(value: Any, column: str) -> float:
     if type(value) in (int, float) and _TIME_LOW <= value < _TIME_HIGH:
         return float(value)
@@ -227,6 +237,8 @@ def _excerpt(value: Any) -> str:
 _TIME_LOW, _TIME_HIGH = 0.0, 1e11
 _PID_MAX = 1 << 22  # the highest pid_max Linux allows; psutil raises OverflowError far above it
 _INT = _Kind("typeof({0}) = 'integer'", _integer)
+_CHUNK_MAX = 10_000_000
+_CHUNK_N = _Kind(f"typeof({{0}}) = 'integer' AND {{0}} BETWEEN 1 AND {_CHUNK_MAX}", _chunk_size)
 _TIME = _Kind(
     f"typeof({{0}}) IN ('integer', 'real') AND {{0}} >= {_TIME_LOW} AND {{0}} < {_TIME_HIGH}", _time
 )
@@ -242,7 +254,7 @@ _RUN_COLUMNS = (
     ("status", _TEXT),
 )  # fmt: skip
 _CHUNK_COLUMNS = (
-    ("start", _INT), ("n", _INT), ("attempt", _INT), ("worker", _ID), ("began", _TIME), ("ended", _TIME),
+    ("start", _INT), ("n", _CHUNK_N), ("attempt", _INT), ("worker", _ID), ("began", _TIME), ("ended", _TIME),
     ("failed", _TEXT_OR_NULL),
 )  # fmt: skip
 _TASK_COLUMNS = (
