@@ -505,6 +505,18 @@ def test_a_nul_in_a_command_is_one_line_and_255_with_a_true_joblog(tmp_path, whe
     assert dry.returncode == 255 and NUL_MESSAGE in dry.stderr and b"Traceback" not in dry.stderr, where
 
 
+def test_a_run_stopped_by_a_job_that_cannot_start_is_failed_in_the_journal(tmp_path):
+    """It was marked "done" (exit 255 all the same)."""
+    import sqlite3
+
+    db = tmp_path / "run.db"
+    out = run("-j1", "--journal", str(db), "echo {}", stdin=b"a\nx\0y\n")
+    assert out.returncode == 255, out.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    conn.close()
+
+
 def test_a_nul_in_a_column_the_command_does_not_use_is_no_problem():
     out = run("--colsep", ",", "echo {1}", stdin=b"a,x\0y\n")
     assert out.returncode == 0 and out.stdout == b"a\n", out.stderr

@@ -244,7 +244,7 @@ def run_on_cluster(
             except RunStopped:
                 continue  # after --halt soon: a job that was not started, as none may be now
             except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
-                stop_jobs = True
+                stop_jobs = summary.aborted = True
                 raise RunError(str(exc)) from None
             failed = record(result)
             if options.halt is None or halted is not None:

@@ -108,6 +108,7 @@ class RunSummary:
     retried: int = 0
     exit_status: int = 0
     interrupted: int = 0  # the signal number that stopped the run, or 0
+    aborted: bool = False  # stopped by an error (a job that could not start): exit 255
     seconds: float = 0.0
 
 
@@ -195,6 +196,9 @@ class Runner:
         try:
             while self._step(caught, wake_r):
                 pass
+        except BaseException:
+            self.summary.aborted = True  # a job could not start (RunError), or a bug
+            raise
         finally:
             self._kill_all()
             signal.set_wakeup_fd(old_wakeup)
@@ -637,7 +641,7 @@ def open_run_journal(
 def close_run_journal(journal: Journal | None, run: JournalRun | None, s: RunSummary) -> None:
     if journal is None or run is None:
         return
-    run.finish("interrupted" if s.interrupted else "failed" if s.failed else "done")
+    run.finish("interrupted" if s.interrupted else "failed" if s.failed or s.aborted else "done")
     journal.close()
 
 
