@@ -174,6 +174,39 @@ def test_the_fork_servers_death_blames_no_task_and_a_new_one_starts(tmp_path):
     assert "Traceback" not in stderr
 
 
+IDLE_SERVER_KILL = r"""
+import os, signal, sys, time
+import forklift
+from forklift._engine.supervise import fork_server_pid
+
+if __name__ == "__main__":
+    restarting = sys.argv[1] == "restarting"
+    pool = forklift.Pool(2, start_method="forkserver", max_tasks_per_child=1 if restarting else None)
+    pending = pool.map_async(abs, range(-150, 150), chunksize=1) if restarting else None
+    if not restarting:
+        pool.apply(abs, (-1,))
+    os.kill(fork_server_pid(), signal.SIGKILL)
+    time.sleep(0.5)
+    assert pool.map(abs, range(-5, 5)) == [abs(x) for x in range(-5, 5)]
+    if pending is not None:
+        assert pending.get(20) == [abs(x) for x in range(-150, 150)]
+    pool.terminate()
+    print("ok")
+"""
+
+
+@pytest.mark.parametrize("mode", ["idle", "restarting"])
+def test_the_fork_servers_death_while_idle_or_restarting_workers_breaks_nothing(tmp_path, mode):
+    """The sentinels fire as the server's descriptors close, before it is a zombie: the
+    pool used to take its still running workers for lost, then start the next one on the
+    dead server's socket (BrokenPoolError: EOFError), in 2 to 4 of 8 fresh interpreters."""
+    script = tmp_path / "idle_kill.py"
+    script.write_text(IDLE_SERVER_KILL)
+    for _ in range(4):
+        out = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout == "ok\n", out.stderr[-3000:]
+
+
 def test_a_fork_server_that_keeps_dying_breaks_the_pool_clearly(tmp_path):
     out, _ = _run_fork_server_kill(tmp_path, rounds=3)
     assert out["error"].startswith("BrokenPoolError: the fork server died 3 times"), out

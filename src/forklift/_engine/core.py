@@ -76,7 +76,7 @@ from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .recording import signature as journal_signature
-from .supervise import WorkerHandle, get_context
+from .supervise import WorkerHandle, fork_server_pid, get_context
 
 _STATES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
 
@@ -636,6 +636,8 @@ class Engine(SchedulerFront):
             try:
                 w = WorkerHandle(self._ctx, self._init_blob, self.max_memory is not None)
             except Exception as exc:
+                if self._fork_server_restarts():
+                    continue  # it died between our starts: the next start makes a new one
                 err = BrokenPoolError(f"cannot start a worker process: {type(exc).__name__}: {exc}")
                 err.__cause__ = exc
                 self._abort_all(err)
@@ -644,6 +646,21 @@ class Engine(SchedulerFront):
             self._counts["started"] += 1
             self._selector.register(w.conn, selectors.EVENT_READ, (_CONN, w))
             self._selector.register(w.sentinel, selectors.EVENT_READ, (_SENTINEL, w))
+
+    def _fork_server_restarts(self) -> bool:
+        """A start failed: because the fork server has died (and not for the first time here)?"""
+        if self.start_method != "forkserver":
+            return False
+        server = fork_server_pid()
+        if server is None or server in self._dead_servers:
+            return False
+        deadline = time.monotonic() + 1.0
+        while not has_ended(server) and time.monotonic() < deadline:
+            time.sleep(0.005)  # a killed server closes its socket before it becomes a zombie
+        if not has_ended(server):
+            return False
+        self._fork_server_died(server)
+        return not self._stop
 
     def _retire_if_spent(self, w: WorkerHandle, rss: int) -> None:
         spent = self.max_tasks_per_child is not None and w.tasks_done >= self.max_tasks_per_child
@@ -683,16 +700,20 @@ class Engine(SchedulerFront):
 
     def _on_death(self, w: WorkerHandle) -> None:
         self._drain(w)
-        if not (w.exit_sent and not w.held):
-            # Lost, not retired: what its task started dies with it, as with a kill by us
-            # (its process group; before the reap, while its pid cannot be anyone else's).
+        retired = w.exit_sent and not w.held
+        if w.server is not None and self._server_gone(w):
+            # Its exit status went with the server: it may live on, unseen. Its whole tree,
+            # while it still holds it (it is a subreaper): no task's fault.
+            w.kill("server")
+            self._fork_server_died(w.server)
+        elif not retired:
+            # Lost: what its task started dies with it, as with a kill by us (its process
+            # group; under fork and spawn before the reap, while its pid is no one else's).
             signal_group(w.pid, signal.SIGKILL)
         exitcode = w.reap()
         self._forget(w)
         w.close()
-        if w.server is not None and self._server_died(w):
-            w.kill("server")  # it may live on, unseen: its exit status went with the server
-        if w.exit_sent and not w.held:
+        if retired:
             return  # retired as asked
         self._counts["lost"] += 1
         if w.kill_reason == "init-timeout":
@@ -702,35 +723,39 @@ class Engine(SchedulerFront):
             self._start_failed(w, exitcode)
         self._recover(w, exitcode)
 
-    def _server_died(self, w: WorkerHandle) -> bool:
-        """Did ``w`` end because its fork server died (killed from outside)?
+    def _server_gone(self, w: WorkerHandle) -> bool:
+        """Did ``w``'s sentinel fire because its fork server died (killed from outside)?
 
-        Then it is no task's fault: its chunks run again without blame, and the next
-        start of a worker starts a new fork server (multiprocessing does, once it can
-        reap the old one: wait for that). After START_FAILURES such deaths the pool fails.
+        The server writes a worker's exit status only after reaping it, so a worker still
+        running when its sentinel fires means the server is gone; so does the note the
+        worker leaves when PDEATHSIG comes from the server, and the server's own exit.
+        (The sentinel fires as the server's descriptors close, before it is a zombie.)
         """
-        server = w.server
-        assert server is not None
-        if w.view[P.SLOT_NOTE] != P.NOTE_SERVER_GONE and not has_ended(server):
-            return False
-        if server not in self._dead_servers:
-            self._dead_servers.add(server)
-            _log.warning(
-                "forklift: the fork server (pid %d) died; its workers were replaced and the tasks "
-                "they ran will run again",
-                server,
-            )
-            deadline = time.monotonic() + 1.0
-            while not has_ended(server) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            if len(self._dead_servers) >= _config.START_FAILURES:
-                self._abort_all(
-                    BrokenPoolError(
-                        f"the fork server died {len(self._dead_servers)} times (last pid {server}): "
-                        "something kills it; the pool stopped instead of restarting it again"
-                    )
+        assert w.server is not None
+        return w.view[P.SLOT_NOTE] == P.NOTE_SERVER_GONE or has_ended(w.server) or not has_ended(w.pid)
+
+    def _fork_server_died(self, server: int) -> None:
+        """Once per dead fork server: say so, and let it end so that the next worker start
+        makes a new one (multiprocessing's ensure_running restarts it only once it can reap
+        the old one). After START_FAILURES such deaths the pool fails."""
+        if server in self._dead_servers:
+            return
+        self._dead_servers.add(server)
+        _log.warning(
+            "forklift: the fork server (pid %d) died; its workers were replaced and the tasks they "
+            "ran will run again",
+            server,
+        )
+        deadline = time.monotonic() + 1.0
+        while not has_ended(server) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if len(self._dead_servers) >= _config.START_FAILURES:
+            self._abort_all(
+                BrokenPoolError(
+                    f"the fork server died {len(self._dead_servers)} times (last pid {server}): "
+                    "something kills it; the pool stopped instead of restarting it again"
                 )
-        return True
+            )
 
     def _init_timeout_error(self, w: WorkerHandle) -> BrokenPoolError:
         what = "the pool's initializer" if self._init_blob is not None else "its start"
