@@ -26,6 +26,14 @@ def pid_of(_=None):
     return os.getpid()
 
 
+def busy_for(seconds):
+    """Spin (no sleep: a busy CPU) for ``seconds``; return the worker's pid."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()
+
+
 def sleep_return(seconds, value=None):
     time.sleep(seconds)
     return value

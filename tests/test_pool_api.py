@@ -380,3 +380,19 @@ def test_ctrl_c_while_apply_waits_for_a_queued_task_logs_nothing(caplog):
         assert busy.get(10) is None
         assert p.apply(tasks.square, (3,)) == 9
     assert "CancelledError" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_long_calls_of_a_function_measured_fast_still_spread_over_the_workers():
+    """The chunker seeds a call with what it learned of its function: two apply_async of 1 s
+    after a map of 0 s went into one chunk, on one worker (2 s instead of 1)."""
+    with forklift.Pool(2) as p:
+        p.map(tasks.busy_for, [0.0] * 100)
+        t0 = time.monotonic()
+        pending = [p.apply_async(tasks.busy_for, (1.0,)) for _ in range(2)]
+        pids = {r.get(10) for r in pending}
+        assert len(pids) == 2 and time.monotonic() - t0 < 1.8
+    with forklift.Executor(2) as ex:
+        list(ex.map(tasks.busy_for, [0.0] * 100))
+        t0 = time.monotonic()
+        pids = {f.result(10) for f in [ex.submit(tasks.busy_for, 1.0) for _ in range(2)]}
+        assert len(pids) == 2 and time.monotonic() - t0 < 1.8

@@ -276,7 +276,7 @@ class ClusterEngine(SchedulerFront):
                 self._queue.popleft()
                 self._check_done(job)
                 continue
-            size = job.chunker.next_size(job.remaining(), self.processes)
+            size = job.chunker.next_size(job.remaining(), self.processes, job.pending_items())
             slab = job.take(size)
             if not job.pending:
                 self._queue.popleft()

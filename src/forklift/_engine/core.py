@@ -425,7 +425,7 @@ class Engine(SchedulerFront):
     def _send_one(self, w: WorkerHandle) -> None:
         """Send ``w`` the next chunk of the oldest job that has one (if any)."""
         while (job := self._next_job()) is not None:
-            size = job.chunker.next_size(job.remaining(), self.processes)
+            size = job.chunker.next_size(job.remaining(), self.processes, job.pending_items())
             if self.max_tasks_per_child is not None:
                 size = min(size, self._budget(w))
             piece = job.take(size)

@@ -138,12 +138,22 @@ class Chunker:
             size = min(size, int(_config.CHUNK_BYTES * self._sent / max(self._bytes, 1.0)))
         self.size = max(1, size)
 
-    def next_size(self, remaining: int | None, workers: int) -> int:
+    def next_size(self, remaining: int | None, workers: int, pending: int | None = None) -> int:
+        """Items for the next chunk: ``remaining`` counts the whole call's, when known;
+        ``pending`` those waiting now (submitted calls, a lazy map's read-ahead).
+
+        Guided self-scheduling on whichever is known: at most a ``2 * workers``-th of
+        it, so a few long calls of a function measured fast (two ``apply_async`` of
+        1 s after a thousand of 0 s) go to different workers, not one chunk.
+        """
         if self.fixed is not None:
             return self.fixed
         size = self.size
         if remaining is None:
-            return min(size, _config.MAX_CHUNK)
+            size = min(size, _config.MAX_CHUNK)
+            remaining = pending
+        if remaining is None:
+            return size
         return max(1, min(size, math.ceil(remaining / (2 * workers))))
 
 
@@ -211,6 +221,10 @@ class Job:
         if items and not self.cancelled:
             self.pending.appendleft(Slab(start, items, attempts, payload, shipped))
             self.dispatched -= len(items)
+
+    def pending_items(self) -> int:
+        """Items waiting to be sent now."""
+        return sum(len(slab.items) - slab.pos for slab in self.pending)
 
     def remaining(self) -> int | None:
         if self.total is None:
