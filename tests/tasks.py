@@ -126,6 +126,14 @@ def spawn_child_and_sleep(pidfile, seconds):
     time.sleep(seconds)
 
 
+def spawn_child_and_hog_gil(pidfile, _seconds=None):
+    """Start a grandchild, then run C code that holds the GIL for minutes (no signal checks)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()} {child.pid}\n")
+    return sum(range(10**11))
+
+
 def daemonize_and_sleep(pidfile, seconds):
     """Start a daemon the classic way (fork, setsid, fork; the middle one exits), then sleep.
 

@@ -5,6 +5,7 @@ usage: victim.py START_METHOD OUT_DIR MODE
   MODE = grandchildren-eof-only   the same with PR_SET_PDEATHSIG and the pidfd guard
                         disarmed (fork only: the disarming reaches forked workers only)
   MODE = daemons        each task daemonizes a grandchild (fork, setsid, fork) and sleeps
+  MODE = gil            each task starts a grandchild, then holds the GIL in C code for minutes
   MODE = fork-os | fork-process | fork-executor   grandchildren, and then the victim
                         forks a child that outlives it (os.fork(), a fork-context
                         multiprocessing.Process, a stdlib ProcessPoolExecutor(fork))
@@ -50,7 +51,9 @@ def main():
         run_map(method, out_dir)
         return
     pool = forklift.Pool(2, start_method=method)
-    task = tasks.daemonize_and_sleep if mode == "daemons" else tasks.spawn_child_and_sleep
+    task = {"daemons": tasks.daemonize_and_sleep, "gil": tasks.spawn_child_and_hog_gil}.get(
+        mode, tasks.spawn_child_and_sleep
+    )
     for i in range(2):
         pool.apply_async(task, (os.path.join(out_dir, f"task{i}"), 60))
     print(json.dumps(pool.worker_pids()), flush=True)

@@ -77,6 +77,7 @@ from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .recording import signature as journal_signature
 from .supervise import WorkerHandle, fork_server_pid, get_context
+from .watch import WATCH_AFTER, watcher
 
 _STATES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
 
@@ -287,7 +288,8 @@ class Engine(SchedulerFront):
                 self._dispatch()
                 if self._closing and not self._open and self._retire_all():
                     break
-                self._wait(self._journal_workers(_earliest(self._check_timeouts(), self.outcomes.retry())))
+                wait = _earliest(self._check_timeouts(), self.outcomes.retry())
+                self._wait(self._journal_workers(_earliest(wait, self._check_watch())))
         except BaseException as exc:  # a bug in forklift: fail loudly, never hang
             err = BrokenPoolError(f"forklift's scheduler failed: {type(exc).__name__}: {exc}")
             err.__cause__ = exc
@@ -644,6 +646,8 @@ class Engine(SchedulerFront):
                 return
             self._workers.append(w)
             self._counts["started"] += 1
+            if watcher.running:
+                watcher.watch(w.pid, w.identity)
             self._selector.register(w.conn, selectors.EVENT_READ, (_CONN, w))
             self._selector.register(w.sentinel, selectors.EVENT_READ, (_SENTINEL, w))
 
@@ -687,6 +691,8 @@ class Engine(SchedulerFront):
         return not self._workers
 
     def _forget(self, w: WorkerHandle) -> None:
+        if watcher.running:
+            watcher.forget(w.pid)
         self._unregister(w.conn)
         self._unregister(w.sentinel)
         self._workers.remove(w)
@@ -875,6 +881,20 @@ class Engine(SchedulerFront):
                 wait = (deadline - now) / 1e9
             nearest = wait if nearest is None else min(nearest, wait)
         return nearest if nearest is None else min(nearest, _MAX_WAIT)
+
+    def _check_watch(self) -> float | None:
+        """Start this process's watcher once a chunk has been out WATCH_AFTER s (watch.py);
+        return seconds until the next look, if one is due."""
+        if watcher.running:
+            return None
+        now = time.monotonic()
+        ages = [now - w.held[0].out_since for w in self._workers if w.held]
+        if not ages:
+            return None
+        if max(ages) < WATCH_AFTER:
+            return WATCH_AFTER - max(ages)
+        watcher.start([(w.pid, w.identity) for w in self._workers])
+        return None
 
     def _check_starts(self) -> float | None:
         """Kill a worker not ready within the start limit; return seconds until the next check."""

@@ -68,11 +68,12 @@ class Slab:
 class Chunk:
     """Items in flight to one worker, as one message; ``shipped``: its argument segments."""
 
-    __slots__ = ("attempts", "inputs", "items", "job", "sent", "seq", "shipped", "start")
+    __slots__ = ("attempts", "inputs", "items", "job", "out_since", "sent", "seq", "shipped", "start")
 
     def __init__(
         self, seq: int, job: Job, start: int, items: list[Any], attempts: int, shipped: Shipped
     ) -> None:
+        self.out_since = time.monotonic()  # when it was sent (see watch.py)
         self.seq = seq
         self.job = job
         self.start = start
