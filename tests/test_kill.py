@@ -640,3 +640,29 @@ def test_cli_says_plainly_when_permission_is_denied(trees):
     assert "Traceback" not in out.stderr
     assert sorted(marked(tree.mark)) == sorted(tree.pids)  # untouched
     assert all(state(p) == "S" for p in tree.pids)  # and not left stopped
+
+
+def test_a_thread_id_is_refused_not_taken_for_its_process(sent):
+    """kill_tree(<TID of one of the caller's threads>) stopped the caller for good."""
+    import threading
+
+    ready, done = threading.Event(), threading.Event()
+    tids = []
+
+    def worker():
+        tids.append(threading.get_native_id())
+        ready.set()
+        done.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        ready.wait(10)
+        with pytest.raises(ValueError, match=f"is a thread of process {os.getpid()}"):
+            forklift.kill_tree(tids[0])
+        with pytest.raises(ValueError, match="is a thread of process"):
+            forklift.kill_tree(tids[0], force=True)
+    finally:
+        done.set()
+        t.join()
+    assert sent == []

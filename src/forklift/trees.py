@@ -291,6 +291,24 @@ def _check_pid(pid: int) -> None:
     limit = _pid_max()
     if pid >= limit and (pid > _PID_T_MAX or _identity_stat(pid) is None):
         raise ValueError(f"pid must be below {limit} (/proc/sys/kernel/pid_max), not {pid}")
+    # A thread id is a valid kill() target that means its whole process: SIGSTOP to one of
+    # the caller's own threads stopped the caller for good, and the tree walk from a thread
+    # finds no children (another process's were left running).
+    owner = _thread_group(pid)
+    if owner is not None and owner != pid:
+        raise ValueError(f"{pid} is a thread of process {owner}, not a process: pass {owner}")
+
+
+def _thread_group(pid: int) -> int | None:
+    """The process (thread group) that thread ``pid`` belongs to; None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _pid_max() -> int:
