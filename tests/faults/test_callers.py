@@ -194,3 +194,32 @@ def _waitpid_within(pid, seconds):
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     raise AssertionError("the fork's use of the pool hung")
+
+
+def test_futures_cancelled_in_a_storm_are_all_reported_done():
+    """Four threads calling cancel() in a loop kept a cancelled future from being reported
+    done (concurrent.futures.wait stalled 10 s and more, in 3 of 3 seeds): the scheduler
+    only tried the future's lock, and those threads kept passing it around."""
+    import concurrent.futures as cf
+    import random
+
+    with forklift.Executor(2) as ex:
+        for rnd in range(12):
+            futures = [ex.submit(tasks.sleep_return, random.choice([0, 0.001, 0.002])) for _ in range(400)]
+            stop = threading.Event()
+
+            def cancel_at_random(k, futures=futures, stop=stop, rnd=rnd):
+                rng = random.Random(k + 10 * rnd)
+                while not stop.is_set():
+                    rng.choice(futures).cancel()
+
+            threads = [threading.Thread(target=cancel_at_random, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            try:
+                _, not_done = cf.wait(futures, timeout=10)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join()
+            assert not not_done, [(f._state, f.cancelled()) for f in not_done]

@@ -47,6 +47,11 @@ from . import forks
 
 STUCK = 0.5  # seconds a Future's lock may stay busy before the scheduler writes without it
 RETRY = 0.01  # seconds between tries of a busy lock
+# A retry waits this long for the lock: a bare try never wins a lock other threads keep
+# passing around (4 threads calling cancel() in a loop kept a cancelled future from being
+# reported done for 10 s and more); a short wait queues up with them.
+RETRY_WAIT = 0.002
+GIVE_UP = 60.0  # seconds after which a notification still waiting for its lock is dropped
 
 _futures_log = logging.getLogger("concurrent.futures")  # where the stdlib logs failing callbacks
 _log = logging.getLogger("forklift")
@@ -150,9 +155,9 @@ class TaskFuture(Future):  # type: ignore[type-arg]
             self.outcomes.later(self, _notify_cancel)
         return self._state == RUNNING
 
-    def try_settle(self, ok: bool, value: Any) -> bool:
-        """Set the outcome if the lock is free at once; False if it is busy."""
-        if not self._condition.acquire(blocking=False):
+    def try_settle(self, ok: bool, value: Any, wait: float = 0.0) -> bool:
+        """Set the outcome if the lock is free within ``wait`` s (0: at once); False if not."""
+        if not _acquire(self._condition, wait):
             return False
         try:
             if self._state == CANCELLED:
@@ -189,6 +194,10 @@ class TaskFuture(Future):  # type: ignore[type-arg]
     def _post_callbacks(self) -> None:
         for callback in self._done_callbacks:  # type: ignore[attr-defined]
             self.outcomes.callbacks.post(_call_done_callback, callback, self)
+
+
+def _acquire(condition: threading.Condition, wait: float) -> bool:
+    return condition.acquire(timeout=wait) if wait > 0 else condition.acquire(blocking=False)
 
 
 def _call_done_callback(callback: Callable[[Future[Any]], object], future: Future[Any]) -> None:
@@ -249,12 +258,14 @@ class Outcomes:
         for _ in range(len(self._later)):
             item = self._later.popleft()
             if item.outcome is not None:
-                if item.future.try_settle(*item.outcome):
+                if item.future.try_settle(*item.outcome, wait=RETRY_WAIT):
                     continue
                 if now - item.since >= STUCK:
                     item.future.force_settle(*item.outcome)
                     continue
-            elif item.future._condition.acquire(blocking=False):
+            elif now - item.since >= GIVE_UP:
+                continue  # a lock held this long is held for good: nobody can be waiting on it
+            elif _acquire(item.future._condition, RETRY_WAIT):
                 try:
                     assert item.action is not None
                     item.action(item.future)
