@@ -223,3 +223,43 @@ def test_futures_cancelled_in_a_storm_are_all_reported_done():
                 for t in threads:
                     t.join()
             assert not not_done, [(f._state, f.cancelled()) for f in not_done]
+
+
+def test_a_bounded_wait_inside_a_callback_times_out_as_in_the_stdlib():
+    """Only an unbounded wait that could never end raises; one with a timeout times out."""
+    import multiprocessing
+
+    with forklift.Pool(2) as pool:
+        seen = []
+
+        def callback(value):
+            inner = pool.apply_async(tasks.square, (value,), callback=lambda v: None)
+            inner.wait(0.05)
+            try:
+                inner.get(0.05)
+            except multiprocessing.TimeoutError:
+                seen.append("timeout")
+
+        pool.apply_async(tasks.square, (2,), callback=callback).get(10)
+        assert seen == ["timeout"]
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e30, 2**63])
+def test_every_wait_takes_an_endless_timeout(timeout):
+    """imap's next(timeout=inf) raised OverflowError, while get(inf) worked."""
+    with forklift.Pool(2) as pool:
+        assert pool.imap(tasks.square, range(3)).next(timeout) == 0
+        assert pool.apply_async(tasks.square, (3,)).get(timeout) == 9
+        assert pool._place.submit(tasks.square, (4,), {}, name="submit").result(timeout) == 16
+    with forklift.Executor(2) as ex:
+        assert list(ex.map(tasks.square, range(3), timeout=timeout)) == [0, 1, 4]
+        assert ex.submit(tasks.square, 5).result(timeout) == 25
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), True, "1"])
+def test_every_wait_refuses_a_bad_timeout(timeout):
+    with forklift.Pool(2) as pool:
+        with pytest.raises((TypeError, ValueError)):
+            pool.imap(tasks.square, range(3)).next(timeout)
+        with pytest.raises((TypeError, ValueError)):
+            pool.apply_async(tasks.square, (3,)).get(timeout)

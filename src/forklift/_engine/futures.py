@@ -43,6 +43,7 @@ from concurrent.futures._base import (
 )
 from typing import Any, NamedTuple
 
+from .._checks import wait_seconds
 from . import forks
 
 STUCK = 0.5  # seconds a Future's lock may stay busy before the scheduler writes without it
@@ -118,7 +119,8 @@ class TaskFuture(Future):  # type: ignore[type-arg]
 
     # -- the caller's side: raise where waiting could never end -------------------------
     def result(self, timeout: float | None = None) -> Any:
-        self.outcomes.check_wait(self)
+        timeout = wait_seconds("timeout", timeout)  # inf waits for ever (the stdlib overflows)
+        self.outcomes.check_wait(self, timeout)
         try:
             return super().result(timeout)
         except RuntimeError as exc:
@@ -126,7 +128,8 @@ class TaskFuture(Future):  # type: ignore[type-arg]
             raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        self.outcomes.check_wait(self)
+        timeout = wait_seconds("timeout", timeout)
+        self.outcomes.check_wait(self, timeout)
         try:
             return super().exception(timeout)
         except RuntimeError as exc:
@@ -284,8 +287,8 @@ class Outcomes:
         self._later.clear()  # waiters of a lock held for good are not told: nobody can be waiting
         self.callbacks.stop()
 
-    def check_wait(self, future: TaskFuture) -> None:
-        """Raise instead of waiting for ever on ``future``."""
+    def check_wait(self, future: TaskFuture, timeout: float | None = None) -> None:
+        """Raise instead of waiting for ever on ``future`` (a wait with a timeout just ends)."""
         if future._state in _DONE:
             return
         if self.generation != forks.generation():
@@ -293,7 +296,7 @@ class Outcomes:
                 "this result belongs to a pool of the process this one was forked from: it "
                 "will never arrive here. Create a new Pool or Executor in the child"
             )
-        if future.before is not None and self.callbacks.is_current():
+        if timeout is None and future.before is not None and self.callbacks.is_current():
             raise RuntimeError(
                 "a callback is waiting for a result whose own callback must run first, on "
                 "this same thread: it would wait for ever. Wait for it outside the callback, "

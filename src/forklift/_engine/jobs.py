@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import _config
+from .._checks import wait_seconds
 from ..errors import SerializationError
 
 if TYPE_CHECKING:
@@ -563,6 +564,7 @@ class ResultIterator(Iterator[Any]):
     def next(self, timeout: float | None = None) -> Any:
         for value in self._run:
             return value
+        timeout = wait_seconds("timeout", timeout)
         deadline = self._deadline
         if timeout is not None:
             mine = time.monotonic() + timeout
