@@ -396,3 +396,20 @@ def test_long_calls_of_a_function_measured_fast_still_spread_over_the_workers():
         t0 = time.monotonic()
         pids = {f.result(10) for f in [ex.submit(tasks.busy_for, 1.0) for _ in range(2)]}
         assert len(pids) == 2 and time.monotonic() - t0 < 1.8
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("FORKLIFT_INIT_TIMEOUT", "nan"), ("FORKLIFT_INIT_TIMEOUT", "-1"), ("FORKLIFT_PREFETCH", "0"),
+     ("FORKLIFT_CHUNK_SECONDS", "inf"), ("FORKLIFT_ZOMBIE_LIMIT", "x")],
+)  # fmt: skip
+def test_a_bad_tunable_in_the_environment_is_refused_by_name(name, value):
+    """FORKLIFT_INIT_TIMEOUT=nan broke every timed pool's scheduler; -1 broke every pool."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, name: value}
+    out = subprocess.run(
+        [sys.executable, "-c", "import forklift._config"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode != 0 and f"{name}={value!r}" in out.stderr, out.stderr

@@ -1,33 +1,45 @@
 """forklift's tunables, in one place, each with the trade-off it sets.
 
 Every value can be overridden by the environment variable named beside it,
-read once when forklift is imported.
+read once when forklift is imported; a value out of its range (nan, a negative
+count) is refused then, naming the variable.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 
-def _float(name: str, default: float) -> float:
+def _float(
+    name: str, default: float, *, minimum: float = 0.0, zero: bool = True, endless: bool = False
+) -> float:
+    """The variable as a number >= ``minimum`` (> it unless ``zero``; inf only if ``endless``):
+    a bad one is refused here, at import, rather than breaking a scheduler later (nan, -1)."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
+    if math.isnan(value) or value < minimum or (value == minimum and not zero):
+        bound = f">= {minimum:g}" if zero else f"> {minimum:g}"
+        raise ValueError(f"{name}={raw!r}: it must be a number {bound}")
+    if math.isinf(value) and not endless:
+        raise ValueError(f"{name}={raw!r}: it must be a finite number")
+    return value
 
 
-def _int(name: str, default: int) -> int:
-    return int(_float(name, default))
+def _int(name: str, default: int, *, minimum: int = 1) -> int:
+    return int(_float(name, default, minimum=minimum))
 
 
 #: FORKLIFT_CHUNK_SECONDS — how much work (in seconds of task time) the adaptive
 #: chunker packs into one message. Larger: less per-message overhead for tiny
 #: tasks; smaller: better balance at the end of a map and less work re-run when
 #: a worker dies mid-chunk (its unfinished chunk mates run again).
-CHUNK_SECONDS = _float("FORKLIFT_CHUNK_SECONDS", 0.02)
+CHUNK_SECONDS = _float("FORKLIFT_CHUNK_SECONDS", 0.02, zero=False)
 
 #: FORKLIFT_CHUNK_BYTES — the most pickled argument bytes the chunker packs
 #: into one chunk (large items go a few at a time; this also bounds how much
@@ -65,7 +77,7 @@ FUNC_CACHE = _int("FORKLIFT_FUNC_CACHE", 32)
 #: FORKLIFT_PREFETCH_BEHIND — a chunk is prefetched to a busy worker only when what
 #: that worker holds is expected (from measured task times) to end within this many
 #: seconds; behind longer or not yet measured work it would wait while others idle.
-PREFETCH_BEHIND = _float("FORKLIFT_PREFETCH_BEHIND", 0.1)
+PREFETCH_BEHIND = _float("FORKLIFT_PREFETCH_BEHIND", 0.1, endless=True)
 
 #: FORKLIFT_START_FAILURES — workers that may die in a row before reporting
 #: ready (initializer crash, import error) before the pool is declared broken,
@@ -78,7 +90,7 @@ BULK_BYTES = _int("FORKLIFT_BULK_BYTES", 1 << 20)
 
 #: FORKLIFT_BULK_CACHE — bytes of spare shared memory a pool keeps for the next
 #: big arguments (writing into existing pages is ~10x faster than into new ones).
-BULK_CACHE = _int("FORKLIFT_BULK_CACHE", 256 << 20)
+BULK_CACHE = _int("FORKLIFT_BULK_CACHE", 256 << 20, minimum=0)
 
 #: FORKLIFT_START_METHOD — default start method: forkserver on Linux (safe with
 #: threads, what Python 3.14 chose), else the platform default.
@@ -88,7 +100,7 @@ START_METHOD = os.environ.get("FORKLIFT_START_METHOD") or None
 #: this many seconds later, for a Queue's reader to take what it put says so on
 #: stderr (it then keeps waiting: nothing put is dropped). 0 turns the warning off;
 #: too short a wait warns about a reader that was merely slow.
-FLUSH_WARNING = _float("FORKLIFT_FLUSH_WARNING", 10.0)
+FLUSH_WARNING = _float("FORKLIFT_FLUSH_WARNING", 10.0, endless=True)
 
 #: FORKLIFT_ZOMBIE_LIMIT — a worker is a child subreaper, so a task's daemonized
 #: processes stay in its tree (and die with it when the pool kills it). When such a
@@ -102,4 +114,4 @@ ZOMBIE_LIMIT = _int("FORKLIFT_ZOMBIE_LIMIT", 64)
 #: ``init_timeout=`` was given. Past it the worker is killed and the pool fails with
 #: a clear error, instead of every timed call waiting for ever on an initializer that
 #: never returns. Long enough for a slow import of ``__main__`` under spawn.
-INIT_TIMEOUT = _float("FORKLIFT_INIT_TIMEOUT", 60.0)
+INIT_TIMEOUT = _float("FORKLIFT_INIT_TIMEOUT", 60.0, zero=False, endless=True)
