@@ -195,7 +195,7 @@ def locked_journal(tmp_path, monkeypatch):
     holder.close()
 
 
-def test_a_locked_journal_never_stalls_the_pool(locked_journal):
+def test_a_locked_journal_never_stalls_the_pool(locked_journal, caplog):
     """The scheduler used to wait 30 s inside Journal.begin, miss a timeout meanwhile, then
     fail the whole pool with 'database is locked' and leave the call being registered
     unsettled for ever."""
@@ -211,6 +211,7 @@ def test_a_locked_journal_never_stalls_the_pool(locked_journal):
         pool.join()
     mapped = "SELECT count(*) FROM task_rows t JOIN runs r USING (run) WHERE r.kind = 'map'"
     assert rows(db, mapped) == [(50,)]
+    assert "database is locked" not in caplog.text  # written in the end: nothing to report
 
 
 def test_a_journal_locked_to_the_end_is_reported_not_raised(locked_journal, caplog):
@@ -232,48 +233,130 @@ def test_a_resumable_call_whose_results_cannot_be_recorded_fails_clearly(locked_
 
 
 EDITED = """
+import edited_helpers
+
+
 def helper(x):
     return x + {helper}
 
 
+class Scaler:
+    def __init__(self, k):
+        self.k = k
+
+    def apply(self, x):
+        return self.shift(x) * self.k
+
+    def shift(self, x):
+        return x + {shift}
+
+
 def f(x):{comment}
-    return helper(x) * {factor}
+    return helper(x) * {factor} + edited_helpers.offset(x)
+"""
+HELPERS = """
+def offset(x):
+    return {offset}
 """
 
 
-def _edit(path, module, factor=1, helper=0, comment=""):
+def _edit(tmp_path, module, factor=1, helper=0, shift=0, offset=0, comment=""):
     import importlib
 
-    path.write_text(EDITED.format(factor=factor, helper=helper, comment=comment))
+    (tmp_path / "edited_helpers.py").write_text(HELPERS.format(offset=offset))
+    (tmp_path / "edited_task.py").write_text(
+        EDITED.format(factor=factor, helper=helper, shift=shift, comment=comment)
+    )
     importlib.invalidate_caches()
-    return importlib.reload(module) if module is not None else importlib.import_module(path.stem)
+    if module is None:
+        return importlib.import_module("edited_task")
+    importlib.reload(sys.modules["edited_helpers"])
+    return importlib.reload(module)
 
 
 def test_resume_refuses_results_of_code_that_has_changed_since(tmp_path, monkeypatch):
     """An importable function pickles by name: resuming after a fix used to hand back the
-    old code's results (44 of 100 in the report)."""
+    old code's results (44 of 100 in the report). Followed: the function, the functions
+    and classes of its module it names, methods called through self, and functions of
+    the user's own modules called as module.name."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    source = tmp_path / "edited_task.py"
-    mod = _edit(source, None)
+    mod = _edit(tmp_path, None)
     db = tmp_path / "run.db"
     items = list(range(20))
 
-    def run(**kw):
+    def run(fn=None, **kw):
         with forklift.Pool(2, start_method="fork") as pool:  # fork: workers see the edited module
-            return pool.map(mod.f, items, journal=db, resume=True, **kw)
+            return pool.map(fn or mod.f, items, journal=db, resume=True, **kw)
 
     assert run() == items
-    mod = _edit(source, mod, comment="  # a comment: the code is the same")
+    mod = _edit(tmp_path, mod, comment="  # a comment: the code is the same")
     assert run() == items  # resumed: nothing changed that matters
-    mod = _edit(source, mod, factor=3)
+    mod = _edit(tmp_path, mod, factor=3)
     with pytest.raises(JournalError, match="made by other code"):
         run()
     assert run(force=True) == [3 * x for x in items]  # recomputed, not the stored ones
-    mod = _edit(source, mod, factor=3, helper=1)  # a function it calls changed
+    for edit, expected in (
+        ({"helper": 1}, [3 * (x + 1) for x in items]),  # a function of its module it calls
+        ({"helper": 1, "offset": 5}, [3 * (x + 1) + 5 for x in items]),  # edited_helpers.offset
+    ):
+        mod = _edit(tmp_path, mod, factor=3, **edit)
+        with pytest.raises(JournalError, match="made by other code"):
+            run()
+        assert run(force=True) == expected
+    assert run(mod.Scaler(2).apply, force=True) == [2 * x for x in items]  # a new function here
+    assert run(mod.Scaler(2).apply) == [2 * x for x in items]  # resumed
+    mod = _edit(tmp_path, mod, factor=3, helper=1, offset=5, shift=1)  # what apply calls on self
     with pytest.raises(JournalError, match="made by other code"):
-        run()
-    assert run(force=True) == [3 * (x + 1) for x in items]
-    sys.modules.pop("edited_task", None)
+        run(mod.Scaler(2).apply)
+    assert run(mod.Scaler(2).apply, force=True) == [2 * (x + 1) for x in items]
+    for name in ("edited_task", "edited_helpers"):
+        sys.modules.pop(name, None)
+
+
+MAIN_RESUME = """
+import sys
+import forklift
+
+
+class Offset:
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, x):
+        return x + self.k
+
+
+def plus_one(x):
+    return x + 1
+
+
+if __name__ == "__main__":
+    fn = Offset(1) if sys.argv[1] == "object" else plus_one
+    with forklift.Pool(2) as pool:
+        print(pool.map(fn, range(6), journal=sys.argv[2], resume=True))
+"""
+
+
+@pytest.mark.parametrize("kind", ["object", "function"])
+def test_resume_of_main_code_survives_unrelated_changes(tmp_path, kind):
+    """cloudpickle's pickle of __main__ code holds line numbers and, for a class, a random
+    id: resume was refused with nothing changed, or after a comment above the function."""
+    script, db = tmp_path / "main_job.py", tmp_path / "run.db"
+    script.write_text(MAIN_RESUME)
+    first = subprocess.run([sys.executable, str(script), kind, str(db)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    script.write_text("# a comment, and a blank line\n\n" + MAIN_RESUME)
+    again = subprocess.run([sys.executable, str(script), kind, str(db)], capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+    assert rows(db, "SELECT count(*) FROM runs") == [(1,)]  # resumed: nothing ran again
+
+
+def test_a_pool_that_resumes_by_default_runs_maps_it_has_no_run_of(tmp_path):
+    """Pool(journal=..., resume=True) refused every map the journal held no run of."""
+    with forklift.Pool(2, journal=tmp_path / "run.db", resume=True) as pool:
+        assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
+        assert pool.map(square, range(3)) == [0, 1, 4]
+        assert pool.map(exit_on, range(3), retries=0) == [0, 1, 2]
 
 
 def test_a_call_registered_as_the_pool_ends_is_settled(tmp_path, monkeypatch):
@@ -315,3 +398,18 @@ def test_a_call_registered_as_the_pool_ends_is_settled(tmp_path, monkeypatch):
     t.join(10)
     assert not t.is_alive(), "a call racing terminate() was never settled"
     assert outcome == ["BrokenPoolError"]
+
+
+def test_a_journal_deleted_while_written_is_reported(tmp_path, caplog):
+    """Its rows went on into the unlinked file, and a resumable call returned as if recorded."""
+    db = tmp_path / "run.db"
+    with forklift.Pool(2, journal=db, resume=True) as pool:
+        assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
+        os.unlink(db)
+        with pytest.raises(JournalError, match="deleted or replaced"):
+            pool.map(square, range(6))
+    journal = Journal(tmp_path / "other.db")
+    journal.begin("map", "x", "sig")
+    os.unlink(tmp_path / "other.db")
+    with pytest.raises(JournalError, match="deleted or replaced"):
+        journal.close()

@@ -171,6 +171,7 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.conn = connect(self.path, create=True)
+        self._file = _identity(self.path)  # rows written after the file was deleted would be lost
         self._host = socket.gethostname()
         # Appended from any thread without a lock (deque.append is atomic); taken by flush().
         self._rows: deque[tuple[str, tuple[Any, ...]]] = deque()
@@ -215,9 +216,28 @@ class Journal:
             if not rows:
                 return
             try:
+                self._check_file()
                 self._write(rows)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, JournalError) as exc:
                 self._failed(rows, exc)
+                return
+            self._written(rows)
+
+    def _check_file(self) -> None:
+        if _identity(self.path) != self._file:
+            raise JournalError(
+                f"the journal {self.path!r} was deleted or replaced while it was being written"
+            )
+
+    def _written(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """A batch made it: runs whose rows had failed before have them all now, unless some
+        were given up (KEEP_ROWS); the journal's error stands only while rows are missing."""
+        for _, row in rows:
+            run = row[0] if row else None
+            if isinstance(run, JournalRun) and run.error is not None and not run.dropped:
+                run.error = None
+        if not self._dropped and not self._rows:
+            self._error = None
 
     def _write(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
         started: list[JournalRun] = []
@@ -246,7 +266,7 @@ class Journal:
                 pass
             raise
 
-    def _failed(self, rows: list[tuple[str, tuple[Any, ...]]], exc: sqlite3.Error) -> None:
+    def _failed(self, rows: list[tuple[str, tuple[Any, ...]]], exc: Exception) -> None:
         """Keep the rows for the next try, and tell their runs (under self._lock)."""
         self._error = exc
         for _, row in rows:
@@ -254,8 +274,10 @@ class Journal:
                 row[0].error = exc
         self._rows.extendleft(reversed(rows))  # before what came meanwhile, in order
         while len(self._rows) > KEEP_ROWS:
-            self._rows.popleft()
+            _, row = self._rows.popleft()
             self._dropped += 1
+            if row and isinstance(row[0], JournalRun):
+                row[0].dropped += 1
 
     def _write_loop(self) -> None:
         while not self._closed:
@@ -299,6 +321,14 @@ class Journal:
 
 
 _UNKNOWN = object()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _resolve(value: Any) -> Any:
@@ -350,6 +380,7 @@ class JournalRun:
         self.journal = journal
         self.run: int | None = None
         self.error: BaseException | None = None
+        self.dropped = 0  # rows given up (KEEP_ROWS) while the file could not be written
         self.failures = 0  # tasks that failed for good
         # Keep each chunk's pickled results and a digest of its inputs, for resume. Off
         # unless asked: on 200,000 tiny tasks that is ~1 MB of rows and ~10% of the time.

@@ -144,8 +144,9 @@ class Pool:
     :mod:`forklift.journal`; ``forklift report`` draws it); ``map`` and ``starmap``
     also take ``journal=`` for one call and ``resume=True`` to skip the inputs an
     earlier, interrupted run of the same call finished (``Pool(journal=...,
-    resume=True)`` makes that every map's default). Results are stored, for a
-    later resume, only by calls that resume.
+    resume=True)`` makes that every map's default; a map the journal has no run
+    of then simply runs, where an explicit ``resume=True`` is refused). Results
+    are stored, for a later resume, only by calls that resume.
 
     ``address`` (or ``$FORKLIFT_ADDRESS``) runs the pool on a Dask cluster
     instead: ``"tls://host:8786"`` with ``credentials`` (a directory made by
@@ -303,8 +304,10 @@ class Pool:
         check_callable(func)
         self._engine.check_running()
         items = iterable if isinstance(iterable, list) else list(iterable)
-        if self._resume and "journal" not in options:
-            options.setdefault("resume", True)
+        if self._resume and "journal" not in options and "resume" not in options:
+            # The pool's default: resume what the journal holds; a map it has no run of (other
+            # inputs, other code) simply runs, where an explicit resume=True is refused.
+            options.update(resume=True, force=options.get("force", True))
         result: AsyncResult[Any] = AsyncResult(self._engine.outcomes, callback, error_callback)
         result._job, result._confirm = self._place.collect(
             func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options, _MAP_OPTIONS)
