@@ -263,3 +263,29 @@ def test_every_wait_refuses_a_bad_timeout(timeout):
             pool.imap(tasks.square, range(3)).next(timeout)
         with pytest.raises((TypeError, ValueError)):
             pool.apply_async(tasks.square, (3,)).get(timeout)
+
+
+FORK_EXITS = """
+import os, sys
+import forklift
+
+if __name__ == "__main__":
+    pool = forklift.Pool(2)
+    pool.apply(abs, (-1,))
+    workers = pool.worker_pids()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a normal exit: atexit handlers run in the child
+    os.waitpid(pid, 0)
+    assert pool.worker_pids() == workers and pool.apply(abs, (-2,)) == 2
+    pool.terminate()
+    print("ok")
+"""
+
+
+def test_a_fork_of_a_process_with_a_pool_exits_quietly(tmp_path):
+    """At exit the child's multiprocessing joined the parent's workers: AssertionError."""
+    script = tmp_path / "fork_exits.py"
+    script.write_text(FORK_EXITS)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "ok\n" and "Traceback" not in out.stderr, out.stderr

@@ -103,6 +103,19 @@ def _after_fork_in_child() -> None:
             pass
     parent_ends.clear()
     detach_fork_server()
+    _forget_parents_children()
+
+
+def _forget_parents_children() -> None:
+    """The parent's multiprocessing children are not this process's: at exit, multiprocessing
+    would join them and fail ('can only join a child process', printed by a fork of a process
+    with a pool). multiprocessing's own fork start does the same reset."""
+    import sys
+
+    module = sys.modules.get("multiprocessing.process")
+    children = getattr(module, "_children", None)
+    if children is not None:
+        children.clear()
 
 
 def detach_fork_server() -> None:
