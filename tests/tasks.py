@@ -167,6 +167,20 @@ def daemon_that_exits(pidfile):
     return os.getpid()
 
 
+_kept_children = []
+
+
+def start_and_keep_child():
+    """Start a child that exits at once and do not wait for it (a later task will)."""
+    _kept_children.append(subprocess.Popen(["true"]))
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def wait_kept_children():
+    return [p.wait() for p in _kept_children]
+
+
 def fail_first_attempt(marker_dir, x):
     """SIGKILL self the first time x is seen (marker file), succeed afterwards."""
     marker = os.path.join(marker_dir, f"seen-{x}")

@@ -209,3 +209,15 @@ def test_a_worker_collecting_its_tasks_dead_daemons_retires(monkeypatch, tmp_pat
             pool.apply(tasks.daemon_that_exits, (str(tmp_path / f"d{i}"),))
         assert pool.worker_pids() != first
         assert pool.statistics().workers_lost == 0  # a retirement, not a loss
+
+
+def test_a_worker_does_not_retire_for_its_tasks_own_unwaited_children(monkeypatch, tmp_path):
+    """Unwaited children of the task itself (a later task may wait for them) are not a
+    daemon's leftovers: with more than ZOMBIE_LIMIT of them the worker used to retire."""
+    monkeypatch.setenv("FORKLIFT_ZOMBIE_LIMIT", "3")
+    with forklift.Pool(1, start_method="spawn") as pool:
+        first = pool.worker_pids()
+        for _ in range(6):
+            pool.apply(tasks.start_and_keep_child, ())
+        assert pool.worker_pids() == first
+        assert pool.apply(tasks.wait_kept_children, ()) == [0] * 6  # the statuses are still there

@@ -26,6 +26,7 @@ import os
 import threading
 import weakref
 from multiprocessing.connection import Connection
+from typing import NamedTuple
 
 # Parent ends of every worker pipe of this process. _lock is held from making a
 # pipe until its parent end is listed, and around each close, and across every
@@ -55,12 +56,16 @@ def identity() -> tuple[int, int]:
     return _identity
 
 
-def proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start)`` of ``pid`` from /proc/PID/stat; None if it does not exist.
+class ProcStat(NamedTuple):
+    """The fields of /proc/PID/stat forklift's engine reads."""
 
-    ``start`` is when it started, in clock ticks after boot: with the pid it names one
-    process (a pid reused after a death has a later start).
-    """
+    state: str  # R, S, D, Z, T...
+    session: int
+    start: int  # clock ticks after boot: with the pid it names one process
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """``pid``'s state, session and start time; None if it does not exist."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -69,19 +74,19 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
     fields = data[data.rfind(b")") + 2 :].split()  # the name (field 2) may hold spaces
     if len(fields) < 20:
         return None
-    return fields[0].decode(), int(fields[19])
+    return ProcStat(fields[0].decode(), int(fields[3]), int(fields[19]))
 
 
 def process_start(pid: int) -> int:
     """When ``pid`` started (see proc_stat); -1 if it is gone (or there is no /proc)."""
     stat = proc_stat(pid)
-    return -1 if stat is None else stat[1]
+    return -1 if stat is None else stat.start
 
 
 def has_ended(pid: int) -> bool:
     """True once ``pid`` has exited (a zombie has), or does not exist."""
     stat = proc_stat(pid)
-    return stat is None or stat[0] in ("Z", "X")
+    return stat is None or stat.state in ("Z", "X")
 
 
 def _before_fork() -> None:

@@ -349,22 +349,27 @@ class _Worker:
 
 
 def zombie_children() -> int:
-    """How many children of this process have exited and wait to be reaped.
+    """How many daemons of this worker's tasks have exited and wait to be reaped by it.
 
-    One system call when there is none (the usual case): ``waitid`` with WNOWAIT
+    One system call when no child has exited (the usual case): ``waitid`` with WNOWAIT
     looks without reaping, since an exit status may belong to a task's own
-    ``subprocess`` or ``os.fork`` child, which only its owner may collect.
+    ``subprocess`` or ``os.fork`` child, which only its owner may collect. Only children
+    in another session count: a daemon has called ``setsid``, while a task's own
+    unwaited children (which a later task may still wait for) are in the worker's.
     """
     try:
         if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
             return 0
     except (ChildProcessError, OSError, AttributeError):
         return 0
+    mine = os.getsid(0)
     count = 0
     try:
         for tid in os.listdir("/proc/self/task"):
             with open(f"/proc/self/task/{tid}/children") as f:
-                count += sum((proc_stat(int(pid)) or ("",))[0] == "Z" for pid in f.read().split())
+                for pid in f.read().split():
+                    stat = proc_stat(int(pid))
+                    count += stat is not None and stat.state == "Z" and stat.session != mine
     except OSError:
         return 0
     return count
