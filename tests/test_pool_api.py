@@ -311,6 +311,8 @@ def test_close_after_terminate_writes_to_no_reused_descriptor():
         ({"context": 5}, TypeError),
         ({"timeout": float("nan")}, ValueError),
         ({"init_timeout": -1}, ValueError),
+        ({"processes": 10**30}, ValueError),  # was a fork bomb that never returned
+        ({"resume": []}, TypeError),
     ],
 )
 def test_constructor_rejects_bad_options_early(kwargs, error):

@@ -115,3 +115,7 @@ ZOMBIE_LIMIT = _int("FORKLIFT_ZOMBIE_LIMIT", 64)
 #: a clear error, instead of every timed call waiting for ever on an initializer that
 #: never returns. Long enough for a slow import of ``__main__`` under spawn.
 INIT_TIMEOUT = _float("FORKLIFT_INIT_TIMEOUT", 60.0, zero=False, endless=True)
+
+#: FORKLIFT_MAX_WORKERS — the most workers one pool may ask for: ``Pool(10**30)`` would
+#: otherwise start processes until the machine runs out (a fork bomb), and never return.
+MAX_WORKERS = _int("FORKLIFT_MAX_WORKERS", 4096)

@@ -174,6 +174,8 @@ class Pool:
         resume: bool = False,
         init_timeout: float | None = None,
     ) -> None:
+        if not isinstance(resume, bool):
+            raise TypeError(f"resume must be a bool, not {type(resume).__name__}")
         if resume and journal is None:
             raise ValueError("resume=True needs a journal: Pool(journal='run.db', resume=True)")
         self._resume = resume

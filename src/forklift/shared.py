@@ -98,8 +98,8 @@ class SharedArray(np.ndarray):
         dtype = np.dtype(dtype)
         if dtype.hasobject:  # object pointers mean nothing in another process
             raise TypeError(f"a SharedArray cannot hold Python objects (dtype {dtype})")
-        dims = (int(shape),) if np.ndim(shape) == 0 else tuple(shape)  # 3, np.int64(3), np.array(3)
-        if any(int(n) < 0 for n in dims):  # numpy's own check, before any memory is made
+        dims = _dims(shape)
+        if any(n < 0 for n in dims):  # numpy's own check, before any memory is made
             raise ValueError(f"negative dimensions are not allowed: {shape}")
         nbytes = math.prod(int(n) for n in dims) * dtype.itemsize  # Python ints: no overflow
         if nbytes > sys.maxsize:  # numpy's own words for np.empty of that size
@@ -163,6 +163,18 @@ class SharedArray(np.ndarray):
 
     def __reduce__(self) -> Any:
         return self.__reduce_ex__(2)
+
+
+def _dims(shape: Any) -> tuple[int, ...]:
+    """``shape`` as ints: 3, np.int64(3), np.array(3), (2, 3); TypeError for anything else."""
+    seq = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    dims = []
+    for n in seq:
+        whole = isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+        if not (whole or (isinstance(n, np.ndarray) and n.ndim == 0 and n.dtype.kind in "iu")):
+            raise TypeError(f"a shape holds integers, not {type(n).__name__} ({n!r})")
+        dims.append(int(n))
+    return tuple(dims)
 
 
 def shared_array(shape: Any, dtype: Any = float, order: Literal["C", "F"] = "C") -> SharedArray:

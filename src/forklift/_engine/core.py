@@ -1000,6 +1000,11 @@ def _check_processes(processes: int | None) -> int:
         return os.cpu_count() or 1
     checked = whole("processes", processes, minimum=1, message="Number of processes must be at least 1")
     assert checked is not None
+    if checked > _config.MAX_WORKERS:  # Pool(10**30) started processes until the machine gave out
+        raise ValueError(
+            f"processes={checked} is more workers than forklift starts ({_config.MAX_WORKERS}; "
+            "set FORKLIFT_MAX_WORKERS to allow more)"
+        )
     return checked
 
 
