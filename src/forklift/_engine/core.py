@@ -78,6 +78,7 @@ from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .recording import signature as journal_signature
 from .supervise import WorkerHandle, fork_server_pid, get_context
 from .watch import WATCH_AFTER, watcher
+from .worker import is_dying
 
 _STATES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
 
@@ -747,6 +748,8 @@ class Engine(SchedulerFront):
         if server in self._dead_servers:
             return
         self._dead_servers.add(server)
+        if is_dying():
+            return  # a pool inside a worker whose own pool died: its tree is being killed
         _log.warning(
             "forklift: the fork server (pid %d) died; its workers were replaced and the tasks they "
             "ran will run again",

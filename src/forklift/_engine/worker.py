@@ -132,6 +132,11 @@ _dying = threading.Lock()
 _killer: int | None = None  # the thread that is killing the tree
 
 
+def is_dying() -> bool:
+    """True in a worker that is killing its tree (a pool inside it sees its workers go)."""
+    return _dying.locked()
+
+
 class _ParentGuard:
     """Knows whether the pool's process lives: a pidfd on it, checked against its start time."""
 
