@@ -181,6 +181,20 @@ def wait_kept_children():
     return [p.wait() for p in _kept_children]
 
 
+class SlowToPickleCallable:
+    """A callable that takes ``seconds`` to pickle: widens a window in the caller's thread."""
+
+    def __init__(self, seconds=0.5):
+        self.seconds = seconds
+
+    def __call__(self, x):
+        return x
+
+    def __reduce__(self):
+        time.sleep(self.seconds)
+        return (SlowToPickleCallable, (self.seconds,))
+
+
 def fail_first_attempt(marker_dir, x):
     """SIGKILL self the first time x is seen (marker file), succeed afterwards."""
     marker = os.path.join(marker_dir, f"seen-{x}")

@@ -413,3 +413,100 @@ def test_a_journal_deleted_while_written_is_reported(tmp_path, caplog):
     os.unlink(tmp_path / "other.db")
     with pytest.raises(JournalError, match="deleted or replaced"):
         journal.close()
+
+
+def _journal_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "forklift-journal"]
+
+
+def _wait_gone(what, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while what() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return what()
+
+
+def test_a_calls_own_journal_is_closed_however_the_call_ends(tmp_path):
+    """Found by the soak: Ctrl-C in pool.map(..., journal=PATH), or a map racing close(),
+    left that call's Journal open for good (its writer thread and its descriptors)."""
+    import signal
+    import threading
+
+    from tasks import SlowToPickleCallable
+
+    with forklift.Pool(2) as pool:
+        pool.map(square, [1])
+        before = len(_journal_threads())
+        old = signal.signal(signal.SIGALRM, signal.default_int_handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                pool.map(sleep_return, [0.5] * 4, journal=tmp_path / "interrupted.db")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        assert len(_wait_gone(lambda: _journal_threads()[before:])) == 0
+    pool = forklift.Pool(2)
+    threading.Timer(0.2, pool.close).start()
+    with pytest.raises(ValueError, match="Pool not running"):
+        pool.map(SlowToPickleCallable(0.5), [1, 2], journal=tmp_path / "raced.db")
+    pool.join()
+    assert not _wait_gone(_journal_threads)
+
+
+@pytest.mark.parametrize("stop", ["terminate", "close"])
+def test_a_resumed_map_racing_the_pools_end_gets_the_pools_error(tmp_path, stop):
+    """Found by the soak: sqlite3.ProgrammingError ('Cannot operate on a closed database')
+    came out of map when terminate() closed the pool's journal under a resumed map."""
+    import threading
+
+    from tasks import SlowToPickleCallable
+
+    pool = forklift.Pool(2, journal=tmp_path / "run.db")
+    pool.map(square, [1])
+    end = pool.terminate if stop == "terminate" else lambda: (pool.close(), pool.join())
+    threading.Timer(0.2, end).start()
+    with pytest.raises((ValueError, forklift.BrokenPoolError)) as info:
+        pool.map(SlowToPickleCallable(0.5), [1, 2, 3], resume=True)
+    assert not isinstance(info.value, sqlite3.Error), info.value
+    pool.join()
+
+
+def test_a_ctrl_c_during_a_flush_leaves_no_transaction_open(tmp_path):
+    """Found by the soak: an interrupt right after BEGIN IMMEDIATE in the caller's thread
+    left the transaction open; that batch was lost and every later write failed."""
+    import signal
+    import threading
+
+    from forklift.journal import WORKER_SQL, worker_row
+
+    path = tmp_path / "run.db"
+    journal = Journal(path)
+    time.sleep(0.05)
+    journal.add(WORKER_SQL, worker_row(1, None, "idle", None, 0))
+    held = threading.Event()
+
+    def hold(seconds):  # another process's write lock, here a thread's
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    threading.Thread(target=hold, args=(0.3,)).start()
+    held.wait()
+    old = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            journal.flush()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    time.sleep(0.5)
+    journal.add(WORKER_SQL, worker_row(2, None, "idle", None, 0))
+    journal.close()  # raised JournalError: cannot start a transaction within a transaction
+    assert rows(path, "SELECT pid FROM workers ORDER BY pid") == [(1,), (2,)]

@@ -111,8 +111,7 @@ class LocalPlace:
         try:
             self.engine.start_job(job)
         except BaseException:
-            if job.progress is not None:
-                job.progress.close()
+            job.finish()  # the scheduler never saw it: its bar and its journal end here
             raise
 
     def submit(
@@ -167,7 +166,7 @@ class LocalPlace:
         check_callable(fn)
         self.engine.check_running()
         label = f"{name}({fn_name(fn)})"
-        setup = confirm = None
+        setup = confirm = release = None
         if journal is not None or resume:
             from ._resume import plan_journaled
 
@@ -176,19 +175,26 @@ class LocalPlace:
             )
             if plan is None:  # every result was in the journal
                 return None, None
-            items, on_done, setup, confirm = plan
+            items, on_done, setup, confirm, release = plan
         if not items:
             on_done(True, [])
+            if release is not None:
+                release()
             return None, confirm
-        job = CollectJob(
-            fn,
-            mode,
-            items,
-            on_done,
-            name=label,
-            chunksize=check_chunksize(chunksize),
-            **self._options(timeout, retries),
-        )
+        try:
+            job = CollectJob(
+                fn,
+                mode,
+                items,
+                on_done,
+                name=label,
+                chunksize=check_chunksize(chunksize),
+                **self._options(timeout, retries),
+            )
+        except BaseException:
+            if release is not None:
+                release()
+            raise
         if setup is not None:
             setup(job)
         self._start(job, progress, len(items))

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._engine.front import pickle_function
 from ._engine.jobs import Job
@@ -40,8 +41,14 @@ if TYPE_CHECKING:
     from ._place import LocalPlace
 
 
-# (items to run, their on_done, setup of the job, what the caller's thread confirms at the end)
-Plan = tuple[list[Any], Callable[[bool, Any], None], Callable[[Job], None], Callable[[], None]]
+class Plan(NamedTuple):
+    """What a journaled map runs, and what ties its job to the journal."""
+
+    items: list[Any]  # the inputs still to run
+    on_done: Callable[[bool, Any], None]  # merges stored and new results
+    setup: Callable[[Job], None]  # ties the job to the journal (and the journal's end to the job's)
+    confirm: Callable[[], None]  # in the caller's thread at the end: were the rows written?
+    release: Callable[[], None]  # the job was never started: let go of the journal
 
 
 def plan_journaled(
@@ -73,7 +80,11 @@ def plan_journaled(
         raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
     try:
         sig = signature(pickle_function(fn, label), mode, fn)
-        known = _stored_results(target, sig, items, label, force) if resume else {}
+        try:
+            known = _stored_results(target, sig, items, label, force) if resume else {}
+        except sqlite3.Error as exc:  # the pool's journal, closed by terminate() racing this call
+            place.engine.check_running()
+            raise JournalError(f"the journal {target.path!r} cannot be read: {exc}") from None
         missing = [i for i in range(len(items)) if i not in known]
         if not missing:
             on_done(True, [known[i] for i in range(len(items))])
@@ -87,9 +98,11 @@ def plan_journaled(
 
     begun: list[JournalRun] = []
 
-    def finish(ok: bool, value: Any) -> None:
+    def release() -> None:
         if owned is not None:
             owned.close_soon()
+
+    def finish(ok: bool, value: Any) -> None:
         if ok and known:
             merged = [known.get(i) for i in range(len(items))]
             for i, v in zip(missing, value):
@@ -101,6 +114,7 @@ def plan_journaled(
         job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
         job.journal.keep_results = resume  # the next resume needs them; a plain record does not
         begun.append(job.journal)
+        job.cleanups.append(release)  # however the job ends: done, failed, cancelled (Ctrl-C)
         if known:
             job.journal_index = missing
 
@@ -124,7 +138,7 @@ def plan_journaled(
             "so a later resume would run it again"
         )
 
-    return ([items[i] for i in missing] if known else items), finish, setup, confirm
+    return Plan([items[i] for i in missing] if known else items, finish, setup, confirm, release)
 
 
 def _stored_results(journal: Journal, sig: str, items: list[Any], label: str, force: bool) -> dict[int, Any]:

@@ -180,6 +180,8 @@ class Journal:
         self._closed = False
         self._error: BaseException | None = None
         self._dropped = 0  # rows given up while the file could not be written
+        self._waiters: deque[threading.Event] = deque()  # flush() calls waiting for the writer
+        self._conn_closed = False
         self._thread = threading.Thread(target=self._write_loop, name="forklift-journal", daemon=True)
         self._thread.start()
 
@@ -209,19 +211,43 @@ class Journal:
             self._wake.set()
 
     def flush(self) -> None:
-        """Write every queued row now (from any thread; not the scheduler's: it may wait
-        up to BUSY_SECONDS for the file's lock). Rows that fail stay queued for a retry."""
-        with self._lock:
-            rows = [self._rows.popleft() for _ in range(len(self._rows))]
-            if not rows:
+        """Write every queued row now, and wait for it (from any thread but a scheduler's:
+        it may wait up to BUSY_SECONDS for the file's lock). Rows that fail stay queued.
+
+        The writing itself is always done by the writer thread: a Ctrl-C landing in the
+        caller's thread between BEGIN and COMMIT left a transaction open (the file's lock
+        held, the batch lost, the next write failing); now it only ends the wait.
+        """
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            self._flush_now()
+            return
+        done = threading.Event()
+        self._waiters.append(done)
+        self._wake.set()
+        while not done.wait(0.1):
+            if not self._thread.is_alive():  # closed meanwhile: it wrote what it had
                 return
-            try:
-                self._check_file()
-                self._write(rows)
-            except (sqlite3.Error, JournalError) as exc:
-                self._failed(rows, exc)
-                return
-            self._written(rows)
+
+    def _flush_now(self) -> None:
+        waiters = [self._waiters.popleft() for _ in range(len(self._waiters))]
+        try:
+            with self._lock:
+                self._write_queued()
+        finally:
+            for done in waiters:
+                done.set()
+
+    def _write_queued(self) -> None:
+        rows = [self._rows.popleft() for _ in range(len(self._rows))]
+        if not rows or self._conn_closed:
+            return
+        try:
+            self._check_file()
+            self._write(rows)
+        except (sqlite3.Error, JournalError) as exc:
+            self._failed(rows, exc)
+            return
+        self._written(rows)
 
     def _check_file(self) -> None:
         if _identity(self.path) != self._file:
@@ -283,10 +309,13 @@ class Journal:
         while not self._closed:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
-            self.flush()
-        self.flush()  # the last rows, once closed
+            self._flush_now()
+        self._flush_now()  # the last rows, once closed
         with self._lock:
             self.conn.close()
+            self._conn_closed = True
+        for done in list(self._waiters):  # asked for a flush while it closed
+            done.set()
 
     def close_soon(self) -> None:
         """Stop taking rows: the writer thread writes the rest and closes the file.

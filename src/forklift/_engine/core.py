@@ -989,6 +989,8 @@ class Engine(SchedulerFront):
                 _log.exception("forklift: a command failed after the pool stopped")
         for job in list(self._open):
             job.abort(exc)
+            self._open.discard(job)
+            job.finish()
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -193,6 +193,7 @@ class Job:
         self.memo: Memo | None = None  # set by the scheduler for jobs with a fixed input
         self.journal: JournalRun | None = None  # records this call's chunks and notable tasks
         self.journal_index: list[int] | None = None  # job index -> the journal's (resumed maps)
+        self.cleanups: list[Callable[[], None]] = []  # run by finish(), once, however it ended
 
     # -- scheduler side -------------------------------------------------
     def take(self, limit: int) -> Slab:
@@ -251,9 +252,11 @@ class Job:
         return self.cancelled or (self.closed_input and not self.pending and self.inflight == 0)
 
     def finish(self) -> None:
-        """Called once by the scheduler when the job is done."""
+        """Called once when the job is done (by the scheduler, or by a caller whose start failed)."""
         if self.progress is not None:
             self.progress.close()
+        for cleanup in self.cleanups:
+            cleanup()
 
     # -- for subclasses -------------------------------------------------
     def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
