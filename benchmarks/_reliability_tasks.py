@@ -6,7 +6,9 @@ Every task takes one argument, because the libraries disagree on how to pass
 several (mpire unpacks tuples, pebble and joblib do not).
 
 Tasks that must be found later by the harness append their pid to the file
-named by ``RELIABILITY_PIDFILE`` (one pid a line, appended atomically).
+named by ``RELIABILITY_PIDFILE`` (one pid a line, appended atomically); the
+daemons of scenario 9 and the fork of scenario 8 write to the same name with a
+suffix, so that the harness tells them from the workers.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ PIDFILE_ENV = "RELIABILITY_PIDFILE"
 FAULTY_ITEM = {"worker_killed": 7, "task_raises": 3, "unpicklable_result": 2}
 
 
-def record_pid() -> None:
-    """Append this worker's pid to the run's pid file."""
+DAEMONS = ".daemons"  # pid file suffix: the daemons started by tasks (scenario 9)
+SURVIVOR = ".survivor"  # pid file suffix: the caller's fork that outlives it (scenario 8)
+
+
+def record_pid(suffix: str = "") -> None:
+    """Append this process's pid to the run's pid file (or to its ``suffix`` variant)."""
     path = os.environ.get(PIDFILE_ENV)
     if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path + suffix, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, f"{os.getpid()}\n".encode())
         finally:
@@ -74,3 +80,30 @@ def sleep_recorded(seconds: float) -> float:
     record_pid()
     time.sleep(seconds)
     return seconds
+
+
+def daemonize_and_sleep(seconds: float) -> float:
+    """Start a daemon the classic way, then sleep: fork, setsid, fork; the middle process exits.
+
+    The daemon records its pid (with the ``DAEMONS`` suffix) and sleeps an hour. It keeps
+    the descriptors it inherited (it closes none, as a careless daemon does).
+    """
+    record_pid()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                record_pid(DAEMONS)
+                time.sleep(3600)
+        finally:
+            os._exit(0)
+    os.waitpid(middle, 0)
+    time.sleep(seconds)
+    return seconds
+
+
+def hang_in_initializer() -> None:
+    """A worker initializer that never returns (scenario 11); records the worker's pid."""
+    record_pid()
+    time.sleep(3600)
