@@ -146,8 +146,11 @@ class TaskFuture(Future):  # type: ignore[type-arg]
         """
         if self._condition.acquire(blocking=False):
             try:
-                if self._state in (PENDING, CANCELLED):
-                    return super().set_running_or_notify_cancel()
+                if self._state == PENDING:  # what set_running_or_notify_cancel does, inline
+                    self._state = RUNNING
+                    return True
+                if self._state == CANCELLED:
+                    return super().set_running_or_notify_cancel()  # tells its waiters
                 return self._state == RUNNING  # a retry of a call that already started
             finally:
                 self._condition.release()

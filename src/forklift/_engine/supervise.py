@@ -58,10 +58,11 @@ def default_start_method() -> str:
 
 
 def _preload_forkserver(ctx: Any) -> None:
-    # Import the worker code once in the fork server, not once per worker (and
+    # Import the worker code once in the fork server, not once per worker. (Not
     # forklift.trees, which a worker imports only to kill its tree when its pool dies:
-    # ~8 ms there, at the worst moment). Effective only before the fork server starts.
-    ctx.set_forkserver_preload(["__main__", "forklift._engine.worker", "forklift.trees"])
+    # preloaded, its ~8 ms delayed every pool's first result.) Effective only before
+    # the fork server starts.
+    ctx.set_forkserver_preload(["__main__", "forklift._engine.worker"])
 
 
 class WorkerHandle:

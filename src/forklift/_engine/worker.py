@@ -181,13 +181,18 @@ def _become_group_leader() -> None:
 
 
 def _prctl(option: int, value: int) -> None:
+    global _libc
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(option, value, 0, 0, 0)
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+_libc: Any = None
 
 
 def _read_loop(
