@@ -32,9 +32,9 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._digest import inputs_digest, signature
 from ._engine.front import pickle_function
 from ._engine.jobs import Job
-from ._engine.recording import inputs_digest, signature
 from .journal import Journal, JournalError, JournalRun, load_results, other_signatures, stored_chunks
 
 if TYPE_CHECKING:

@@ -194,9 +194,9 @@ def get_context(method: str | None = None) -> ForkliftContext:
     is :class:`forklift.Process` and whose primitives can also be passed to
     ``forklift.Pool`` / ``forklift.Executor`` tasks.
     """
-    # The engine's resolver: the same default as the pools, the same check,
-    # and the fork server's preload (the server is shared with them).
-    from ._engine.supervise import get_context as resolve
+    # The pools' resolver: the same default, the same check, and the fork server's
+    # preload (the server is shared with them).
+    from ._start_methods import resolve_context as resolve
 
     return _contexts[resolve(method).get_start_method()]
 

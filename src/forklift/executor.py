@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.core import Statistics
-from ._engine.supervise import start_method_of
 from ._place import _UNSET, CALL_ONE, CALL_STAR, check_timeout, deadline_after, make_place
+from ._start_methods import start_method_of
 
 __all__ = ["Executor", "ExecutorOptions"]
 

@@ -52,7 +52,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._engine.recording import Digest
+from ._digest import Digest
 from .errors import JournalError
 
 __all__ = ["Journal", "JournalError", "JournalRun"]

@@ -338,7 +338,7 @@ def Manager(*, start_method: str | None = None) -> SyncManager:
     can be passed to ``forklift.Pool`` tasks and to Processes. ``start_method`` is that
     of its server process (None: forklift's default, as for a Pool).
     """
-    from ._engine.supervise import get_context  # here: importing the engine is not free
+    from ._start_methods import resolve_context as get_context
 
     manager = SyncManager(ctx=get_context(start_method))
     manager.start()

@@ -25,8 +25,8 @@ from ._checks import wait_seconds
 from ._engine.core import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
-from ._engine.supervise import start_method_of
 from ._place import _UNSET, CALL_ONE, CALL_STAR, check_callable, make_place
+from ._start_methods import start_method_of
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
 

@@ -228,7 +228,7 @@ class Process(process.BaseProcess):
             self._results.write(_value_record(value, self.name))
         finally:  # however run() ended (a raise, sys.exit), the exit may wait on a queue
             if any(t.name == "QueueFeederThread" for t in threading.enumerate()):  # it put into a Queue
-                from ._queues import watch_exit
+                from ._exit_watch import watch_exit
 
                 watch_exit(f"process {self.name}", _config.FLUSH_WARNING)
 

@@ -56,8 +56,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _config
 from .._checks import seconds, whole
+from .._digest import signature as journal_signature
 from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception
 from .._serialize import serialization_error as _ser_error
+from .._start_methods import resolve_context
 from ..errors import (
     BrokenPoolError,
     SerializationError,
@@ -75,8 +77,7 @@ from .futures import Outcomes
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
-from .recording import signature as journal_signature
-from .supervise import WorkerHandle, fork_server_pid, get_context
+from .supervise import WorkerHandle, fork_server_pid
 from .watch import WATCH_AFTER, watcher
 from .worker import is_dying
 
@@ -154,7 +155,7 @@ class Engine(SchedulerFront):
         self.max_memory = whole("max_memory", max_memory, minimum=1)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {type(initializer).__name__}")
-        self._ctx = get_context(start_method)
+        self._ctx = resolve_context(start_method)
         self.start_method = self._ctx.get_start_method()
         self._init_blob = dumps_callable((initializer, tuple(initargs))) if initializer else None
         self._commands: deque[Callable[[], None]] = deque()

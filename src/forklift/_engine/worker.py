@@ -88,7 +88,7 @@ def worker_main(
         while True:  # another thread is killing the tree, this one with it
             time.sleep(3600)
     if any(t.name == "QueueFeederThread" for t in threading.enumerate()):  # a task put into a Queue
-        from .._queues import watch_exit
+        from .._exit_watch import watch_exit
 
         watch_exit("pool worker", _config.FLUSH_WARNING)
 

@@ -629,7 +629,7 @@ def open_run_journal(
     """The journal a run records into (``--journal``), with this run begun in it."""
     if not options.journal:
         return None, None
-    from .._engine.recording import digest
+    from .._digest import digest
     from ..journal import Journal
 
     journal = Journal(options.journal)
