@@ -118,8 +118,8 @@ class _Collector(ast.NodeVisitor):
     def add(self, line: int, name: str) -> None:
         while name and name not in self.known:  # a name that is no module: its module's attribute
             name = name.rpartition(".")[0]
-        if name and name != self.name:
-            self.found.append((line, name, self.kind))
+        if name and name != self.name and (line, name, self.kind) not in self.found:
+            self.found.append((line, name, self.kind))  # once per module a statement names
 
     def resolve(self, level: int, module: str | None) -> str:
         parts = self.package.split(".")
