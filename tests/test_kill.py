@@ -269,7 +269,7 @@ def test_a_bad_signal_does_not_leave_the_tree_stopped(trees):
     with pytest.raises(ValueError, match="valid_signals"):
         kill_tree(tree.top.pid, sig=999)
     assert sorted(marked(tree.mark)) == sorted(tree.pids)
-    assert all(state(p) == "S" for p in tree.pids)
+    assert not [p for p in tree.pids if state(p) in ("T", "t")]  # not stopped (R or S: a busy machine)
 
 
 def test_a_pid_that_could_exist_but_does_not_is_still_an_empty_result():

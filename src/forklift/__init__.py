@@ -58,7 +58,7 @@ _EXPORTS = {
     "SharedArray": "shared",
     "SharingError": "errors",
     "SimpleQueue": "context",
-    "Statistics": "_engine.core",
+    "Statistics": "_engine.api",
     "TaskTimeout": "errors",
     "Value": "context",
     "WorkerLostError": "errors",
@@ -139,7 +139,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._cluster import ClusterEvent, ClusterLock, ClusterQueue, ClusterSemaphore, ClusterValue
-    from ._engine.core import Statistics
+    from ._engine.api import Statistics
     from .context import (
         Array,
         Barrier,

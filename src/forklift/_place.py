@@ -15,7 +15,8 @@ from typing import Any
 
 from ._checks import callable_, seconds, whole
 from ._engine import protocol as P
-from ._engine.core import Engine, Statistics
+from ._engine.api import EngineAPI, Statistics
+from ._engine.core import Engine
 from ._engine.futures import TaskFuture
 from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
 from .progress import progress_bar
@@ -83,7 +84,7 @@ class LocalPlace:
             from .journal import Journal
 
             self.journal = Journal(journal)
-        self.engine = Engine(
+        self.engine: EngineAPI = Engine(
             processes,
             initializer=initializer,
             initargs=initargs,
@@ -99,6 +100,11 @@ class LocalPlace:
     def processes(self) -> int:
         return self.engine.processes
 
+    @property
+    def address(self) -> str | None:
+        """The cluster scheduler's address (``tls://host:port``); None on this machine."""
+        return self.engine.address
+
     def _options(self, timeout: Any, retries: Any) -> dict[str, Any]:
         return {
             "timeout": self.timeout if timeout is _UNSET else check_timeout(timeout),
@@ -107,7 +113,8 @@ class LocalPlace:
 
     def _start(self, job: Job, progress: Any, total: int | None) -> None:
         enabled = self.progress if progress is _UNSET else check_progress(progress)
-        job.progress = progress_bar(enabled, total, job.name, getattr(self.engine, "worker_states", None))
+        workers = self.engine.worker_states if self.engine.sees_workers else None
+        job.progress = progress_bar(enabled, total, job.name, workers)
         try:
             self.engine.start_job(job)
         except BaseException:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ._checks import wait_seconds
-from ._engine.core import Statistics
+from ._engine.api import Statistics
 from ._place import _UNSET, CALL_ONE, CALL_STAR, check_timeout, deadline_after, make_place
 from ._start_methods import start_method_of
 
@@ -109,7 +109,7 @@ class Executor(concurrent.futures.Executor):
         try:
             future = self._place.submit(fn, args, kwargs, name="submit", timeout=timeout, retries=retries)
         except ValueError:
-            if self._engine._broken is None and not self._engine._accepting:
+            if self._engine.shut_down():
                 raise RuntimeError("cannot schedule new futures after shutdown") from None
             raise
         self._futures.add(future)
@@ -134,7 +134,7 @@ class Executor(concurrent.futures.Executor):
         """
         if not iterables:
             raise TypeError("map() must have at least two arguments.")
-        if self._engine._broken is None and not self._engine._accepting:
+        if self._engine.shut_down():
             raise RuntimeError("cannot schedule new futures after shutdown")
         timeout = wait_seconds("timeout", timeout)  # 0 or less: results must be ready at once
         mode, source = (CALL_ONE, iterables[0]) if len(iterables) == 1 else (CALL_STAR, zip(*iterables))
@@ -190,7 +190,7 @@ class Executor(concurrent.futures.Executor):
     @property
     def address(self) -> str | None:
         """The cluster's scheduler address (``tls://host:port``), or None on this machine."""
-        return getattr(self._place, "address", None)
+        return self._place.address
 
     def worker_pids(self) -> list[int]:
         return self._engine.worker_pids()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from ._checks import wait_seconds
-from ._engine.core import Statistics
+from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
 from ._place import _UNSET, CALL_ONE, CALL_STAR, check_callable, make_place
@@ -389,7 +389,7 @@ class Pool:
     @property
     def address(self) -> str | None:
         """The cluster's scheduler address (``tls://host:port``), or None on this machine."""
-        return getattr(self._place, "address", None)
+        return self._place.address
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers."""

@@ -6,7 +6,7 @@ rich redraws from its own thread at a fixed rate.
 
 ``progress="workers"`` adds a live table under the bar: each worker's state, the
 items it runs and for how long, tasks done, CPU % and RSS. rich's refresh thread
-builds it from :meth:`Engine.worker_states` (a snapshot read without stopping the
+builds it from :meth:`EngineAPI.worker_states` (a snapshot read without stopping the
 scheduler) and psutil, so the scheduler does no extra work for it.
 """
 
@@ -15,14 +15,32 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._engine.core import WorkerState
+from typing import Any, Protocol
 
 __all__ = ["ProgressHandle", "WorkersView", "progress_bar"]
 
 WORKERS = "workers"  # the progress= value that asks for the workers table
+
+
+class WorkerRow(Protocol):
+    """What the workers table reads of one worker (the engine's ``WorkerState`` has it)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def call(self) -> str: ...
+    @property
+    def first(self) -> int: ...
+    @property
+    def last(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def tasks_done(self) -> int: ...
+    @property
+    def since_ns(self) -> int: ...
 
 
 class ProgressHandle:
@@ -91,7 +109,7 @@ class WorkersView(ProgressHandle):
     refresh_per_second = 4
 
     def __init__(
-        self, total: int | None, description: str, states: Callable[[], Sequence[WorkerState]]
+        self, total: int | None, description: str, states: Callable[[], Sequence[WorkerRow]]
     ) -> None:
         self._states = states
         self._procs: dict[int, Any] = {}  # pid -> psutil.Process, for CPU % between redraws
@@ -188,7 +206,7 @@ def progress_bar(
     enabled: Any,
     total: int | None,
     description: str,
-    workers: Callable[[], Sequence[WorkerState]] | None = None,
+    workers: Callable[[], Sequence[WorkerRow]] | None = None,
 ) -> ProgressHandle | None:
     """A bar when ``enabled`` is true, else None; with ``"workers"``, the workers table too.
 

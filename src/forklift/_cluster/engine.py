@@ -50,7 +50,7 @@ from typing import Any
 
 from .. import _config
 from .._engine import forks
-from .._engine.core import Statistics
+from .._engine.api import Statistics, WorkerState
 from .._engine.front import SchedulerFront
 from .._engine.futures import Outcomes
 from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob
@@ -92,6 +92,7 @@ class ClusterEngine(SchedulerFront):
     """Runs jobs on a Dask cluster through one ``distributed.Client``."""
 
     start_method = "cluster"
+    sees_workers = False  # Dask's dashboard shows its workers
 
     def __init__(self, client: Any, *, address: str, wait: float, on_close: Callable[[], None]) -> None:
         self.client = client
@@ -135,6 +136,9 @@ class ClusterEngine(SchedulerFront):
 
     def worker_pids(self) -> list[int]:
         """Dask workers are on other machines: their addresses, not pids, say where they are."""
+        return []
+
+    def worker_states(self) -> list[WorkerState]:
         return []
 
     def worker_addresses(self) -> list[str]:

@@ -18,9 +18,8 @@ import importlib
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-from .._engine.core import Engine
 from .._place import LocalPlace, check_progress, check_retries, check_timeout
 from ..errors import AuthenticationError, ClusterError
 from . import config
@@ -62,9 +61,7 @@ class ClusterPlace(LocalPlace):
         self.cluster_engine = ClusterEngine(
             client, address=shown, wait=config.wait_seconds(), on_close=on_close
         )
-        # The faces and LocalPlace's calls use only the Engine's public methods, which
-        # ClusterEngine has too (same names, same meaning); the cast says so to mypy.
-        self.engine = cast(Engine, self.cluster_engine)
+        self.engine = self.cluster_engine
 
     @property
     def address(self) -> str:

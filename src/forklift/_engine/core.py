@@ -51,8 +51,7 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .. import _config
 from .._checks import seconds, whole
@@ -71,6 +70,7 @@ from ..errors import (
 from ..trees import signal_group
 from . import bulk, forks
 from . import protocol as P
+from .api import Statistics, WorkerState
 from .forks import has_ended
 from .front import SchedulerFront
 from .futures import Outcomes
@@ -82,19 +82,6 @@ from .watch import WATCH_AFTER, watcher
 from .worker import is_dying
 
 _STATES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
-
-
-class WorkerState(NamedTuple):
-    """One worker as :meth:`Engine.worker_states` saw it."""
-
-    pid: int
-    state: str  # starting, idle, receiving, unpickling, running, pickling, sending back
-    call: str  # the call its chunk belongs to, e.g. "map(square)"; "" when it holds none
-    first: int  # index of the first and last item of that chunk (-1: none)
-    last: int
-    seq: int  # the chunk's number: a new one means new work
-    tasks_done: int
-    since_ns: int  # time.monotonic_ns() when the running item began (timed calls), else 0
 
 
 if TYPE_CHECKING:
@@ -115,21 +102,12 @@ _log = logging.getLogger("forklift")
 _MAX_WAIT = 3600.0
 
 
-@dataclass(frozen=True)
-class Statistics:
-    """A snapshot of a pool's counters (``Pool.statistics()``)."""
-
-    workers: int
-    tasks_done: int
-    tasks_failed: int
-    retries: int
-    workers_started: int
-    workers_lost: int
-    timeouts: int
-
-
 class Engine(SchedulerFront):
-    """The local place: runs jobs on a set of worker processes it supervises."""
+    """The local engine (an :class:`~forklift._engine.api.EngineAPI`): runs jobs on a set of
+    worker processes it supervises."""
+
+    address: str | None = None  # this machine
+    sees_workers = True
 
     def __init__(
         self,

@@ -82,6 +82,9 @@ class SchedulerFront:
                 "run tasks here. Create a new Pool or Executor in the child"
             )
 
+    def shut_down(self) -> bool:
+        return self._broken is None and not self._accepting
+
     def close(self) -> None:
         """Accept no new jobs; workers exit once every accepted job is done."""
         self._accepting = False

@@ -32,9 +32,8 @@ from ..errors import SerializationError
 
 if TYPE_CHECKING:
     from ..journal import JournalRun
-    from ..progress import ProgressHandle
+    from .api import EngineAPI, ProgressSink
     from .bulk import Memo, Shipped
-    from .core import Engine
     from .futures import Outcomes, TaskFuture
 
 _NOTHING: Shipped = []  # no segments; shared, never mutated
@@ -189,7 +188,7 @@ class Job:
         self.dispatched = 0
         self.cancelled = False
         self.closed_input = True  # False while a stream may still feed items
-        self.progress: ProgressHandle | None = None
+        self.progress: ProgressSink | None = None
         self.memo: Memo | None = None  # set by the scheduler for jobs with a fixed input
         self.journal: JournalRun | None = None  # records this call's chunks and notable tasks
         self.journal_index: list[int] | None = None  # job index -> the journal's (resumed maps)
@@ -391,7 +390,7 @@ class StreamJob(Job):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineAPI,
         fn: Callable[..., Any],
         mode: int,
         iterable: Iterable[Any],

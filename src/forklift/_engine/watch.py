@@ -60,9 +60,7 @@ class _Watcher:
         self._send(f"- {pid}\n")
 
     def _spawn(self) -> None:
-        import forklift
-
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(forklift.__file__)))
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
