@@ -124,13 +124,15 @@ def rebuild_exception(record: ErrorRecord) -> BaseException:
     return exc
 
 
-def serialization_error(what: str, obj: object, exc: BaseException) -> SerializationError:
-    """A SerializationError naming what failed, the offending type and the reason."""
+def serialization_error(
+    what: str, obj: object, exc: BaseException, *, task: str | None = None
+) -> SerializationError:
+    """A SerializationError naming what failed, the offending type and the reason (and its task)."""
     from .errors import SerializationError
 
     err = SerializationError(f"{what} (a {type_name(obj)}): {describe(exc)}")
     err.__cause__ = exc
-    return err
+    return err if task is None else err.for_task(task)
 
 
 def fail_unpicklable(results: list[Any], errors: dict[int, ErrorRecord]) -> None:

@@ -97,7 +97,20 @@ class SerializationError(ForkliftError, pickle.PickleError):
     """An argument or a result could not be pickled or unpickled.
 
     The message names the task and the type that failed; the pool goes on.
+    ``task`` names the task ("task 3 of map(square)") once it is known: a worker's
+    error gets it in the parent.
     """
+
+    task: str | None = None
+
+    def for_task(self, task: str) -> SerializationError:
+        """This error naming ``task`` (a new one; itself when it already names its task)."""
+        if self.task is not None:
+            return self
+        named = SerializationError(f"{task}: {self}")
+        named.task = task
+        named.__cause__ = self.__cause__
+        return named
 
 
 class RemoteError(ForkliftError):

@@ -39,6 +39,7 @@ Dask re-runs a chunk whose worker died (up to ``allowed-failures`` deaths, then
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -50,15 +51,17 @@ from typing import Any
 
 from .. import _config
 from .._engine import forks
-from .._engine.api import Statistics, WorkerState
-from .._engine.front import SchedulerFront
+from .._engine.api import WorkerState
+from .._engine.front import COUNTERS, SchedulerFront
 from .._engine.futures import Outcomes
-from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob
+from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob, annotate_serialization
 from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
-from ..errors import BrokenPoolError, ClusterError, WorkerLostError
+from ..errors import BrokenPoolError, ClusterError, SerializationError, TaskTimeout, WorkerLostError
 from . import config
 from .runner import run_chunk
+
+_log = logging.getLogger("forklift")
 
 
 class ClusterChunker(Chunker):
@@ -112,8 +115,9 @@ class ClusterEngine(SchedulerFront):
         self._closing = False
         self._stop = False
         self._broken: BrokenPoolError | None = None
-        self._counts = dict.fromkeys(("done", "failed", "retries", "lost", "timeouts", "resubmitted"), 0)
+        self._counts = dict.fromkeys((*COUNTERS, "resubmitted"), 0)
         self._workers = self._poll_workers()
+        self._counts["started"] = len(self._workers)
         self.processes = max(1, sum(self._workers.values()))
         self._last_health = time.monotonic()
         self._starved_since: float | None = None  # work waiting, but no worker / no scheduler
@@ -131,9 +135,6 @@ class ClusterEngine(SchedulerFront):
     def cancel(self, job: Job, *, kill_running: bool = False) -> None:
         self._call(lambda: self._cancel(job), required=False)
 
-    def _terminate_now(self) -> None:
-        self._abort_all(BrokenPoolError("the pool was terminated"))
-
     def worker_pids(self) -> list[int]:
         """Dask workers are on other machines: their addresses, not pids, say where they are."""
         return []
@@ -144,17 +145,8 @@ class ClusterEngine(SchedulerFront):
     def worker_addresses(self) -> list[str]:
         return sorted(self._workers)
 
-    def statistics(self) -> Statistics:
-        c = self._counts
-        return Statistics(
-            workers=len(self._workers),
-            tasks_done=c["done"],
-            tasks_failed=c["failed"],
-            retries=c["retries"],
-            workers_started=len(self._workers),
-            workers_lost=c["lost"],
-            timeouts=c["timeouts"],
-        )
+    def _workers_now(self) -> int:
+        return len(self._workers)
 
     def _call(self, command: Callable[[], None], *, required: bool = True) -> None:
         if self.outcomes.generation != forks.generation():  # a fork: no driver thread here
@@ -218,7 +210,7 @@ class ClusterEngine(SchedulerFront):
                 self._on_done(flight)
 
     def _refuse_late_commands(self) -> None:
-        exc = self._broken or BrokenPoolError("the pool was shut down")
+        """Run what was queued before the driver ended (each refuses its job), then fail the rest."""
         while True:
             try:
                 kind, value = self._events.get_nowait()
@@ -227,18 +219,13 @@ class ClusterEngine(SchedulerFront):
             if kind == "cmd":
                 try:
                     value()
-                except Exception:
-                    pass
-        for job in list(self._open):
-            job.abort(exc)
-            job.finish()
-        self._open.clear()
+                except Exception:  # a bug: say so, and go on refusing the rest
+                    _log.exception("forklift: a command failed after the pool stopped")
+        self._abort_open(self._stopped_error())
 
     # -- jobs ------------------------------------------------------------------
     def _register(self, job: Job) -> None:
-        if self._stop:
-            job.abort(self._broken or BrokenPoolError("the pool was shut down"))
-            job.finish()
+        if self._refused(job):
             return
         self._open.add(job)
         self._enqueue(job)
@@ -355,19 +342,14 @@ class ClusterEngine(SchedulerFront):
             return
         _, values, records, seconds = answer
         job.chunker.observe(len(values), seconds)
-        errors = {i: self._annotate(job, flight.start + i, rec) for i, rec in records.items()}
+        errors = {i: self._rebuild(job, flight.start + i, rec) for i, rec in records.items()}
         self._deliver(job, flight.start, values, errors or None)
 
-    def _annotate(self, job: Job, index: int, record: ErrorRecord) -> BaseException:
+    def _rebuild(self, job: Job, index: int, record: ErrorRecord) -> BaseException:
         error = rebuild_exception(record)
-        name = type(error).__name__
-        if name == "TaskTimeout":
+        if isinstance(error, TaskTimeout):
             self._counts["timeouts"] += 1
-        elif name == "SerializationError" and not str(error).startswith("task "):
-            new = type(error)(f"{job.describe(index)}: {error}")
-            new.__cause__ = error.__cause__
-            return new
-        return error
+        return annotate_serialization(job, index, error)
 
     def _erred(self, flight: Flight, exc: BaseException | None) -> None:
         """The Dask task itself failed (not an item: those come back as records)."""
@@ -419,11 +401,13 @@ class ClusterEngine(SchedulerFront):
             return
         for k in range(len(flight.items)):
             index = flight.start + k
-            err: BaseException
-            if serialization and not str(exc).startswith("task "):
-                err = _ser_error(f"{flight.job.describe(index)}", flight.items[k], exc)
-            else:
-                err = exc
+            err: BaseException = exc
+            if isinstance(exc, SerializationError):
+                err = exc.for_task(flight.job.describe(index))
+            elif serialization:
+                err = _ser_error(
+                    "cannot pickle the arguments", flight.items[k], exc, task=flight.job.describe(index)
+                )
             self._deliver(flight.job, index, [None], {0: err})
 
     def _release(self, flight: Flight) -> None:
@@ -458,6 +442,7 @@ class ClusterEngine(SchedulerFront):
             self._workers, reachable = {}, False
         if self._workers:
             self.processes = max(1, sum(self._workers.values()))
+            self._counts["started"] = max(self._counts["started"], len(self._workers))
         if reachable and self._workers:
             self._starved_since = None
             return
@@ -479,10 +464,7 @@ class ClusterEngine(SchedulerFront):
         self._starved_since = None
         self._release_all()
         self._solo.clear()
-        for job in list(self._open):
-            job.abort(exc)
-            self._open.discard(job)
-            job.finish()
+        self._abort_open(exc)
         self._queue.clear()
         self._submits.clear()
 
@@ -490,13 +472,5 @@ class ClusterEngine(SchedulerFront):
     def _begin_close(self) -> None:
         self._closing = True
 
-    def _abort_all(self, exc: BrokenPoolError) -> None:
-        if "terminated" not in str(exc) and self._broken is None:
-            self._broken = exc
-        self._accepting = False
-        self._stop = True
-        self._release_all()
-        for job in list(self._open):
-            job.abort(exc)
-            self._open.discard(job)
-            job.finish()
+    def _stop_workers(self) -> None:
+        self._release_all()  # Dask's workers are not ours to stop: forget their chunks

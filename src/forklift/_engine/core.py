@@ -70,12 +70,11 @@ from ..errors import (
 from ..trees import signal_group
 from . import bulk, forks
 from . import protocol as P
-from .api import Statistics, WorkerState
+from .api import WorkerState
 from .forks import has_ended
-from .front import SchedulerFront
+from .front import COUNTERS, SchedulerFront
 from .futures import Outcomes
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
-from .recording import KINDS as _KINDS
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
 from .supervise import WorkerHandle, fork_server_pid
 from .watch import WATCH_AFTER, watcher
@@ -159,7 +158,7 @@ class Engine(SchedulerFront):
         self._stop = False
         self._broken: BrokenPoolError | None = None
         self._start_failures = 0
-        self._counts = dict.fromkeys(("done", "failed", "retries", "started", "lost", "timeouts"), 0)
+        self._counts = dict.fromkeys(COUNTERS, 0)
         self._started = threading.Event()
         self.outcomes = Outcomes("forklift")
         self._thread = threading.Thread(target=self._run, name="forklift-scheduler", daemon=True)
@@ -177,10 +176,6 @@ class Engine(SchedulerFront):
         """Drop what is left of ``job``; with kill_running, also kill the workers
         running its chunks (Ctrl-C: stop now, the pool replaces them)."""
         self._call(lambda: self._cancel(job, kill_running), required=False)
-
-    def _terminate_now(self) -> None:
-        """Kill every worker (and what it started) now; fail what is unfinished."""
-        self._abort_all(BrokenPoolError("the pool was terminated"), broken=False)
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in list(self._workers)]
@@ -218,17 +213,8 @@ class Engine(SchedulerFront):
             states.append(WorkerState(w.pid, state, chunk.job.name, first, last, seq, w.tasks_done, since))
         return states
 
-    def statistics(self) -> Statistics:
-        c = self._counts
-        return Statistics(
-            workers=len(self._workers),
-            tasks_done=c["done"],
-            tasks_failed=c["failed"],
-            retries=c["retries"],
-            workers_started=c["started"],
-            workers_lost=c["lost"],
-            timeouts=c["timeouts"],
-        )
+    def _workers_now(self) -> int:
+        return len(self._workers)
 
     def _call(self, command: Callable[[], None], *, required: bool = True) -> None:
         """Hand ``command`` to the scheduler thread.
@@ -319,9 +305,7 @@ class Engine(SchedulerFront):
 
     # -- jobs ------------------------------------------------------------
     def _register(self, job: Job) -> None:
-        if self._broken is not None or self._stop:  # (queued just before the pool ended)
-            job.abort(BrokenPoolError(str(self._broken or "the pool was shut down")))
-            job.finish()
+        if self._refused(job):
             return
         fid = self._func_ids.get(job.fn_blob)
         if fid is None:
@@ -334,7 +318,7 @@ class Engine(SchedulerFront):
             self._journaled.add(job)
         elif self.journal is not None:
             job.journal = self.journal.begin(
-                _KINDS.get(type(job).__name__, "map"),
+                job.kind,
                 job.name,
                 journal_signature(job.fn_blob, job.mode, job.fn),
                 workers=self.processes,
@@ -466,8 +450,8 @@ class Engine(SchedulerFront):
             self._split(job, piece.start, piece.items, piece.attempts)
             return
         item = piece.items[0]
-        what = f"{job.describe(piece.start)}: cannot pickle the arguments"
-        self._fail(job, piece.start, _ser_error(what, item, exc))
+        err = _ser_error("cannot pickle the arguments", item, exc, task=job.describe(piece.start))
+        self._fail(job, piece.start, err)
 
     def _split(self, job: Job, start: int, items: list[Any], attempts: int) -> None:
         """Requeue items one per chunk, so a fault is pinned to its item."""
@@ -584,11 +568,9 @@ class Engine(SchedulerFront):
         if len(chunk.items) > 1:  # find the culprit: run the chunk again, one item at a time
             self._split(job, chunk.start, chunk.items, chunk.attempts)
             return
-        err = SerializationError(
-            f"{job.describe(chunk.start)}: cannot unpickle the result in the parent: {describe(exc)}"
-        )
+        err = SerializationError(f"cannot unpickle the result in the parent: {describe(exc)}")
         err.__cause__ = exc
-        self._fail(job, chunk.start, err)
+        self._fail(job, chunk.start, err.for_task(job.describe(chunk.start)))
 
     def _on_badargs(self, w: WorkerHandle, seq: int, what: str, record: ErrorRecord) -> None:
         chunk = self._take_held(w, seq)
@@ -914,20 +896,7 @@ class Engine(SchedulerFront):
     def _begin_close(self) -> None:
         self._closing = True
 
-    def _abort_all(self, exc: BrokenPoolError, *, broken: bool = True) -> None:
-        """Fail every open job with ``exc``, kill the workers, stop the scheduler.
-
-        ``broken``: the pool failed (later calls raise ``exc``), as opposed to
-        being terminated on purpose (later calls raise "Pool not running").
-        """
-        if broken and self._broken is None:
-            self._broken = exc
-        self._accepting = False
-        self._stop = True
-        for job in list(self._open):
-            job.abort(exc)
-            self._open.discard(job)
-            job.finish()
+    def _stop_workers(self) -> None:
         for w in self._workers:
             w.kill("shutdown")
 
@@ -960,16 +929,12 @@ class Engine(SchedulerFront):
             self.journal.close_quietly()
 
     def _run_commands_after_stop(self) -> None:
-        exc = self._broken or BrokenPoolError("the pool was shut down")
         while self._commands:
             try:
                 self._commands.popleft()()
             except Exception:  # a bug: say so, and go on refusing the rest
                 _log.exception("forklift: a command failed after the pool stopped")
-        for job in list(self._open):
-            job.abort(exc)
-            self._open.discard(job)
-            job.finish()
+        self._abort_open(self._stopped_error())
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

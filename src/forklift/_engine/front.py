@@ -19,20 +19,25 @@ from .._serialize import dumps_callable
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError
 from . import forks
+from .api import Statistics
 from .futures import Outcomes, TaskFuture
 from .jobs import Job, Slab, StreamJob, SubmitJob
+
+COUNTERS = ("done", "failed", "retries", "started", "lost", "timeouts")
 
 
 class SchedulerFront:
     """The public calls of an engine; subclasses run the scheduler thread behind ``_call``."""
 
     _accepting: bool
-    _broken: BrokenPoolError | None
+    _broken: BrokenPoolError | None  # why the engine broke; None while it works (or was stopped)
+    _stop: bool  # the engine's thread is ending: jobs registered now are refused
+    _open: set[Job]  # registered, not finished
     _thread: threading.Thread
     _streams: weakref.WeakSet[StreamJob]
     _submits: dict[tuple[Any, ...], SubmitJob]  # the open job per submitted function
     _queue: deque[Job]  # jobs with pending items, oldest first
-    _counts: dict[str, int]  # for statistics()
+    _counts: dict[str, int]  # COUNTERS (and an engine's own), for statistics()
     outcomes: Outcomes  # settles futures without blocking; runs user callbacks off this thread
 
     def start_job(self, job: Job) -> None:
@@ -132,7 +137,54 @@ class SchedulerFront:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def statistics(self) -> Statistics:
+        c = self._counts
+        return Statistics(
+            workers=self._workers_now(),
+            tasks_done=c["done"],
+            tasks_failed=c["failed"],
+            retries=c["retries"],
+            workers_started=c["started"],
+            workers_lost=c["lost"],
+            timeouts=c["timeouts"],
+        )
+
     # -- the scheduler thread's bookkeeping, the same for both --------------------------
+    def _refused(self, job: Job) -> bool:
+        """A job registered after the engine stopped (queued just before): fail it, say True."""
+        if self._broken is None and not self._stop:
+            return False
+        job.abort(self._stopped_error())
+        job.finish()
+        return True
+
+    def _stopped_error(self) -> BrokenPoolError:
+        if self._broken is None:
+            return BrokenPoolError("the pool was shut down")
+        err = BrokenPoolError(str(self._broken))
+        err.__cause__ = self._broken.__cause__
+        return err
+
+    def _abort_all(self, exc: BrokenPoolError, *, broken: bool = True) -> None:
+        """Fail every open job with ``exc``, stop the workers, end the engine's thread.
+
+        ``broken``: the engine failed (later calls raise ``exc``), as opposed to being
+        terminated on purpose (later calls raise "Pool not running").
+        """
+        if broken and self._broken is None:
+            self._broken = exc
+        self._accepting = False
+        self._stop = True
+        self._stop_workers()
+        self._abort_open(exc)
+
+    def _abort_open(self, exc: BaseException) -> None:
+        """Fail every open job with ``exc`` and end it."""
+        for job in list(self._open):
+            job.abort(exc)
+            self._open.discard(job)
+            job.finish()
+
     def _add_submit(
         self, key: tuple[Any, ...], fn: Callable[..., Any], item: Any, future: TaskFuture, name: str
     ) -> None:
@@ -196,8 +248,15 @@ class SchedulerFront:
     def _begin_close(self) -> None:
         raise NotImplementedError
 
-    def _terminate_now(self) -> None:
+    def _stop_workers(self) -> None:
         raise NotImplementedError
+
+    def _workers_now(self) -> int:
+        raise NotImplementedError
+
+    def _terminate_now(self) -> None:
+        """Stop now, on the engine's thread: fail what is unfinished (not broken: terminated)."""
+        self._abort_all(BrokenPoolError("the pool was terminated"), broken=False)
 
     def _after_stop(self) -> None:
         """In the caller's thread, once the scheduler thread has ended (the journal's last write)."""

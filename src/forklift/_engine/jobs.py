@@ -161,6 +161,8 @@ class Chunker:
 class Job:
     """State common to every kind of call."""
 
+    kind = "map"  # what a journal calls it: map, imap, submit
+
     fixed_input = False
 
     def __init__(
@@ -273,6 +275,8 @@ class SubmitJob(Job):
     map, while each Future still gets its own result. A cancelled Future is
     dropped when its turn comes; a sent one can no longer be cancelled.
     """
+
+    kind = "submit"
 
     def __init__(self, fn: Callable[..., Any], mode: int, outcomes: Outcomes, **kw: Any) -> None:
         super().__init__(fn, mode, chunksize=None, total=None, **kw)
@@ -387,6 +391,8 @@ class StreamJob(Job):
     not yet handed out) and passes it to the scheduler; results come back
     through a SimpleQueue as ``(start, values, errors)`` batches.
     """
+
+    kind = "imap"
 
     def __init__(
         self,
@@ -607,9 +613,7 @@ class ResultIterator(Iterator[Any]):
 
 
 def annotate_serialization(job: Job, index: int, exc: BaseException) -> BaseException:
-    """Prefix a worker's SerializationError with the task it belongs to."""
-    if isinstance(exc, SerializationError) and not str(exc).startswith("task "):
-        new = SerializationError(f"{job.describe(index)}: {exc}")
-        new.__cause__ = exc.__cause__
-        return new
+    """A worker's SerializationError, naming the task it belongs to."""
+    if isinstance(exc, SerializationError):
+        return exc.for_task(job.describe(index))
     return exc

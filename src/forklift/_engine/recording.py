@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .jobs import Chunk, Job
     from .supervise import WorkerHandle
 
-KINDS = {"CollectJob": "map", "StreamJob": "imap", "SubmitJob": "submit"}
 WORKERS_EVERY = 0.5  # seconds between refreshes of the journal's workers table
 
 
