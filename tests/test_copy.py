@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 
+import forklift
 from forklift import copier
 from forklift._copy import walk, worker
 
@@ -353,8 +354,9 @@ def test_missing_source_and_destination_inside_source_exit_2(tmp_path):
         assert words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
         cli_output_ok(out)
     assert sorted(os.listdir(tmp_path)) == ["src"] and sorted(os.listdir(tmp_path / "src")) == ["a"]
-    with pytest.raises(copier.CopyUsageError):
-        copier.copy_tree(tmp_path / "nope", tmp_path / "dst")
+    for caught in (copier.CopyUsageError, forklift.ForkliftError, ValueError):
+        with pytest.raises(caught, match="No such file or directory"):
+            copier.copy_tree(tmp_path / "nope", tmp_path / "dst")
 
 
 def test_destination_symlink_to_a_directory_is_filled(tmp_path):

@@ -100,6 +100,14 @@ def test_errors_subclass_the_standard_library():
         assert issubclass(getattr(errors, name), Exception)
 
 
+def test_copy_usage_error_is_a_forklift_error_and_still_a_value_error():
+    from forklift import copier
+
+    assert copier.CopyUsageError is errors.CopyUsageError  # defined in errors, public where it was
+    assert issubclass(errors.CopyUsageError, errors.ForkliftError)
+    assert issubclass(errors.CopyUsageError, ValueError)  # `except ValueError` keeps catching it
+
+
 def test_worker_lost_error_pickles_with_its_fields():
     import pickle
 

@@ -11,6 +11,8 @@ Each subclasses the standard library's closest exception, so code written for
     ├── AuthenticationError  (also multiprocessing.AuthenticationError) a connection failed its handshake
     ├── SharingError         (also OSError)        a shared Queue, Lock, Value... whose owner is gone
     ├── ClusterError         (also ConnectionError) the cluster is unreachable or has no workers
+    ├── JournalError         (also ValueError)     a journal not forklift's, corrupted, or another run's
+    ├── CopyUsageError       (also ValueError)     copy_tree's sources or destination cannot be copied at all
     └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
 
 A task's own exception is re-raised with its own type; the worker's traceback
@@ -29,6 +31,7 @@ __all__ = [
     "AuthenticationError",
     "BrokenPoolError",
     "ClusterError",
+    "CopyUsageError",
     "ForkliftError",
     "JournalError",
     "RemoteError",
@@ -145,6 +148,14 @@ class ClusterError(ForkliftError, ConnectionError):
 
 class JournalError(ForkliftError, ValueError):
     """The journal file cannot be used: not a forklift journal, corrupted, or another run's."""
+
+
+class CopyUsageError(ForkliftError, ValueError):
+    """The sources or the destination cannot be copied at all (missing SRC, DST inside SRC...).
+
+    Raised by :func:`forklift.copy_tree` before anything is written; the message is
+    one line for the user. Also a ValueError, as it was before it joined ForkliftError.
+    """
 
 
 class BrokenPoolError(ForkliftError, BrokenProcessPool):

@@ -21,7 +21,7 @@ Data path::
 Modules:
 
 - ``common``: what both sides share: the options, task and result shapes, temp names;
-- ``outcome``: what a copy returns (CopyReport, FileError) and the usage error;
+- ``outcome``: what a copy returns (CopyReport, FileError);
 - ``plan``: which source goes to which target, and what is refused;
 - ``worker``: the pool's task function: batches of small files, ranges of big ones;
 - ``walk``: the parent's walk of the sources, which cuts the work into tasks;

@@ -1,15 +1,8 @@
-"""What a copy returns: :class:`CopyReport` and its :class:`FileError` rows; the usage error."""
+"""What a copy returns: :class:`CopyReport` and its :class:`FileError` rows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-
-class CopyUsageError(ValueError):
-    """The sources or the destination cannot be copied at all (missing SRC, DST inside SRC...).
-
-    Raised before anything is written; the message is one line for the user.
-    """
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from .outcome import CopyUsageError
+from ..errors import CopyUsageError
 
 
 @dataclass(frozen=True)

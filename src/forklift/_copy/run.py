@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import CopyUsageError
 from .common import _FATAL, _O_DIR, _Options, _Task, _unlink_quietly, temp_name
 from .display import _Display
-from .outcome import CopyReport, CopyUsageError, FileError
+from .outcome import CopyReport, FileError
 from .plan import _Pair, _plan
 from .walk import _Walker
 from .worker import _init_worker, _run_task
