@@ -18,6 +18,11 @@ Each subclasses the standard library's closest exception, so code written for
 A task's own exception is re-raised with its own type; the worker's traceback
 text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`), as in
 ``concurrent.futures``.
+
+A missing optional dependency is an ImportError whose message says what to
+install, not a ForkliftError: :class:`MissingMatplotlib` for PNG reports
+(``pip install 'forklift[report]'``), a plain ImportError for Dask distributed
+(``pip install 'forklift[cluster]'``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "CopyUsageError",
     "ForkliftError",
     "JournalError",
+    "MissingMatplotlib",
     "RemoteError",
     "RemoteTraceback",
     "SerializationError",
@@ -155,6 +161,15 @@ class CopyUsageError(ForkliftError, ValueError):
 
     Raised by :func:`forklift.copy_tree` before anything is written; the message is
     one line for the user. Also a ValueError, as it was before it joined ForkliftError.
+    """
+
+
+class MissingMatplotlib(ImportError):
+    """PNG output (``forklift report -o run.png``) needs matplotlib, an optional extra.
+
+    The message says what to install: ``pip install 'forklift[report]'``. An
+    ImportError, as a missing Dask distributed is: a package is missing, nothing is
+    wrong with the journal.
     """
 
 

@@ -32,7 +32,7 @@ from ._report.html import escape as escape
 from ._report.html import render_html
 from ._report.live import LIVE_SECONDS as LIVE_SECONDS
 from ._report.live import LiveWorker, Progress, Snapshot, take_snapshot
-from ._report.png import MissingMatplotlib, render_png
+from ._report.png import render_png
 from ._report.read import Lane as Lane
 from ._report.read import Run, RunData, Segment, load_run, open_journal, run_ids
 from ._report.summary import HEADERS as HEADERS
@@ -49,6 +49,7 @@ from ._report.summary import (
 from ._report.summary import fmt_seconds as fmt_seconds
 from ._report.summary import one_line as one_line
 from ._report.summary import table_rows as table_rows
+from .errors import MissingMatplotlib
 
 __all__ = [
     "LiveWorker",

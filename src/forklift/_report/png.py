@@ -6,14 +6,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import MissingMatplotlib
 from .draw import RERUN_STROKE, STATUS_STYLE, bars
 from .read import RunData
 from .summary import HEADERS, RunSummary, _lane_label, fmt_seconds, run_title, table_rows
-
-
-class MissingMatplotlib(JournalError):
-    """PNG output needs matplotlib, which is an optional extra."""
 
 
 def render_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str) -> None:
@@ -22,7 +18,7 @@ def render_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str
         import matplotlib
     except ImportError:
         raise MissingMatplotlib(
-            "PNG output needs matplotlib: pip install 'forklift[report]' (or write .html)"
+            "PNG output needs matplotlib: pip install 'forklift[report]' (or write .html)", name="matplotlib"
         ) from None
     # No mathtext: a run named "echo $x $y" is text, and "$\\frac$" would raise while drawing.
     with matplotlib.rc_context({"text.parse_math": False}):
