@@ -12,7 +12,9 @@ import time
 import psutil
 import pytest
 
+import forklift
 from forklift import copier
+from forklift._copy import walk, worker
 
 MTIME = 1_000_000_000_123_456_789  # ns: 2001-09-09, with a nanosecond part
 
@@ -110,6 +112,20 @@ def test_tree_copy_is_identical(tmp_path):
     assert report.files_copied == len([p for p, v in snapshot(src).items() if v[0] != "dir"])
     assert report.dirs == 7  # the root, sub, sub/deep, many, ro, empty_dir, nested_empty
     assert temp_files(dst) == []
+
+
+def test_workers_of_every_start_method_find_the_task_function(tmp_path, monkeypatch, start_method):
+    """The pool's initializer and task function travel by module path (forklift._copy.worker):
+    a forkserver or spawn worker imports it afresh, a big file's ranges included."""
+    monkeypatch.setattr("forklift._copy.run._start_method", lambda: start_method)
+    monkeypatch.setattr(walk, "SPLIT_BYTES", 1 << 20)
+    monkeypatch.setattr(walk, "RANGE_BYTES", 256 << 10)
+    src = tmp_path / "src"
+    write(src / "small" / "a.txt", b"a", 0o640)
+    write(src / "big.bin", os.urandom(3 << 20))
+    report = copier.copy_tree(src, tmp_path / "dst", workers=2, verify=True)
+    assert report.ok, report.errors
+    assert snapshot(tmp_path / "dst") == snapshot(src)
 
 
 def test_owner_and_special_mode_bits_are_kept_as_root(tmp_path):
@@ -216,16 +232,16 @@ def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path):
 
 
 def test_big_file_is_split_into_ranges_and_identical(tmp_path, monkeypatch):
-    monkeypatch.setattr(copier, "SPLIT_BYTES", 1 << 20)
-    monkeypatch.setattr(copier, "RANGE_BYTES", 256 << 10)
+    monkeypatch.setattr(walk, "SPLIT_BYTES", 1 << 20)
+    monkeypatch.setattr(walk, "RANGE_BYTES", 256 << 10)
     splits = []
-    real_split = copier._Walker._split
+    real_split = walk._Walker._split
 
     def spy(self, src, *args):
         splits.append(src)
         return real_split(self, src, *args)
 
-    monkeypatch.setattr(copier._Walker, "_split", spy)
+    monkeypatch.setattr(walk._Walker, "_split", spy)
     src = tmp_path / "src"
     write(src / "big.bin", os.urandom(5 * (1 << 20) + 12_345), 0o640)
     write(src / "small.bin", os.urandom(1000))
@@ -251,7 +267,7 @@ def change_after_the_walk(monkeypatch, name, change):
     The walk hands a file to the workers only after _add returns (a batch when it is
     full or the walk ends, a split file's ranges when _add returns them).
     """
-    real_add = copier._Walker._add
+    real_add = walk._Walker._add
 
     def add(self, src_dir, dst_dir, entry_name, dname, st, existing):
         due = real_add(self, src_dir, dst_dir, entry_name, dname, st, existing)
@@ -259,12 +275,12 @@ def change_after_the_walk(monkeypatch, name, change):
             change(os.path.join(src_dir, entry_name))
         return due
 
-    monkeypatch.setattr(copier._Walker, "_add", add)
+    monkeypatch.setattr(walk._Walker, "_add", add)
 
 
 def split_small(monkeypatch):
-    monkeypatch.setattr(copier, "SPLIT_BYTES", 1 << 20)
-    monkeypatch.setattr(copier, "RANGE_BYTES", 256 << 10)
+    monkeypatch.setattr(walk, "SPLIT_BYTES", 1 << 20)
+    monkeypatch.setattr(walk, "RANGE_BYTES", 256 << 10)
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["whole", "ranges"])
@@ -315,9 +331,9 @@ def test_a_file_that_shrinks_is_reported_and_never_given_its_name(tmp_path, monk
 def test_a_file_that_grows_then_shrinks_while_copied_is_reported(tmp_path):
     fi = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
     os.write(fi, b"x" * 100)
-    with pytest.raises(copier._StepError, match="changed while being copied"):
-        copier._copy_growth(fi, 60, lambda extra: extra - 1)  # 40 bytes more, one gone meanwhile
-    assert copier._copy_growth(fi, 100, lambda extra: pytest.fail("nothing to copy")) == 0
+    with pytest.raises(worker._StepError, match="changed while being copied"):
+        worker._copy_growth(fi, 60, lambda extra: extra - 1)  # 40 bytes more, one gone meanwhile
+    assert worker._copy_growth(fi, 100, lambda extra: pytest.fail("nothing to copy")) == 0
     os.close(fi)
 
 
@@ -338,8 +354,9 @@ def test_missing_source_and_destination_inside_source_exit_2(tmp_path):
         assert words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
         cli_output_ok(out)
     assert sorted(os.listdir(tmp_path)) == ["src"] and sorted(os.listdir(tmp_path / "src")) == ["a"]
-    with pytest.raises(copier.CopyUsageError):
-        copier.copy_tree(tmp_path / "nope", tmp_path / "dst")
+    for caught in (copier.CopyUsageError, forklift.ForkliftError, ValueError):
+        with pytest.raises(caught, match="No such file or directory"):
+            copier.copy_tree(tmp_path / "nope", tmp_path / "dst")
 
 
 def test_destination_symlink_to_a_directory_is_filled(tmp_path):

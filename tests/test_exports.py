@@ -69,6 +69,24 @@ def test_lazy_exports_match_all():
     assert set(dir(forklift)) >= set(forklift.__all__)
 
 
+def test_import_forklift_loads_no_tool_until_it_is_used():
+    import subprocess
+    import sys
+
+    tools = ("forklift.copier", "forklift._copy", "forklift.report", "forklift._report")
+    code = (
+        "import sys, forklift\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({tools!r})))\n"
+        "forklift.copy_tree\n"
+        "print(sorted(m for m in sys.modules if m.startswith('forklift._copy.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.splitlines()
+    assert before == "[]"
+    assert "'forklift._copy.run'" in after  # the public name reaches the private package
+
+
 def test_errors_subclass_the_standard_library():
     import pickle
     from concurrent.futures.process import BrokenProcessPool
@@ -80,6 +98,14 @@ def test_errors_subclass_the_standard_library():
     assert issubclass(errors.SharingError, OSError)
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), Exception)
+
+
+def test_copy_usage_error_is_a_forklift_error_and_still_a_value_error():
+    from forklift import copier
+
+    assert copier.CopyUsageError is errors.CopyUsageError  # defined in errors, public where it was
+    assert issubclass(errors.CopyUsageError, errors.ForkliftError)
+    assert issubclass(errors.CopyUsageError, ValueError)  # `except ValueError` keeps catching it
 
 
 def test_worker_lost_error_pickles_with_its_fields():

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from forklift import report
+from forklift import errors, report
 from forklift.cli.report import register
 from forklift.journal import WORKER_SQL, Journal, worker_row
 
@@ -227,13 +227,27 @@ def test_png(journal, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
-def test_png_without_matplotlib_says_what_to_install(journal, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def no_matplotlib(monkeypatch):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+
+
+def test_png_without_matplotlib_says_what_to_install(journal, tmp_path, no_matplotlib, capsys):
     assert cli("report", journal, "-o", tmp_path / "t.png") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'forklift[report]'" in err
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_png_without_matplotlib_is_an_import_error_not_a_journal_error(journal, tmp_path, no_matplotlib):
+    """As a missing Dask distributed is: the journal is fine, a package is missing."""
+    with pytest.raises(ImportError, match=r"pip install 'forklift\[report\]'") as info:
+        report.render_png([load(journal)], tmp_path / "t.png", "t")
+    assert isinstance(info.value, report.MissingMatplotlib) and info.value.name == "matplotlib"
+    assert not isinstance(info.value, (errors.JournalError, ValueError))
+    assert report.MissingMatplotlib is errors.MissingMatplotlib  # defined with the others
     assert not (tmp_path / "t.png").exists()
 
 

@@ -11,11 +11,18 @@ Each subclasses the standard library's closest exception, so code written for
     ├── AuthenticationError  (also multiprocessing.AuthenticationError) a connection failed its handshake
     ├── SharingError         (also OSError)        a shared Queue, Lock, Value... whose owner is gone
     ├── ClusterError         (also ConnectionError) the cluster is unreachable or has no workers
+    ├── JournalError         (also ValueError)     a journal not forklift's, corrupted, or another run's
+    ├── CopyUsageError       (also ValueError)     copy_tree's sources or destination cannot be copied at all
     └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
 
 A task's own exception is re-raised with its own type; the worker's traceback
 text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`), as in
 ``concurrent.futures``.
+
+A missing optional dependency is an ImportError whose message says what to
+install, not a ForkliftError: :class:`MissingMatplotlib` for PNG reports
+(``pip install 'forklift[report]'``), a plain ImportError for Dask distributed
+(``pip install 'forklift[cluster]'``).
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ __all__ = [
     "AuthenticationError",
     "BrokenPoolError",
     "ClusterError",
+    "CopyUsageError",
     "ForkliftError",
     "JournalError",
+    "MissingMatplotlib",
     "RemoteError",
     "RemoteTraceback",
     "SerializationError",
@@ -158,6 +167,23 @@ class ClusterError(ForkliftError, ConnectionError):
 
 class JournalError(ForkliftError, ValueError):
     """The journal file cannot be used: not a forklift journal, corrupted, or another run's."""
+
+
+class CopyUsageError(ForkliftError, ValueError):
+    """The sources or the destination cannot be copied at all (missing SRC, DST inside SRC...).
+
+    Raised by :func:`forklift.copy_tree` before anything is written; the message is
+    one line for the user. Also a ValueError, as it was before it joined ForkliftError.
+    """
+
+
+class MissingMatplotlib(ImportError):
+    """PNG output (``forklift report -o run.png``) needs matplotlib, an optional extra.
+
+    The message says what to install: ``pip install 'forklift[report]'``. An
+    ImportError, as a missing Dask distributed is: a package is missing, nothing is
+    wrong with the journal.
+    """
 
 
 class BrokenPoolError(ForkliftError, BrokenProcessPool):

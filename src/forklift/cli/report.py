@@ -121,7 +121,7 @@ def _fail(command: str, message: str) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from .. import report
-    from ..errors import JournalError
+    from ..errors import JournalError, MissingMatplotlib
 
     try:
         conn = report.open_journal(args.journal)
@@ -140,7 +140,7 @@ def run_report(args: argparse.Namespace) -> int:
             page = report.render_html(runs, title)
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(page)
-    except JournalError as exc:
+    except (JournalError, MissingMatplotlib) as exc:
         return _fail("report", str(exc))
     except OSError as exc:
         return _fail("report", f"cannot write {args.output!r}: {exc.strerror or exc}")
