@@ -1,8 +1,11 @@
-"""The local place: what the faces (Pool, Executor) ask of this machine's engine.
+"""The places: what the faces (Pool, Executor) ask of an engine.
 
 A place turns calls into jobs and hands back their results:
 ``submit`` -> Future, ``collect`` -> a whole list, ``stream`` -> a lazy
-iterator. The faces hold a place and never reach into the engine.
+iterator. It holds one engine (an :class:`~forklift._engine.api.EngineAPI`) and
+the pool's per-call defaults. :class:`LocalPlace` runs on this machine's
+engine; ``ClusterPlace`` (``_cluster/place.py``) on a Dask cluster. The faces hold
+a place and never reach into the engine.
 """
 
 from __future__ import annotations
@@ -11,90 +14,37 @@ import operator
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._checks import callable_, seconds, whole
+from ._checks import callable_
 from ._engine import protocol as P
 from ._engine.api import EngineAPI, Statistics
-from ._engine.core import Engine
 from ._engine.futures import TaskFuture
 from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
+from ._options import CallOptions, PoolOptions, check_chunksize
 from .progress import progress_bar
+
+if TYPE_CHECKING:
+    from .journal import Journal
 
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = P.CALL_ONE, P.CALL_STAR, P.CALL_ARGS_KWARGS
 
-_UNSET: Any = object()
-
-
-def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
-    return seconds(name, timeout)
-
-
-def check_retries(retries: int) -> int:
-    if retries is None:
-        raise TypeError("retries must be an int, not None")
-    checked = whole("retries", retries, minimum=0)
-    assert checked is not None
-    return checked
-
-
-def check_progress(progress: Any) -> Any:
-    """``progress=``: True / False / None, ``"workers"``, or the bar's description (any other str)."""
-    if progress is None or isinstance(progress, (bool, str)):
-        return progress
-    raise TypeError(
-        f'progress must be True, False, "workers" or a description (a str), not {type(progress).__name__}'
-    )
-
-
-def check_chunksize(chunksize: int | None) -> int | None:
-    return whole("chunksize", chunksize, minimum=1, message=f"Chunksize must be 1+, not {chunksize}")
-
-
 check_callable = callable_
+
+LOCAL_JOURNALS = "journal= records local pools only; a cluster has Dask's dashboard instead"
 
 
 def fn_name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
-class LocalPlace:
-    """Runs the faces' calls on a local :class:`Engine` with shared defaults."""
+class Place:
+    """Runs the faces' calls on one engine, with the pool's per-call defaults."""
 
-    def __init__(
-        self,
-        processes: int | None,
-        *,
-        initializer: Callable[..., Any] | None,
-        initargs: tuple[Any, ...],
-        start_method: str | None,
-        max_tasks_per_child: int | None,
-        max_memory: int | None,
-        retries: int,
-        timeout: float | None,
-        progress: Any,
-        journal: str | os.PathLike[str] | None = None,
-        init_timeout: float | None = None,
-    ) -> None:
-        self.retries = check_retries(retries)
-        self.timeout = check_timeout(timeout)
-        self.progress = check_progress(progress)
-        self.journal = None
-        if journal is not None:
-            from .journal import Journal
-
-            self.journal = Journal(journal)
-        self.engine: EngineAPI = Engine(
-            processes,
-            initializer=initializer,
-            initargs=initargs,
-            start_method=start_method,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory=max_memory,
-            journal=self.journal,
-            init_timeout=init_timeout,
-            timed=self.timeout is not None,
-        )
+    def __init__(self, engine: EngineAPI, defaults: CallOptions, journal: Journal | None = None) -> None:
+        self.engine = engine
+        self.defaults = defaults  # timeout, retries, progress when a call gives none
+        self.journal = journal  # the pool's journal (local pools only)
 
     @property
     def processes(self) -> int:
@@ -105,16 +55,9 @@ class LocalPlace:
         """The cluster scheduler's address (``tls://host:port``); None on this machine."""
         return self.engine.address
 
-    def _options(self, timeout: Any, retries: Any) -> dict[str, Any]:
-        return {
-            "timeout": self.timeout if timeout is _UNSET else check_timeout(timeout),
-            "retries": self.retries if retries is _UNSET else check_retries(retries),
-        }
-
-    def _start(self, job: Job, progress: Any, total: int | None) -> None:
-        enabled = self.progress if progress is _UNSET else check_progress(progress)
+    def _start(self, job: Job, call: CallOptions, total: int | None) -> None:
         workers = self.engine.worker_states if self.engine.sees_workers else None
-        job.progress = progress_bar(enabled, total, job.name, workers)
+        job.progress = progress_bar(call.progress, total, job.name, workers)
         try:
             self.engine.start_job(job)
         except BaseException:
@@ -128,8 +71,7 @@ class LocalPlace:
         kwargs: dict[str, Any],
         *,
         name: str,
-        timeout: Any = _UNSET,
-        retries: Any = _UNSET,
+        call: CallOptions,
         future: TaskFuture | None = None,
     ) -> TaskFuture:
         """Run ``fn(*args, **kwargs)``; the Future (``future``, or a new one) gets the outcome."""
@@ -142,7 +84,8 @@ class LocalPlace:
             (args, kwargs),
             future,
             name=f"{name}({fn_name(fn)})",
-            **self._options(timeout, retries),
+            timeout=call.timeout,
+            retries=call.retries,
         )
         return future
 
@@ -154,10 +97,8 @@ class LocalPlace:
         on_done: Callable[[bool, Any], None],
         *,
         name: str,
+        call: CallOptions,
         chunksize: int | None = None,
-        timeout: Any = _UNSET,
-        retries: Any = _UNSET,
-        progress: Any = _UNSET,
         journal: str | os.PathLike[str] | None = None,
         resume: bool = False,
         force: bool = False,
@@ -175,6 +116,8 @@ class LocalPlace:
         label = f"{name}({fn_name(fn)})"
         setup = confirm = release = None
         if journal is not None or resume:
+            if self.address is not None:
+                raise ValueError(LOCAL_JOURNALS)
             from ._resume import plan_journaled
 
             plan = plan_journaled(
@@ -196,7 +139,8 @@ class LocalPlace:
                 on_done,
                 name=label,
                 chunksize=check_chunksize(chunksize),
-                **self._options(timeout, retries),
+                timeout=call.timeout,
+                retries=call.retries,
             )
         except BaseException:
             if release is not None:
@@ -204,7 +148,7 @@ class LocalPlace:
             raise
         if setup is not None:
             setup(job)
-        self._start(job, progress, len(items))
+        self._start(job, call, len(items))
         return job, confirm
 
     def stream(
@@ -216,11 +160,9 @@ class LocalPlace:
         ordered: bool,
         name: str,
         timeout_error: type[BaseException],
+        call: CallOptions,
         deadline: float | None = None,
         chunksize: int | None = None,
-        timeout: Any = _UNSET,
-        retries: Any = _UNSET,
-        progress: Any = _UNSET,
     ) -> ResultIterator:
         """Run ``fn`` over ``iterable`` lazily; results in input order or as they come."""
         check_callable(fn)
@@ -238,10 +180,11 @@ class LocalPlace:
             timeout_error=timeout_error,
             name=f"{name}({fn_name(fn)})",
             chunksize=check_chunksize(chunksize),
-            **self._options(timeout, retries),
+            timeout=call.timeout,
+            retries=call.retries,
         )
         hint = operator.length_hint(iterable, -1)
-        self._start(job, progress, hint if hint >= 0 else None)
+        self._start(job, call, hint if hint >= 0 else None)
         return ResultIterator(job, deadline)
 
     def cancel(self, job: Job | None, *, kill_running: bool = False) -> None:
@@ -256,51 +199,26 @@ def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
-def make_place(
-    processes: int | None,
-    *,
-    address: str | None,
-    credentials: str | os.PathLike[str] | None,
-    journal: str | os.PathLike[str] | None,
-    initializer: Callable[..., Any] | None,
-    initargs: tuple[Any, ...],
-    start_method: str | None,
-    max_tasks_per_child: int | None,
-    max_memory: int | None,
-    retries: int,
-    timeout: float | None,
-    progress: Any,
-    local_only: dict[str, Any],
-    init_timeout: float | None = None,
-) -> LocalPlace:
-    """The place a face runs on: a Dask cluster for an ``address`` (or ``$FORKLIFT_ADDRESS``),
-    else this machine. ``local_only`` holds the options a cluster cannot honour, under the
-    names the face gave them, so an error names what the user wrote."""
-    address = address or os.environ.get("FORKLIFT_ADDRESS") or None
-    if address is None:
-        return LocalPlace(
-            processes,
-            initializer=initializer,
-            initargs=initargs,
-            start_method=start_method,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory=max_memory,
-            retries=retries,
-            timeout=timeout,
-            progress=progress,
-            journal=journal,
-            init_timeout=init_timeout,
-        )
-    if journal is not None:
-        raise ValueError("journal= records local pools only; a cluster has Dask's dashboard instead")
-    from ._cluster.place import cluster_place
+class LocalPlace(Place):
+    """This machine: a local :class:`~forklift._engine.core.Engine` (and the pool's journal)."""
 
-    return cluster_place(
-        address,
-        credentials,
-        processes=processes,
-        local_only=local_only,
-        retries=retries,
-        timeout=timeout,
-        progress=progress,
-    )
+    def __init__(self, options: PoolOptions) -> None:
+        from ._engine.core import Engine
+
+        journal = None
+        if options.journal is not None:
+            from .journal import Journal
+
+            journal = Journal(options.journal)
+        super().__init__(Engine(options, journal), options.calls, journal)
+
+
+def make_place(options: PoolOptions) -> Place:
+    """The place a face runs on: a Dask cluster for an ``address``, else this machine."""
+    if options.address is None:
+        return LocalPlace(options)
+    if options.journal is not None:
+        raise ValueError(LOCAL_JOURNALS)
+    from ._cluster.place import ClusterPlace
+
+    return ClusterPlace(options)

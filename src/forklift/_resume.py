@@ -38,7 +38,7 @@ from ._engine.jobs import Job
 from .journal import Journal, JournalError, JournalRun, load_results, other_signatures, stored_chunks
 
 if TYPE_CHECKING:
-    from ._place import LocalPlace
+    from ._place import Place
 
 
 class Plan(NamedTuple):
@@ -52,7 +52,7 @@ class Plan(NamedTuple):
 
 
 def plan_journaled(
-    place: LocalPlace,
+    place: Place,
     fn: Callable[..., Any],
     items: list[Any],
     mode: int,
@@ -66,7 +66,7 @@ def plan_journaled(
     """What a journaled map runs: ``(items to run, their on_done, setup of the job, confirm)``.
 
     None when every result was stored (``on_done`` has then been called). The job
-    itself is built by ``LocalPlace.collect``, as for any map; ``setup`` ties it to
+    itself is built by ``Place.collect``, as for any map; ``setup`` ties it to
     the journal. ``on_done`` runs on the scheduler thread and never waits for the
     file; ``confirm`` runs in the caller's thread once the result is in: it waits
     for the call's rows to be written and, for a call that resumes, raises

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.api import Statistics
-from ._place import _UNSET, CALL_ONE, CALL_STAR, check_timeout, deadline_after, make_place
+from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress
+from ._place import CALL_ONE, CALL_STAR, deadline_after, make_place
 from ._start_methods import start_method_of
 
 __all__ = ["Executor", "ExecutorOptions"]
@@ -59,8 +60,8 @@ class Executor(concurrent.futures.Executor):
     ) -> None:
         if start_method is None:
             start_method = start_method_of(mp_context, "mp_context")
-        self._place = make_place(
-            max_workers,
+        options = PoolOptions.build(
+            processes=max_workers,
             address=address,
             credentials=credentials,
             journal=journal,
@@ -69,9 +70,8 @@ class Executor(concurrent.futures.Executor):
             start_method=start_method,
             max_tasks_per_child=max_tasks_per_child,
             max_memory=max_memory,
-            retries=retries,
-            timeout=timeout,
-            progress=progress,
+            init_timeout=init_timeout,
+            calls=CallOptions.build(timeout, retries, progress),
             local_only={
                 "initializer": initializer,
                 "max_tasks_per_child": max_tasks_per_child,
@@ -79,35 +79,35 @@ class Executor(concurrent.futures.Executor):
                 "start_method": start_method,
                 "init_timeout": init_timeout,
             },
-            init_timeout=init_timeout,
         )
+        self._place = make_place(options)
         self._engine = self._place.engine
         self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, self._engine.close)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its Future."""
-        return self._submit(fn, args, kwargs)
+        return self._submit(fn, args, kwargs, self._place.defaults)
 
-    def options(self, *, timeout: Any = _UNSET, retries: Any = _UNSET) -> ExecutorOptions:
+    def options(
+        self, *, timeout: Maybe[float | None] = UNSET, retries: Maybe[int] = UNSET
+    ) -> ExecutorOptions:
         """This executor with other per-task ``timeout`` / ``retries`` for the calls made through it.
 
         ``submit`` passes every keyword to the task, so per-call options go here:
         ``ex.options(timeout=5, retries=2).submit(fn, x)``.
         """
-        check_timeout(None if timeout is _UNSET else timeout)
-        return ExecutorOptions(self, timeout, retries)
+        return ExecutorOptions(self, self._place.defaults.given(timeout, retries))
 
     def _submit(
         self,
         fn: Callable[..., T],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        timeout: Any = _UNSET,
-        retries: Any = _UNSET,
+        call: CallOptions,
     ) -> concurrent.futures.Future[T]:
         try:
-            future = self._place.submit(fn, args, kwargs, name="submit", timeout=timeout, retries=retries)
+            future = self._place.submit(fn, args, kwargs, name="submit", call=call)
         except ValueError:
             if self._engine.shut_down():
                 raise RuntimeError("cannot schedule new futures after shutdown") from None
@@ -121,9 +121,9 @@ class Executor(concurrent.futures.Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
-        task_timeout: Any = _UNSET,
-        retries: Any = _UNSET,
-        progress: Any = _UNSET,
+        task_timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
     ) -> Iterator[T]:
         """``map(fn, *iterables)`` in parallel, lazily, results in input order.
 
@@ -132,6 +132,17 @@ class Executor(concurrent.futures.Executor):
         task's run time instead (see the class). ``chunksize`` is chosen
         automatically when left out.
         """
+        call = self._place.defaults.given(task_timeout, retries, progress)
+        return self._map(fn, iterables, timeout, chunksize, call)
+
+    def _map(
+        self,
+        fn: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None,
+        chunksize: int | None,
+        call: CallOptions,
+    ) -> Iterator[T]:
         if not iterables:
             raise TypeError("map() must have at least two arguments.")
         if self._engine.shut_down():
@@ -145,11 +156,9 @@ class Executor(concurrent.futures.Executor):
             ordered=True,
             name="map",
             timeout_error=concurrent.futures.TimeoutError,
+            call=call,
             deadline=deadline_after(timeout),
             chunksize=chunksize,
-            timeout=task_timeout,
-            retries=retries,
-            progress=progress,
         )
         return it
 
@@ -202,17 +211,24 @@ class Executor(concurrent.futures.Executor):
 class ExecutorOptions:
     """An Executor seen with other per-task options (made by :meth:`Executor.options`)."""
 
-    def __init__(self, executor: Executor, timeout: Any, retries: Any) -> None:
+    def __init__(self, executor: Executor, call: CallOptions) -> None:
         self._executor = executor
-        self._timeout = timeout
-        self._retries = retries
+        self._call = call
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """``Executor.submit`` with these options."""
-        return self._executor._submit(fn, args, kwargs, self._timeout, self._retries)
+        return self._executor._submit(fn, args, kwargs, self._call)
 
-    def map(self, fn: Callable[..., T], *iterables: Iterable[Any], **kwargs: Any) -> Iterator[T]:
-        """``Executor.map`` with these options."""
-        kwargs.setdefault("task_timeout", self._timeout)
-        kwargs.setdefault("retries", self._retries)
-        return self._executor.map(fn, *iterables, **kwargs)
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        task_timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
+    ) -> Iterator[T]:
+        """``Executor.map`` with these options (the keywords given here win)."""
+        call = self._call.given(task_timeout, retries, progress)
+        return self._executor._map(fn, iterables, timeout, chunksize, call)

@@ -19,13 +19,14 @@ import multiprocessing
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
-from ._place import _UNSET, CALL_ONE, CALL_STAR, check_callable, make_place
+from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_flag
+from ._place import CALL_ONE, CALL_STAR, check_callable, make_place
 from ._start_methods import start_method_of
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
@@ -181,8 +182,8 @@ class Pool:
         self._resume = resume
         if start_method is None:
             start_method = start_method_of(context, "context")
-        self._place = make_place(
-            processes,
+        options = PoolOptions.build(
+            processes=processes,
             address=address,
             credentials=credentials,
             journal=journal,
@@ -191,9 +192,8 @@ class Pool:
             start_method=start_method,
             max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
             max_memory=max_memory,
-            retries=retries,
-            timeout=timeout,
-            progress=progress,
+            init_timeout=init_timeout,
+            calls=CallOptions.build(timeout, retries, progress),
             local_only={
                 "initializer": initializer,
                 "maxtasksperchild": maxtasksperchild,
@@ -202,8 +202,8 @@ class Pool:
                 "start_method": start_method,
                 "init_timeout": init_timeout,
             },
-            init_timeout=init_timeout,
         )
+        self._place = make_place(options)
         self._engine = self._place.engine
         self._finalizer = weakref.finalize(self, self._engine.close)
 
@@ -214,8 +214,8 @@ class Pool:
         args: Iterable[Any] = (),
         kwds: Mapping[str, Any] | None = None,
         *,
-        timeout: Any = _UNSET,
-        retries: Any = _UNSET,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
     ) -> T:
         """Run ``func(*args, **kwds)`` in a worker and return its result."""
         result = self.apply_async(func, args, kwds, timeout=timeout, retries=retries)
@@ -229,19 +229,14 @@ class Pool:
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
         *,
-        timeout: Any = _UNSET,
-        retries: Any = _UNSET,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
     ) -> AsyncResult[T]:
         """Start ``func(*args, **kwds)``; return an AsyncResult at once."""
+        call = self._place.defaults.given(timeout, retries)
         result: AsyncResult[T] = AsyncResult(self._engine.outcomes, callback, error_callback)
         self._place.submit(
-            func,
-            tuple(args),
-            dict(kwds or {}),
-            name="apply",
-            timeout=timeout,
-            retries=retries,
-            future=result._future,
+            func, tuple(args), dict(kwds or {}), name="apply", call=call, future=result._future
         )
         return result
 
@@ -251,10 +246,25 @@ class Pool:
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
-        **options: Any,
+        *,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
+        journal: str | os.PathLike[str] | None = None,
+        resume: Maybe[bool] = UNSET,
+        force: Maybe[bool] = UNSET,
     ) -> list[T]:
-        """``list(map(func, iterable))`` in parallel; the first failure is raised."""
-        return _wait(self._map_async(func, iterable, chunksize, CALL_ONE, "map", None, None, options), self)
+        """``list(map(func, iterable))`` in parallel; the first failure is raised.
+
+        ``journal`` records this call (also without a pool journal); ``resume=True`` skips
+        the inputs an earlier run of it finished, ``force=True`` then recomputes where the
+        function's code has changed since (see the class docstring).
+        """
+        call = self._place.defaults.given(timeout, retries, progress)
+        journaling = _Journaling(journal, resume, force)
+        return _wait(
+            self._map_async(func, iterable, chunksize, CALL_ONE, "map", None, None, call, journaling), self
+        )
 
     def map_async(
         self,
@@ -263,21 +273,40 @@ class Pool:
         chunksize: int | None = None,
         callback: Callable[[list[T]], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
-        **options: Any,
+        *,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
+        journal: str | os.PathLike[str] | None = None,
+        resume: Maybe[bool] = UNSET,
+        force: Maybe[bool] = UNSET,
     ) -> AsyncResult[list[T]]:
-        return self._map_async(func, iterable, chunksize, CALL_ONE, "map", callback, error_callback, options)
+        call = self._place.defaults.given(timeout, retries, progress)
+        journaling = _Journaling(journal, resume, force)
+        return self._map_async(
+            func, iterable, chunksize, CALL_ONE, "map", callback, error_callback, call, journaling
+        )
 
     def starmap(
         self,
         func: Callable[..., T],
         iterable: Iterable[Iterable[Any]],
         chunksize: int | None = None,
-        **options: Any,
+        *,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
+        journal: str | os.PathLike[str] | None = None,
+        resume: Maybe[bool] = UNSET,
+        force: Maybe[bool] = UNSET,
     ) -> list[T]:
         """Like ``map``, but each item is unpacked as the arguments: ``func(*item)``."""
-        return _wait(
-            self._map_async(func, iterable, chunksize, CALL_STAR, "starmap", None, None, options), self
+        call = self._place.defaults.given(timeout, retries, progress)
+        journaling = _Journaling(journal, resume, force)
+        result = self._map_async(
+            func, iterable, chunksize, CALL_STAR, "starmap", None, None, call, journaling
         )
+        return _wait(result, self)
 
     def starmap_async(
         self,
@@ -286,10 +315,18 @@ class Pool:
         chunksize: int | None = None,
         callback: Callable[[list[T]], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
-        **options: Any,
+        *,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
+        journal: str | os.PathLike[str] | None = None,
+        resume: Maybe[bool] = UNSET,
+        force: Maybe[bool] = UNSET,
     ) -> AsyncResult[list[T]]:
+        call = self._place.defaults.given(timeout, retries, progress)
+        journaling = _Journaling(journal, resume, force)
         return self._map_async(
-            func, iterable, chunksize, CALL_STAR, "starmap", callback, error_callback, options
+            func, iterable, chunksize, CALL_STAR, "starmap", callback, error_callback, call, journaling
         )
 
     def _map_async(
@@ -301,18 +338,25 @@ class Pool:
         name: str,
         callback: Callable[[Any], object] | None,
         error_callback: Callable[[BaseException], object] | None,
-        options: dict[str, Any],
+        call: CallOptions,
+        journaling: _Journaling,
     ) -> AsyncResult[Any]:
         check_callable(func)
         self._engine.check_running()
         items = iterable if isinstance(iterable, list) else list(iterable)
-        if self._resume and "journal" not in options and "resume" not in options:
-            # The pool's default: resume what the journal holds; a map it has no run of (other
-            # inputs, other code) simply runs, where an explicit resume=True is refused.
-            options.update(resume=True, force=options.get("force", True))
+        journal, resume, force = journaling.for_pool(self._resume)
         result: AsyncResult[Any] = AsyncResult(self._engine.outcomes, callback, error_callback)
         result._job, result._confirm = self._place.collect(
-            func, items, mode, result._set, name=name, chunksize=chunksize, **_opts(options, _MAP_OPTIONS)
+            func,
+            items,
+            mode,
+            result._set,
+            name=name,
+            call=call,
+            chunksize=chunksize,
+            journal=journal,
+            resume=resume,
+            force=force,
         )
         return result
 
@@ -322,20 +366,28 @@ class Pool:
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
-        **options: Any,
+        *,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
     ) -> IMapIterator:
         """Results in input order, as they become ready; input read lazily."""
-        return self._stream(func, iterable, chunksize, True, "imap", options)
+        call = self._place.defaults.given(timeout, retries, progress)
+        return self._stream(func, iterable, chunksize, True, "imap", call)
 
     def imap_unordered(
         self,
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
-        **options: Any,
+        *,
+        timeout: Maybe[float | None] = UNSET,
+        retries: Maybe[int] = UNSET,
+        progress: Maybe[Progress] = UNSET,
     ) -> IMapIterator:
         """Results in completion order; input read lazily."""
-        return self._stream(func, iterable, chunksize, False, "imap_unordered", options)
+        call = self._place.defaults.given(timeout, retries, progress)
+        return self._stream(func, iterable, chunksize, False, "imap_unordered", call)
 
     def _stream(
         self,
@@ -344,7 +396,7 @@ class Pool:
         chunksize: int | None,
         ordered: bool,
         name: str,
-        options: dict[str, Any],
+        call: CallOptions,
     ) -> IMapIterator:
         return self._place.stream(
             func,
@@ -353,8 +405,8 @@ class Pool:
             ordered=ordered,
             name=name,
             timeout_error=multiprocessing.TimeoutError,
+            call=call,
             chunksize=chunksize,
-            **_opts(options),
         )
 
     # -- life cycle -------------------------------------------------------------------
@@ -407,17 +459,22 @@ class Pool:
         raise NotImplementedError("pool objects cannot be passed between processes or pickled")
 
 
-_OPTION_NAMES = ("timeout", "retries", "progress")
+class _Journaling(NamedTuple):
+    """A map's ``journal=``, ``resume=`` and ``force=``, as given."""
 
+    journal: str | os.PathLike[str] | None
+    resume: Maybe[bool]
+    force: Maybe[bool]
 
-_MAP_OPTIONS = ("journal", "resume", "force")  # map and starmap only (see forklift._resume)
-
-
-def _opts(options: dict[str, Any], more: tuple[str, ...] = ()) -> dict[str, Any]:
-    unknown = set(options) - set(_OPTION_NAMES) - set(more)
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    return options
+    def for_pool(self, pool_resumes: bool) -> tuple[str | os.PathLike[str] | None, bool, bool]:
+        """What the call does. With ``Pool(journal=..., resume=True)`` a map that names no journal
+        and says nothing of resuming resumes what the journal holds; one it has no run of (other
+        inputs, other code) simply runs, where an explicit ``resume=True`` is refused."""
+        resume = False if self.resume is UNSET else check_flag("resume", self.resume)
+        force = False if self.force is UNSET else check_flag("force", self.force)
+        if pool_resumes and self.journal is None and self.resume is UNSET:
+            return None, True, True if self.force is UNSET else force
+        return self.journal, resume, force
 
 
 def _wait(result: AsyncResult[T], pool: Pool) -> T:

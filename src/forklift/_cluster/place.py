@@ -1,10 +1,10 @@
 """The cluster place: the faces' calls on a Dask distributed cluster.
 
 ``Pool(address=..., credentials=...)`` and ``Executor(address=...)`` hold a
-:class:`ClusterPlace` instead of a ``LocalPlace``. It offers the same calls
-(``submit``, ``collect``, ``stream``, ``cancel``, ``statistics``) over a
-:class:`~forklift._cluster.engine.ClusterEngine`, whose public methods are the
-local Engine's, so the faces never know which place they hold.
+:class:`ClusterPlace`: a :class:`~forklift._place.Place` over a
+:class:`~forklift._cluster.engine.ClusterEngine`, which satisfies the same
+:class:`~forklift._engine.api.EngineAPI` as the local engine, so the faces never
+know which place they hold.
 
 Addresses: ``tls://host:port`` (the default scheme when credentials are given),
 ``tcp://host:port`` only for a cluster started with ``--insecure``, and
@@ -20,53 +20,37 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .._place import LocalPlace, check_progress, check_retries, check_timeout
+from .._options import PoolOptions
+from .._place import Place
 from ..errors import AuthenticationError, ClusterError
 from . import config
 from .credentials import load_credentials
 from .engine import ClusterEngine
 
-ADDRESS_ENV = "FORKLIFT_ADDRESS"
 CREDENTIALS_ENV = "FORKLIFT_CREDENTIALS"
 DEFAULT_PORT = 8786
 
 _log = logging.getLogger("forklift")
 
 
-def cluster_address(address: str | None) -> str | None:
-    """The cluster a face should use: ``address``, else ``$FORKLIFT_ADDRESS``, else None (local)."""
-    if address is not None:
-        return address
-    return os.environ.get(ADDRESS_ENV) or None
+class ClusterPlace(Place):
+    """Runs the faces' calls on a Dask cluster (see the module docstring).
 
+    ``address`` is the scheduler's (``tls://host:port``), also for ``address="local"``.
+    """
 
-class ClusterPlace(LocalPlace):
-    """Runs the faces' calls on a Dask cluster (see the module docstring)."""
-
-    def __init__(
-        self,
-        address: str,
-        credentials: str | os.PathLike[str] | None,
-        *,
-        processes: int | None,
-        retries: int,
-        timeout: float | None,
-        progress: Any,
-    ) -> None:
-        # LocalPlace.__init__ would start a local engine: set its fields here instead.
-        self.retries = check_retries(retries)
-        self.timeout = check_timeout(timeout)
-        self.progress = check_progress(progress)
-        client, shown, on_close = connect(address, credentials, processes)
+    def __init__(self, options: PoolOptions) -> None:
+        assert options.address is not None
+        if options.local_only:
+            raise ValueError(
+                f"{', '.join(options.local_only)}: only for a pool on this machine, not on a cluster "
+                f"(address={options.address!r}); a cluster's workers are started by 'forklift cluster worker'"
+            )
+        client, shown, on_close = connect(options.address, options.credentials, options.processes)
         self.cluster_engine = ClusterEngine(
             client, address=shown, wait=config.wait_seconds(), on_close=on_close
         )
-        self.engine = self.cluster_engine
-
-    @property
-    def address(self) -> str:
-        """The scheduler's address (``tls://host:port``), also for ``address="local"``."""
-        return self.cluster_engine.address
+        super().__init__(self.cluster_engine, options.calls)
 
     @property
     def client(self) -> Any:
@@ -199,25 +183,3 @@ def _close_client(client: Any) -> None:
         client.close(timeout=5)
     except Exception as exc:
         _log.debug("closing the Dask client: %s", exc)
-
-
-def cluster_place(
-    address: str,
-    credentials: str | os.PathLike[str] | None,
-    *,
-    processes: int | None,
-    local_only: dict[str, Any],
-    retries: int,
-    timeout: float | None,
-    progress: Any,
-) -> ClusterPlace:
-    """The place for a face given ``address``; ``local_only``: options a cluster cannot honour."""
-    given = sorted(name for name, value in local_only.items() if value not in (None, (), False))
-    if given:
-        raise ValueError(
-            f"{', '.join(given)}: only for a pool on this machine, not on a cluster (address={address!r}); "
-            "a cluster's workers are started by 'forklift cluster worker'"
-        )
-    return ClusterPlace(
-        address, credentials, processes=processes, retries=retries, timeout=timeout, progress=progress
-    )

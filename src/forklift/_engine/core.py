@@ -54,8 +54,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import _config
-from .._checks import seconds, whole
 from .._digest import signature as journal_signature
+from .._options import PoolOptions
 from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from .._start_methods import resolve_context
@@ -108,33 +108,21 @@ class Engine(SchedulerFront):
     address: str | None = None  # this machine
     sees_workers = True
 
-    def __init__(
-        self,
-        processes: int | None = None,
-        *,
-        initializer: Callable[..., Any] | None = None,
-        initargs: tuple[Any, ...] = (),
-        start_method: str | None = None,
-        max_tasks_per_child: int | None = None,
-        max_memory: int | None = None,
-        journal: Journal | None = None,
-        init_timeout: float | None = None,
-        timed: bool = False,
-    ) -> None:
-        self.processes = _check_processes(processes)
-        self.init_timeout = seconds("init_timeout", init_timeout)
-        self.timed = timed  # the pool has a task timeout: starts are bounded (see _init_limit)
+    def __init__(self, options: PoolOptions, journal: Journal | None = None) -> None:
+        """Start the workers ``options`` ask for (checked by ``PoolOptions.build``)."""
+        self.processes = options.processes or os.cpu_count() or 1
+        self.init_timeout = options.init_timeout
+        self.timed = options.calls.timeout is not None  # starts are bounded (see _init_limit)
         self._dead_servers: set[int] = set()  # fork servers that died under this pool
         self.journal = journal  # records every call of this pool (see journal.py)
         self._journal_next = 0.0  # when the workers table is due for a refresh
         self._journaled: set[Job] = set()  # open jobs with a journal of their own (per call)
-        self.max_tasks_per_child = whole("max_tasks_per_child", max_tasks_per_child, minimum=1)
-        self.max_memory = whole("max_memory", max_memory, minimum=1)
-        if initializer is not None and not callable(initializer):
-            raise TypeError(f"initializer must be callable, not {type(initializer).__name__}")
-        self._ctx = resolve_context(start_method)
+        self.max_tasks_per_child = options.max_tasks_per_child
+        self.max_memory = options.max_memory
+        self._ctx = resolve_context(options.start_method)
         self.start_method = self._ctx.get_start_method()
-        self._init_blob = dumps_callable((initializer, tuple(initargs))) if initializer else None
+        initializer = options.initializer
+        self._init_blob = dumps_callable((initializer, options.initargs)) if initializer else None
         self._commands: deque[Callable[[], None]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         self._wake_lock = threading.Lock()
@@ -942,19 +930,6 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else min(a, b)
-
-
-def _check_processes(processes: int | None) -> int:
-    if processes is None:
-        return os.cpu_count() or 1
-    checked = whole("processes", processes, minimum=1, message="Number of processes must be at least 1")
-    assert checked is not None
-    if checked > _config.MAX_WORKERS:  # Pool(10**30) started processes until the machine gave out
-        raise ValueError(
-            f"processes={checked} is more workers than forklift starts ({_config.MAX_WORKERS}; "
-            "set FORKLIFT_MAX_WORKERS to allow more)"
-        )
-    return checked
 
 
 @atexit.register
