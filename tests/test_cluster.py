@@ -336,9 +336,14 @@ def test_env_vars_choose_the_cluster(cluster, monkeypatch):
         assert p.map(square, range(5)) == [0, 1, 4, 9, 16]
 
 
-def test_local_only_options_are_refused_on_a_cluster(cluster):
+def test_local_only_options_are_refused_on_a_cluster(cluster, tmp_path):
     with pytest.raises(ValueError, match="max_memory"):
         Pool(address=cluster.address, credentials=cluster.creds, max_memory=1 << 30)
+    with (  # was an AttributeError
+        Pool(address=cluster.address, credentials=cluster.creds) as pool,
+        pytest.raises(ValueError, match="records local pools only"),
+    ):
+        pool.map(abs, [1], journal=tmp_path / "run.db")
 
 
 # -- security ------------------------------------------------------------------------------

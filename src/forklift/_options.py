@@ -18,12 +18,22 @@ import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar, Union
+from typing import Any, Final, Literal, NamedTuple, TypedDict, TypeVar, Union
 
 from . import _config
 from ._checks import seconds, whole
 
-__all__ = ["UNSET", "CallOptions", "Maybe", "PoolOptions", "Progress", "Unset"]
+__all__ = [
+    "UNSET",
+    "CallKeywords",
+    "CallOptions",
+    "Journaling",
+    "MapKeywords",
+    "Maybe",
+    "PoolOptions",
+    "Progress",
+    "Unset",
+]
 
 ADDRESS_ENV = "FORKLIFT_ADDRESS"
 
@@ -82,10 +92,52 @@ def check_processes(processes: int | None) -> int | None:
     return checked
 
 
+def check_keywords(given: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """``**kwargs`` typed with a TypedDict are checked by mypy; this checks them at run time."""
+    unknown = set(given) - allowed
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+
+
 def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
     return value
+
+
+class CallKeywords(TypedDict, total=False):
+    """The per-call options of ``Pool.imap`` and ``imap_unordered`` (and of map, below)."""
+
+    timeout: float | None  # seconds a task may run
+    retries: int
+    progress: Progress
+
+
+class MapKeywords(CallKeywords, total=False):
+    """``Pool.map``, ``starmap`` and their ``_async``: also a journal for the call, and resuming."""
+
+    journal: str | os.PathLike[str] | None
+    resume: bool
+    force: bool
+
+
+class Journaling(NamedTuple):
+    """A map's record: its own journal (else the pool's), whether it resumes, and with ``force``
+    whether results of changed code are recomputed rather than refused."""
+
+    journal: str | os.PathLike[str] | None = None
+    resume: bool = False
+    force: bool = False
+
+    @classmethod
+    def of(cls, given: MapKeywords, pool_resumes: bool) -> Journaling:
+        """What a map does. With ``Pool(journal=..., resume=True)`` a map that names no journal
+        and says nothing of resuming resumes what the journal holds; one it has no run of (other
+        inputs, other code) simply runs, where an explicit ``resume=True`` is refused."""
+        force = check_flag("force", given["force"]) if "force" in given else None
+        if pool_resumes and given.get("journal") is None and "resume" not in given:
+            return cls(None, True, True if force is None else force)
+        return cls(given.get("journal"), check_flag("resume", given.get("resume", False)), bool(force))
 
 
 @dataclass(frozen=True)
@@ -99,6 +151,14 @@ class CallOptions:
     @classmethod
     def build(cls, timeout: float | None, retries: int, progress: Any) -> CallOptions:
         return cls(check_timeout(timeout), check_retries(retries), check_progress(progress))
+
+    def of(self, given: CallKeywords | MapKeywords, *, journaling: bool = False) -> CallOptions:
+        """These options with a call's keywords in place of the defaults; a keyword the call
+        does not take is a TypeError (the keywords are typed for mypy, checked here at run time)."""
+        check_keywords(given, _MAP_KEYWORDS if journaling else _CALL_KEYWORDS)
+        return self.given(
+            given.get("timeout", UNSET), given.get("retries", UNSET), given.get("progress", UNSET)
+        )
 
     def given(
         self,
@@ -114,6 +174,10 @@ class CallOptions:
             self.retries if retries is UNSET else check_retries(retries),
             self.progress if progress is UNSET else check_progress(progress),
         )
+
+
+_CALL_KEYWORDS = CallKeywords.__optional_keys__
+_MAP_KEYWORDS = MapKeywords.__optional_keys__
 
 
 @dataclass(frozen=True)

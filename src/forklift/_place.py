@@ -11,7 +11,6 @@ a place and never reach into the engine.
 from __future__ import annotations
 
 import operator
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from ._engine import protocol as P
 from ._engine.api import EngineAPI, Statistics
 from ._engine.futures import TaskFuture
 from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
-from ._options import CallOptions, PoolOptions, check_chunksize
+from ._options import CallOptions, Journaling, PoolOptions, check_chunksize
 from .progress import progress_bar
 
 if TYPE_CHECKING:
@@ -99,9 +98,7 @@ class Place:
         name: str,
         call: CallOptions,
         chunksize: int | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        resume: bool = False,
-        force: bool = False,
+        journaling: Journaling = Journaling(),
     ) -> tuple[Job | None, Callable[[], None] | None]:
         """Run ``fn`` over ``items``; ``on_done(ok, list_or_exception)`` once at the end.
 
@@ -115,6 +112,7 @@ class Place:
         self.engine.check_running()
         label = f"{name}({fn_name(fn)})"
         setup = confirm = release = None
+        journal, resume, force = journaling
         if journal is not None or resume:
             if self.address is not None:
                 raise ValueError(LOCAL_JOURNALS)

@@ -16,13 +16,16 @@ import concurrent.futures
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.api import Statistics
-from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress
+from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_keywords
 from ._place import CALL_ONE, CALL_STAR, deadline_after, make_place
 from ._start_methods import start_method_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Executor", "ExecutorOptions"]
 
@@ -219,16 +222,20 @@ class ExecutorOptions:
         """``Executor.submit`` with these options."""
         return self._executor._submit(fn, args, kwargs, self._call)
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int | None = None,
-        task_timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
-    ) -> Iterator[T]:
+    def map(self, fn: Callable[..., T], *iterables: Iterable[Any], **kw: Unpack[MapKeywords]) -> Iterator[T]:
         """``Executor.map`` with these options (the keywords given here win)."""
-        call = self._call.given(task_timeout, retries, progress)
-        return self._executor._map(fn, iterables, timeout, chunksize, call)
+        check_keywords(kw, MapKeywords.__optional_keys__)
+        call = self._call.given(
+            kw.get("task_timeout", UNSET), kw.get("retries", UNSET), kw.get("progress", UNSET)
+        )
+        return self._executor._map(fn, iterables, kw.get("timeout"), kw.get("chunksize"), call)
+
+
+class MapKeywords(TypedDict, total=False):
+    """What ``Executor.map`` takes besides the function and the iterables."""
+
+    timeout: float | None
+    chunksize: int | None
+    task_timeout: float | None
+    retries: int
+    progress: Progress

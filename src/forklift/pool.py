@@ -19,15 +19,18 @@ import multiprocessing
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
-from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_flag
+from ._options import UNSET, CallKeywords, CallOptions, Journaling, MapKeywords, Maybe, PoolOptions
 from ._place import CALL_ONE, CALL_STAR, check_callable, make_place
 from ._start_methods import start_method_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "MapResult", "Pool"]
 
@@ -246,25 +249,16 @@ class Pool:
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
-        *,
-        timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
-        journal: str | os.PathLike[str] | None = None,
-        resume: Maybe[bool] = UNSET,
-        force: Maybe[bool] = UNSET,
+        **options: Unpack[MapKeywords],
     ) -> list[T]:
         """``list(map(func, iterable))`` in parallel; the first failure is raised.
 
-        ``journal`` records this call (also without a pool journal); ``resume=True`` skips
-        the inputs an earlier run of it finished, ``force=True`` then recomputes where the
-        function's code has changed since (see the class docstring).
+        Keywords: ``timeout``, ``retries``, ``progress`` for this call; ``journal`` records
+        it (also without a pool journal); ``resume=True`` skips the inputs an earlier run
+        of it finished, ``force=True`` then recomputes where the function's code has
+        changed since (see the class docstring).
         """
-        call = self._place.defaults.given(timeout, retries, progress)
-        journaling = _Journaling(journal, resume, force)
-        return _wait(
-            self._map_async(func, iterable, chunksize, CALL_ONE, "map", None, None, call, journaling), self
-        )
+        return _wait(self._map_async(func, iterable, chunksize, CALL_ONE, "map", None, None, options), self)
 
     def map_async(
         self,
@@ -273,40 +267,21 @@ class Pool:
         chunksize: int | None = None,
         callback: Callable[[list[T]], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
-        *,
-        timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
-        journal: str | os.PathLike[str] | None = None,
-        resume: Maybe[bool] = UNSET,
-        force: Maybe[bool] = UNSET,
+        **options: Unpack[MapKeywords],
     ) -> AsyncResult[list[T]]:
-        call = self._place.defaults.given(timeout, retries, progress)
-        journaling = _Journaling(journal, resume, force)
-        return self._map_async(
-            func, iterable, chunksize, CALL_ONE, "map", callback, error_callback, call, journaling
-        )
+        return self._map_async(func, iterable, chunksize, CALL_ONE, "map", callback, error_callback, options)
 
     def starmap(
         self,
         func: Callable[..., T],
         iterable: Iterable[Iterable[Any]],
         chunksize: int | None = None,
-        *,
-        timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
-        journal: str | os.PathLike[str] | None = None,
-        resume: Maybe[bool] = UNSET,
-        force: Maybe[bool] = UNSET,
+        **options: Unpack[MapKeywords],
     ) -> list[T]:
         """Like ``map``, but each item is unpacked as the arguments: ``func(*item)``."""
-        call = self._place.defaults.given(timeout, retries, progress)
-        journaling = _Journaling(journal, resume, force)
-        result = self._map_async(
-            func, iterable, chunksize, CALL_STAR, "starmap", None, None, call, journaling
+        return _wait(
+            self._map_async(func, iterable, chunksize, CALL_STAR, "starmap", None, None, options), self
         )
-        return _wait(result, self)
 
     def starmap_async(
         self,
@@ -315,18 +290,10 @@ class Pool:
         chunksize: int | None = None,
         callback: Callable[[list[T]], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
-        *,
-        timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
-        journal: str | os.PathLike[str] | None = None,
-        resume: Maybe[bool] = UNSET,
-        force: Maybe[bool] = UNSET,
+        **options: Unpack[MapKeywords],
     ) -> AsyncResult[list[T]]:
-        call = self._place.defaults.given(timeout, retries, progress)
-        journaling = _Journaling(journal, resume, force)
         return self._map_async(
-            func, iterable, chunksize, CALL_STAR, "starmap", callback, error_callback, call, journaling
+            func, iterable, chunksize, CALL_STAR, "starmap", callback, error_callback, options
         )
 
     def _map_async(
@@ -338,25 +305,16 @@ class Pool:
         name: str,
         callback: Callable[[Any], object] | None,
         error_callback: Callable[[BaseException], object] | None,
-        call: CallOptions,
-        journaling: _Journaling,
+        options: MapKeywords,
     ) -> AsyncResult[Any]:
+        call = self._place.defaults.of(options, journaling=True)
+        journaling = Journaling.of(options, self._resume)
         check_callable(func)
         self._engine.check_running()
         items = iterable if isinstance(iterable, list) else list(iterable)
-        journal, resume, force = journaling.for_pool(self._resume)
         result: AsyncResult[Any] = AsyncResult(self._engine.outcomes, callback, error_callback)
         result._job, result._confirm = self._place.collect(
-            func,
-            items,
-            mode,
-            result._set,
-            name=name,
-            call=call,
-            chunksize=chunksize,
-            journal=journal,
-            resume=resume,
-            force=force,
+            func, items, mode, result._set, name=name, call=call, chunksize=chunksize, journaling=journaling
         )
         return result
 
@@ -366,27 +324,20 @@ class Pool:
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
-        *,
-        timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
+        **options: Unpack[CallKeywords],
     ) -> IMapIterator:
         """Results in input order, as they become ready; input read lazily."""
-        call = self._place.defaults.given(timeout, retries, progress)
-        return self._stream(func, iterable, chunksize, True, "imap", call)
+        return self._stream(func, iterable, chunksize, True, "imap", self._place.defaults.of(options))
 
     def imap_unordered(
         self,
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
-        *,
-        timeout: Maybe[float | None] = UNSET,
-        retries: Maybe[int] = UNSET,
-        progress: Maybe[Progress] = UNSET,
+        **options: Unpack[CallKeywords],
     ) -> IMapIterator:
         """Results in completion order; input read lazily."""
-        call = self._place.defaults.given(timeout, retries, progress)
+        call = self._place.defaults.of(options)
         return self._stream(func, iterable, chunksize, False, "imap_unordered", call)
 
     def _stream(
@@ -457,24 +408,6 @@ class Pool:
 
     def __reduce__(self) -> Any:
         raise NotImplementedError("pool objects cannot be passed between processes or pickled")
-
-
-class _Journaling(NamedTuple):
-    """A map's ``journal=``, ``resume=`` and ``force=``, as given."""
-
-    journal: str | os.PathLike[str] | None
-    resume: Maybe[bool]
-    force: Maybe[bool]
-
-    def for_pool(self, pool_resumes: bool) -> tuple[str | os.PathLike[str] | None, bool, bool]:
-        """What the call does. With ``Pool(journal=..., resume=True)`` a map that names no journal
-        and says nothing of resuming resumes what the journal holds; one it has no run of (other
-        inputs, other code) simply runs, where an explicit ``resume=True`` is refused."""
-        resume = False if self.resume is UNSET else check_flag("resume", self.resume)
-        force = False if self.force is UNSET else check_flag("force", self.force)
-        if pool_resumes and self.journal is None and self.resume is UNSET:
-            return None, True, True if self.force is UNSET else force
-        return self.journal, resume, force
 
 
 def _wait(result: AsyncResult[T], pool: Pool) -> T:

@@ -166,7 +166,9 @@ def test_a_pool_used_in_a_fork_of_its_process_says_so(kind):
 def test_a_result_waited_for_in_a_fork_of_its_process_says_so():
     with forklift.Pool(2) as pool:
         pending = pool.apply_async(tasks.sleep_return, (0.5, 7))
-        future = pool._place.submit(tasks.sleep_return, (0.5, 8), {}, name="submit")
+        future = pool._place.submit(
+            tasks.sleep_return, (0.5, 8), {}, name="submit", call=pool._place.defaults
+        )
         pid = os.fork()
         if pid == 0:
             codes = []
@@ -250,7 +252,12 @@ def test_every_wait_takes_an_endless_timeout(timeout):
     with forklift.Pool(2) as pool:
         assert pool.imap(tasks.square, range(3)).next(timeout) == 0
         assert pool.apply_async(tasks.square, (3,)).get(timeout) == 9
-        assert pool._place.submit(tasks.square, (4,), {}, name="submit").result(timeout) == 16
+        assert (
+            pool._place.submit(tasks.square, (4,), {}, name="submit", call=pool._place.defaults).result(
+                timeout
+            )
+            == 16
+        )
     with forklift.Executor(2) as ex:
         assert list(ex.map(tasks.square, range(3), timeout=timeout)) == [0, 1, 4]
         assert ex.submit(tasks.square, 5).result(timeout) == 25
