@@ -50,10 +50,11 @@ from typing import Any
 
 from .. import _config
 from .._engine import forks
+from .._engine.chunker import Chunker
 from .._engine.core import Statistics
 from .._engine.front import SchedulerFront
 from .._engine.futures import Outcomes
-from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob
+from .._engine.jobs import Job, StreamJob, SubmitJob
 from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, ClusterError, WorkerLostError
