@@ -22,12 +22,16 @@ class Chunker:
     ``remaining / (2 * workers)`` so the end of a map balances (guided
     self-scheduling). Before the first measurement a chunk is one item: one long
     task must not drag others into its chunk.
+
+    ``target_seconds``: the work to aim a chunk at, when not ``CHUNK_SECONDS`` (the
+    cluster engine's chunks are longer: a Dask task costs more to send).
     """
 
-    __slots__ = ("_bytes", "_items", "_seconds", "_sent", "fixed", "size")
+    __slots__ = ("_bytes", "_items", "_seconds", "_sent", "fixed", "size", "target_seconds")
 
-    def __init__(self, chunksize: int | None) -> None:
+    def __init__(self, chunksize: int | None, target_seconds: float | None = None) -> None:
         self.fixed = chunksize
+        self.target_seconds = target_seconds
         self.size = chunksize or 1
         self._seconds = 0.0
         self._items = 0.0
@@ -64,7 +68,8 @@ class Chunker:
         if self.fixed is not None or not self._items:
             return  # one item per chunk until a task's duration is known
         per_item = max(self._seconds / self._items, 1e-7)
-        size = min(_config.MAX_CHUNK * 50, int(_config.CHUNK_SECONDS / per_item))
+        target = _config.CHUNK_SECONDS if self.target_seconds is None else self.target_seconds
+        size = min(_config.MAX_CHUNK * 50, int(target / per_item))
         if self._sent:
             size = min(size, int(_config.CHUNK_BYTES * self._sent / max(self._bytes, 1.0)))
         self.size = max(1, size)
