@@ -822,8 +822,10 @@ class Engine(SchedulerFront):
             job.requeue(chunk.start + k + 1, chunk.items[k + 1 :], chunk.attempts)
             phase = _PHASES.get(idx, "")
             attempts = chunk.attempts + 1
-            self._blame(w, job, chunk.start + k, chunk.items[k], attempts, exitcode, phase, chunk.sent)
+            exc = self._blame(w, job, chunk.start + k, chunk.items[k], attempts, exitcode, phase, chunk.sent)
             job.requeue(chunk.start, chunk.items[:k], chunk.attempts)
+            if exc is not None:  # only now: failing it may finish the job, its mates must be back
+                self._fail(job, chunk.start + k, exc)
         self._enqueue(job)
 
     def _blame(
@@ -836,16 +838,16 @@ class Engine(SchedulerFront):
         exitcode: int | None,
         phase: str,
         sent: float = 0.0,
-    ) -> None:
-        """The item that was running when its worker died: retry it, or fail it."""
+    ) -> BaseException | None:
+        """The item that was running when its worker died: retry it, or return what it fails with."""
         if job.cancelled:
-            return
+            return None
         if job.journal is not None:
             record_task(job, index, attempts, w, exitcode, final=attempts > job.retries, sent=sent)
         if attempts <= job.retries:
             self._counts["retries"] += 1
             job.requeue(index, [item], attempts)
-            return
+            return None
         if w.kill_reason == "timeout":
             self._counts["timeouts"] += 1
             exc: BaseException = TaskTimeout(
@@ -859,7 +861,7 @@ class Engine(SchedulerFront):
                 pid=w.pid,
                 exitcode=exitcode,
             )
-        self._fail(job, index, exc)
+        return exc
 
     # -- timeouts -----------------------------------------------------------------
     def _check_timeouts(self) -> float | None:
