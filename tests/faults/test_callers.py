@@ -110,6 +110,7 @@ def test_with_exit_and_interpreter_exit_do_not_wait_for_a_blocked_callback(tmp_p
     assert out.returncode == 0 and out.stdout == "left\n", out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("face", ["pool", "executor"])
 def test_ctrl_c_at_random_moments_never_hangs_the_pool(start_method, face):
     """KeyboardInterrupts every 0.2-10 ms into 12,000 pool.apply / submit().result() calls.

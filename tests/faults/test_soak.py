@@ -35,6 +35,7 @@ HANG_SECONDS = 30  # a call stuck this long is a hang (the longest legitimate on
 LIMIT = SECONDS + HANG_SECONDS + 60  # start-up, warm-up, teardown and the leak checks' waits
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(LIMIT + 30)
 def test_soak(start_method):
     faulthandler.dump_traceback_later(LIMIT + 60, exit=True)  # conftest's backstop is 240 s

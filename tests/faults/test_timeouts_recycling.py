@@ -221,3 +221,23 @@ def test_a_worker_does_not_retire_for_its_tasks_own_unwaited_children(monkeypatc
             pool.apply(tasks.start_and_keep_child, ())
         assert pool.worker_pids() == first
         assert pool.apply(tasks.wait_kept_children, ()) == [0] * 6  # the statuses are still there
+
+
+def test_a_timed_out_item_ends_its_call_only_after_its_chunk_mates_ran_again():
+    # Items 0-2 ran before item 3 of the same chunk overran: their results died with the
+    # worker, so they run again. Failing item 3 must not finish the call while they are out
+    # of it: the closed pool then stopped without running them and the imap waited for ever.
+    pool = forklift.Pool(1)
+    try:
+        it = pool.imap(tasks.hang_on, range(4), chunksize=4, timeout=0.3)
+        pool.close()
+        out = []
+        for _ in range(4):
+            try:
+                out.append(it.next(timeout=10))
+            except forklift.TaskTimeout:
+                out.append("timeout")
+        assert out == [0, 1, 2, "timeout"]
+        pool.join()
+    finally:
+        pool.terminate()

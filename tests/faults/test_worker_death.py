@@ -195,6 +195,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["idle", "restarting"])
 def test_the_fork_servers_death_while_idle_or_restarting_workers_breaks_nothing(tmp_path, mode):
     """The sentinels fire as the server's descriptors close, before it is a zombie: the

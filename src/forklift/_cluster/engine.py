@@ -49,12 +49,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .. import _config
 from .._engine import forks
 from .._engine.api import WorkerState
+from .._engine.chunker import Chunker
 from .._engine.front import COUNTERS, SchedulerFront
 from .._engine.futures import Outcomes
-from .._engine.jobs import Chunker, Job, StreamJob, SubmitJob, annotate_serialization
+from .._engine.jobs import Job, StreamJob, SubmitJob, annotate_serialization
 from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, ClusterError, SerializationError, TaskTimeout, WorkerLostError
@@ -62,19 +62,6 @@ from . import config
 from .runner import run_chunk
 
 _log = logging.getLogger("forklift")
-
-
-class ClusterChunker(Chunker):
-    """The local chunker, aimed at ``config.CHUNK_SECONDS`` (a Dask task costs ~3 ms of CPU)."""
-
-    def _resize(self) -> None:
-        if self.fixed is not None or not self._items:
-            return
-        per_item = max(self._seconds / self._items, 1e-7)
-        size = min(_config.MAX_CHUNK * 50, int(config.CHUNK_SECONDS / per_item))
-        if self._sent:
-            size = min(size, int(_config.CHUNK_BYTES * self._sent / max(self._bytes, 1.0)))
-        self.size = max(1, size)
 
 
 class Flight:
@@ -130,7 +117,7 @@ class ClusterEngine(SchedulerFront):
     # Public API: any thread (the same as the local Engine's)
     # ------------------------------------------------------------------
     def _prepare(self, job: Job) -> None:
-        job.chunker = ClusterChunker(job.chunker.fixed)
+        job.chunker = Chunker(job.chunker.fixed, target_seconds=config.CHUNK_SECONDS)  # a Dask task: ~3 ms
 
     def cancel(self, job: Job, *, kill_running: bool = False) -> None:
         self._call(lambda: self._cancel(job), required=False)

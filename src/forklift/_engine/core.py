@@ -68,7 +68,7 @@ from ..errors import (
     describe_exit,
 )
 from ..trees import signal_group
-from . import bulk, forks
+from . import blame, bulk, forks
 from . import protocol as P
 from .api import WorkerState
 from .forks import has_ended
@@ -87,11 +87,6 @@ if TYPE_CHECKING:
     from ..journal import Journal
 
 _WAKE, _CONN, _SENTINEL = range(3)
-
-_PHASES = {
-    P.PHASE_UNPICKLE: " (while unpickling its arguments)",
-    P.PHASE_PICKLE: " (while pickling its result)",
-}
 
 _live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 _log = logging.getLogger("forklift")
@@ -755,47 +750,38 @@ class Engine(SchedulerFront):
             self._check_done(chunk.job)
 
     def _recover_current(self, w: WorkerHandle, chunk: Chunk, exitcode: int | None) -> None:
-        job, n = chunk.job, len(chunk.items)
-        job.inflight -= n
+        job = chunk.job
+        job.inflight -= len(chunk.items)
         seq, idx, _ = w.read_slot()
-        target = w.timeout_target
-        if target is not None and target[0] == chunk.seq:
-            seq, idx = target  # where it overran; what it did after the kill decision does not count
-        innocent = w.kill_reason in ("cancelled", "shutdown", "server")
-        if innocent or seq != chunk.seq or idx == P.PHASE_IDLE or (target and target != (seq, idx)):
-            job.requeue(chunk.start, chunk.items, chunk.attempts)  # not its fault, or it never ran
-        elif n > 1 and not (job.timeout is not None and idx >= 0):
-            self._split(job, chunk.start, chunk.items, chunk.attempts)  # culprit unknown: isolate
-        else:
-            k = max(idx, 0) if n > 1 else 0
-            job.requeue(chunk.start + k + 1, chunk.items[k + 1 :], chunk.attempts)
-            phase = _PHASES.get(idx, "")
-            attempts = chunk.attempts + 1
-            self._blame(w, job, chunk.start + k, chunk.items[k], attempts, exitcode, phase, chunk.sent)
-            job.requeue(chunk.start, chunk.items[:k], chunk.attempts)
+        verdict = blame.judge(
+            len(chunk.items),
+            chunk.seq,
+            (seq, idx),
+            target=w.timeout_target,
+            kill_reason=w.kill_reason,
+            timed=job.timeout is not None,
+            attempts=chunk.attempts,
+            retries=job.retries,
+        )
+        for offset, count, attempts in reversed(verdict.back):
+            job.requeue(chunk.start + offset, chunk.items[offset : offset + count], attempts)
+        if verdict.blamed is not None:  # last: failing it may finish the job, its mates must be back
+            self._blame(w, job, chunk.start + verdict.blamed, verdict, exitcode, chunk.sent)
         self._enqueue(job)
 
     def _blame(
-        self,
-        w: WorkerHandle,
-        job: Job,
-        index: int,
-        item: Any,
-        attempts: int,
-        exitcode: int | None,
-        phase: str,
-        sent: float = 0.0,
+        self, w: WorkerHandle, job: Job, index: int, verdict: blame.Verdict, exitcode: int | None, sent: float
     ) -> None:
-        """The item that was running when its worker died: retry it, or fail it."""
+        """Count and record the death of the item that was running; fail it if the verdict says so."""
         if job.cancelled:
             return
         if job.journal is not None:
-            record_task(job, index, attempts, w, exitcode, final=attempts > job.retries, sent=sent)
-        if attempts <= job.retries:
-            self._counts["retries"] += 1
-            job.requeue(index, [item], attempts)
+            final = verdict.fails is not None
+            record_task(job, index, verdict.attempts, w, exitcode, final=final, sent=sent)
+        if verdict.fails is None:
+            self._counts["retries"] += 1  # judge() put it back with its attempts
             return
-        if w.kill_reason == "timeout":
+        if verdict.fails == "timeout":
             self._counts["timeouts"] += 1
             exc: BaseException = TaskTimeout(
                 f"{job.describe(index)} ran longer than its timeout of {job.timeout:g} s; "
@@ -804,7 +790,7 @@ class Engine(SchedulerFront):
         else:
             how = describe_exit(exitcode)
             exc = WorkerLostError(
-                f"worker {w.pid} running {job.describe(index)}{phase} {how}",
+                f"worker {w.pid} running {job.describe(index)}{verdict.phase} {how}",
                 pid=w.pid,
                 exitcode=exitcode,
             )
