@@ -51,7 +51,7 @@ AREAS = {
     "pool": "faces", "executor": "faces", "process": "faces", "context": "faces",
     "managers": "faces", "connection": "faces", "shared": "faces",
     # places: what Pool and Executor hold; they turn calls into jobs (_resume: journaled maps).
-    "_place": "places", "_places": "places", "_resume": "places", "_cluster.place": "places",
+    "_places": "places", "_cluster.place": "places",
     # cluster: the Dask engine, what a Dask worker runs, credentials, cluster-wide primitives.
     "_cluster": "cluster",
     # engine: the local scheduler and its workers, and what the cluster engine shares with it.

@@ -403,7 +403,7 @@ def test_shared_queue_lock_value_event_semaphore(pool):
 
 # -- faults ----------------------------------------------------------------------------------
 def test_worker_sigkilled_mid_map_loses_nothing(pool):
-    pids = set(pool._place.client.run(worker_pid).values())
+    pids = set(pool.client.run(worker_pid).values())
     assert len(pids) == 2
     result = pool.map_async(slow_square, range(30))
     time.sleep(1.0)
@@ -470,7 +470,8 @@ def test_local_cluster_address(monkeypatch):
     with Executor(2, address="local") as ex:
         assert ex.max_workers == 2
         assert list(ex.map(square, range(100))) == [x * x for x in range(100)]
-        assert ex._place.address.startswith("tls://127.0.0.1:")
+        assert ex.address.startswith("tls://127.0.0.1:")
+        assert ex.client is not None and ex.client.status == "running"
     assert time.perf_counter() - start < 30
 
 
@@ -512,7 +513,7 @@ from forklift import Pool
 import test_cluster as t
 with Pool(address=sys.argv[1], credentials=sys.argv[2]) as p:
     print("results", p.map(t.square, range(100)) == [x * x for x in range(100)])
-    print("workers", sorted(p._place.client.run(t.worker_pid)))
+    print("workers", sorted(p.client.run(t.worker_pid)))
 """
 
 

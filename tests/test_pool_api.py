@@ -109,6 +109,7 @@ def test_lambdas_closures_and_local_functions(pool):
 
     assert list(pool.imap_unordered(local, [1])) == [7]
     assert pool.apply(lambda: os.getpid()) in pool.worker_pids()
+    assert pool.address is None and pool.client is None  # this machine
 
 
 def test_data_holding_a_lambda_travels(pool):

@@ -2,7 +2,7 @@
 
 A journal stores a digest of each chunk's inputs, and a resume compares a call's
 signature (its function, its code, its mode) with the stored one before it trusts
-stored results (see forklift/_resume.py). Support code: imports nothing of
+stored results (see forklift/_places/resume.py). Support code: imports nothing of
 forklift's but the serializer.
 """
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from ._checks import wait_seconds
 from ._engine.api import Statistics
 from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_keywords
-from ._place import CALL_ONE, CALL_STAR, deadline_after, make_place
+from ._places import make_place
+from ._places.base import CALL_ONE, CALL_STAR, deadline_after
 from ._start_methods import start_method_of
 
 if TYPE_CHECKING:
@@ -203,6 +204,12 @@ class Executor(concurrent.futures.Executor):
     def address(self) -> str | None:
         """The cluster's scheduler address (``tls://host:port``), or None on this machine."""
         return self._place.address
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of a pool on a cluster (Dask's own API, for what forklift
+        does not cover); None on this machine."""
+        return self._place.client
 
     def worker_pids(self) -> list[int]:
         return self._engine.worker_pids()

@@ -26,7 +26,8 @@ from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
 from ._options import UNSET, CallKeywords, CallOptions, Journaling, MapKeywords, Maybe, PoolOptions
-from ._place import CALL_ONE, CALL_STAR, check_callable, make_place
+from ._places import make_place
+from ._places.base import CALL_ONE, CALL_STAR, check_callable
 from ._start_methods import start_method_of
 
 if TYPE_CHECKING:
@@ -393,6 +394,12 @@ class Pool:
     def address(self) -> str | None:
         """The cluster's scheduler address (``tls://host:port``), or None on this machine."""
         return self._place.address
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of a pool on a cluster (Dask's own API, for what forklift
+        does not cover); None on this machine."""
+        return self._place.client
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers."""

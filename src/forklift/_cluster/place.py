@@ -1,7 +1,7 @@
 """The cluster place: the faces' calls on a Dask distributed cluster.
 
 ``Pool(address=..., credentials=...)`` and ``Executor(address=...)`` hold a
-:class:`ClusterPlace`: a :class:`~forklift._place.Place` over a
+:class:`ClusterPlace`: a :class:`~forklift._places.base.Place` over a
 :class:`~forklift._cluster.engine.ClusterEngine`, which satisfies the same
 :class:`~forklift._engine.api.EngineAPI` as the local engine, so the faces never
 know which place they hold.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._options import PoolOptions
-from .._place import Place
+from .._places.base import Place
 from ..errors import AuthenticationError, ClusterError
 from . import config
 from .credentials import load_credentials

@@ -29,8 +29,7 @@ def _distributed() -> Any:
 
 def _client(pool: Any) -> Any:
     if pool is not None:
-        place = getattr(pool, "_place", None)
-        client = getattr(place, "client", None)
+        client = getattr(pool, "client", None)  # Pool.client, Executor.client
         if client is None:
             raise TypeError(f"pool= must be a Pool or Executor on a cluster (address=...), not {pool!r}")
         return client

@@ -32,13 +32,13 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._digest import inputs_digest, signature
-from ._engine.front import pickle_function
-from ._engine.jobs import Job
-from .journal import Journal, JournalError, JournalRun, load_results, other_signatures, stored_chunks
+from .._digest import inputs_digest, signature
+from .._engine.front import pickle_function
+from .._engine.jobs import Job
+from ..journal import Journal, JournalError, JournalRun, load_results, other_signatures, stored_chunks
 
 if TYPE_CHECKING:
-    from ._place import Place
+    from .base import Place
 
 
 class Plan(NamedTuple):

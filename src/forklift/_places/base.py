@@ -1,11 +1,10 @@
-"""The places: what the faces (Pool, Executor) ask of an engine.
+"""The place base: turning the faces' calls into jobs on one engine.
 
-A place turns calls into jobs and hands back their results:
-``submit`` -> Future, ``collect`` -> a whole list, ``stream`` -> a lazy
-iterator. It holds one engine (an :class:`~forklift._engine.api.EngineAPI`) and
-the pool's per-call defaults. :class:`LocalPlace` runs on this machine's
-engine; ``ClusterPlace`` (``_cluster/place.py``) on a Dask cluster. The faces hold
-a place and never reach into the engine.
+``submit`` -> Future, ``collect`` -> a whole list (journaled and resumed maps
+through :mod:`forklift._places.resume`), ``stream`` -> a lazy iterator. A
+:class:`Place` holds one engine (an :class:`~forklift._engine.api.EngineAPI`)
+and the pool's per-call defaults; the places differ only in the engine they
+build.
 """
 
 from __future__ import annotations
@@ -15,16 +14,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._checks import callable_
-from ._engine import protocol as P
-from ._engine.api import EngineAPI, Statistics
-from ._engine.futures import TaskFuture
-from ._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
-from ._options import CallOptions, Journaling, PoolOptions, check_chunksize
-from .progress import progress_bar
+from .._checks import callable_
+from .._engine import protocol as P
+from .._engine.api import EngineAPI, Statistics
+from .._engine.futures import TaskFuture
+from .._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
+from .._options import CallOptions, Journaling, check_chunksize
+from ..progress import progress_bar
 
 if TYPE_CHECKING:
-    from .journal import Journal
+    from ..journal import Journal
 
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = P.CALL_ONE, P.CALL_STAR, P.CALL_ARGS_KWARGS
 
@@ -53,6 +52,11 @@ class Place:
     def address(self) -> str | None:
         """The cluster scheduler's address (``tls://host:port``); None on this machine."""
         return self.engine.address
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of a cluster place; None on this machine."""
+        return None
 
     def _start(self, job: Job, call: CallOptions, total: int | None) -> None:
         workers = self.engine.worker_states if self.engine.sees_workers else None
@@ -104,7 +108,7 @@ class Place:
 
         With a journal (this call's, or the pool's), the call is recorded there; with
         ``resume``, items whose results an earlier run of the same function over the
-        same inputs stored are not run again (see :mod:`forklift._resume`). Returns the
+        same inputs stored are not run again (see :mod:`forklift._places.resume`). Returns the
         job (None when nothing runs) and what the caller's thread confirms at the end
         (the journal's rows: see ``plan_journaled``), or None.
         """
@@ -116,7 +120,7 @@ class Place:
         if journal is not None or resume:
             if self.address is not None:
                 raise ValueError(LOCAL_JOURNALS)
-            from ._resume import plan_journaled
+            from .resume import plan_journaled
 
             plan = plan_journaled(
                 self, fn, items, mode, on_done, label=label, journal=journal, resume=resume, force=force
@@ -195,28 +199,3 @@ class Place:
 
 def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
-
-
-class LocalPlace(Place):
-    """This machine: a local :class:`~forklift._engine.core.Engine` (and the pool's journal)."""
-
-    def __init__(self, options: PoolOptions) -> None:
-        from ._engine.core import Engine
-
-        journal = None
-        if options.journal is not None:
-            from .journal import Journal
-
-            journal = Journal(options.journal)
-        super().__init__(Engine(options, journal), options.calls, journal)
-
-
-def make_place(options: PoolOptions) -> Place:
-    """The place a face runs on: a Dask cluster for an ``address``, else this machine."""
-    if options.address is None:
-        return LocalPlace(options)
-    if options.journal is not None:
-        raise ValueError(LOCAL_JOURNALS)
-    from ._cluster.place import ClusterPlace
-
-    return ClusterPlace(options)
