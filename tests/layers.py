@@ -57,9 +57,7 @@ AREAS = {
     # engine: the local scheduler and its workers, and what the cluster engine shares with it.
     "_engine": "engine",
     # primitives: Queue, Lock, Value, Pipe... that pickle at any time, and their plumbing.
-    "_primitives": "primitives", "_synchronize": "primitives", "_queues": "primitives",
-    "_sharedctypes": "primitives", "_connection": "primitives", "_registry": "primitives",
-    "_sharing": "primitives", "_shm": "primitives",
+    "_primitives": "primitives",
     # support: leaves anyone may use. trees, journal and progress are public modules, but the
     # engine kills with trees, records into the journal and advances progress bars.
     "errors": "support", "_serialize": "support", "_config": "support", "_checks": "support",

@@ -7,11 +7,11 @@ way: every primitive pickles at any time, so it can be an argument of a
 ``forklift.Pool`` / ``forklift.Executor`` task as well as of a Process, in
 every start method, mixed freely. How each pickles:
 
-    Lock RLock Semaphore BoundedSemaphore   the POSIX semaphore's name      _synchronize
-    Condition Event Barrier                  their parts (+ a memfd)         _synchronize
-    Queue JoinableQueue SimpleQueue          pipe ends as /proc tokens       _queues
-    Value Array RawValue RawArray            a memfd token                   _sharedctypes
-    Pipe() Connection                        the descriptor, handed once     _connection
+    Lock RLock Semaphore BoundedSemaphore   the POSIX semaphore's name      _primitives/synchronize
+    Condition Event Barrier                  their parts (+ a memfd)         _primitives/synchronize
+    Queue JoinableQueue SimpleQueue          pipe ends as /proc tokens       _primitives/queues
+    Value Array RawValue RawArray            a memfd token                   _primitives/sharedctypes
+    Pipe() Connection                        the descriptor, handed once     _primitives/pipe
 
 The primitives do not depend on the start method; only processes (and the
 Manager's server process) do. The module-level names (``forklift.Queue``,
@@ -28,7 +28,7 @@ from multiprocessing import process as mp_process
 from multiprocessing import synchronize as mp_synchronize
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import _connection, _queues, _sharedctypes, _synchronize
+from ._primitives import pipe, queues, sharedctypes, synchronize
 from .process import ForkProcess, ForkServerProcess, Process, SpawnProcess
 
 if TYPE_CHECKING:
@@ -64,25 +64,25 @@ class ForkliftContext(mp_context.BaseContext):
 
     Process: ClassVar[type[Process]]
 
-    def Lock(self) -> _synchronize.Lock:
+    def Lock(self) -> synchronize.Lock:
         """A non-recursive lock (multiprocessing.Lock) that can also be passed to Pool and Executor tasks."""
-        return _synchronize.Lock(ctx=self)
+        return synchronize.Lock(ctx=self)
 
-    def RLock(self) -> _synchronize.RLock:
+    def RLock(self) -> synchronize.RLock:
         """A recursive lock (multiprocessing.RLock) that can also be passed to Pool and Executor tasks."""
-        return _synchronize.RLock(ctx=self)
+        return synchronize.RLock(ctx=self)
 
-    def Semaphore(self, value: int = 1) -> _synchronize.Semaphore:
+    def Semaphore(self, value: int = 1) -> synchronize.Semaphore:
         """A semaphore (multiprocessing.Semaphore) that can also be passed to Pool and Executor tasks."""
-        return _synchronize.Semaphore(value, ctx=self)
+        return synchronize.Semaphore(value, ctx=self)
 
-    def BoundedSemaphore(self, value: int = 1) -> _synchronize.BoundedSemaphore:
+    def BoundedSemaphore(self, value: int = 1) -> synchronize.BoundedSemaphore:
         """A bounded semaphore that can also be passed to Pool and Executor tasks."""
-        return _synchronize.BoundedSemaphore(value, ctx=self)
+        return synchronize.BoundedSemaphore(value, ctx=self)
 
-    def Condition(self, lock: Any = None) -> _synchronize.Condition:
+    def Condition(self, lock: Any = None) -> synchronize.Condition:
         """A condition variable (on ``lock``, default a new RLock) that can also be passed to tasks."""
-        return _synchronize.Condition(lock, ctx=self)
+        return synchronize.Condition(lock, ctx=self)
 
     def Event(self) -> mp_synchronize.Event:
         """An event (multiprocessing.Event) that can also be passed to Pool and Executor tasks."""
@@ -91,33 +91,33 @@ class ForkliftContext(mp_context.BaseContext):
 
     def Barrier(
         self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
-    ) -> _synchronize.Barrier:
+    ) -> synchronize.Barrier:
         """A barrier for ``parties`` processes that can also be passed to Pool and Executor tasks."""
-        return _synchronize.Barrier(parties, action, timeout, ctx=self)
+        return synchronize.Barrier(parties, action, timeout, ctx=self)
 
-    def Queue(self, maxsize: int = 0) -> _queues.Queue:
+    def Queue(self, maxsize: int = 0) -> queues.Queue:
         """A process-shared FIFO queue (multiprocessing.Queue) that can also be passed to tasks."""
-        return _queues.Queue(maxsize, ctx=self)
+        return queues.Queue(maxsize, ctx=self)
 
-    def JoinableQueue(self, maxsize: int = 0) -> _queues.JoinableQueue:
+    def JoinableQueue(self, maxsize: int = 0) -> queues.JoinableQueue:
         """A Queue with task_done() and join() that can also be passed to Pool and Executor tasks."""
-        return _queues.JoinableQueue(maxsize, ctx=self)
+        return queues.JoinableQueue(maxsize, ctx=self)
 
-    def SimpleQueue(self) -> _queues.SimpleQueue:
+    def SimpleQueue(self) -> queues.SimpleQueue:
         """A locked pipe with put/get/empty that can also be passed to Pool and Executor tasks."""
-        return _queues.SimpleQueue(ctx=self)
+        return queues.SimpleQueue(ctx=self)
 
-    def Pipe(self, duplex: bool = True) -> tuple[_connection.Connection, _connection.Connection]:
+    def Pipe(self, duplex: bool = True) -> tuple[pipe.PipeConnection, pipe.PipeConnection]:
         """Two connected Connections; each pickled copy of an end can be received once, by any process."""
-        return _connection.Pipe(duplex)
+        return pipe.Pipe(duplex)
 
     def RawValue(self, typecode_or_type: Any, *args: Any) -> Any:
         """A ctypes object in shared memory, without a lock; it can also be passed to tasks."""
-        return _sharedctypes.RawValue(typecode_or_type, *args)
+        return sharedctypes.RawValue(typecode_or_type, *args)
 
     def RawArray(self, typecode_or_type: Any, size_or_initializer: int | Sequence[Any]) -> Any:
         """A ctypes array in shared memory, without a lock; it can also be passed to tasks."""
-        return _sharedctypes.RawArray(typecode_or_type, size_or_initializer)
+        return sharedctypes.RawArray(typecode_or_type, size_or_initializer)
 
     def Value(self, typecode_or_type: Any, *args: Any, lock: Any = True) -> Any:
         """A shared ctypes value behind a lock (``.value``, ``get_lock()``) that can also be passed to tasks.
@@ -126,7 +126,7 @@ class ForkliftContext(mp_context.BaseContext):
         ctypes type; ``lock``: True (a new RLock), False (no lock: the raw
         object), or a lock to use.
         """
-        return _sharedctypes.Value(typecode_or_type, *args, lock=lock, ctx=self)
+        return sharedctypes.Value(typecode_or_type, *args, lock=lock, ctx=self)
 
     def Array(
         self, typecode_or_type: Any, size_or_initializer: int | Sequence[Any], *, lock: Any = True
@@ -136,7 +136,7 @@ class ForkliftContext(mp_context.BaseContext):
         ``size_or_initializer``: a length (zeroed) or a sequence of initial
         items; ``lock`` as for :meth:`Value`.
         """
-        return _sharedctypes.Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
+        return sharedctypes.Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
 
     def Manager(self) -> SyncManager:
         """A started SyncManager (forklift.managers) whose server process uses this context's method."""

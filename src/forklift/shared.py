@@ -19,7 +19,7 @@ same array task after task maps it once); it lets go of a closed block the
 next time it receives a SharedArray, or when it exits. Workers forked after a
 block was made (``start_method="fork"``) hold it until they exit, as forked
 children hold any memory of their parent's. The memory is
-a memfd (see ``_shm``): there is no file in /dev/shm to leak after a crash,
+a memfd (see ``memfd``): there is no file in /dev/shm to leak after a crash,
 so no resource_tracker process and none of its warnings or early unlinks.
 
 A result computed from a SharedArray (``a + 1``) lives in private memory and
@@ -44,9 +44,9 @@ try:
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
-from . import _registry, _sharing
-from ._sharedctypes import SharedBlock
-from ._sharing import Token
+from ._primitives import fd_tokens, registry
+from ._primitives.fd_tokens import Token
+from ._primitives.sharedctypes import SharedBlock
 from .errors import SharingError
 
 __all__ = ["SharedArray", "shared_array"]
@@ -54,12 +54,12 @@ __all__ = ["SharedArray", "shared_array"]
 
 class _Memory:
     """A shared block and the byte view arrays are made over: one per block in each process
-    (kept by ``_registry``, as the block itself is)."""
+    (kept by ``registry``, as the block itself is)."""
 
     def __init__(self, block: SharedBlock) -> None:
         self.__setstate__(block)
 
-    def __setstate__(self, block: SharedBlock) -> None:  # what _registry.rebuild calls
+    def __setstate__(self, block: SharedBlock) -> None:  # what registry.rebuild calls
         self.block = block
         # Arrays are made over this frombuffer() view, never over the mmap itself: numpy keeps
         # no buffer export of an object given as ``buffer=``, so the mapping could be closed
@@ -107,7 +107,7 @@ class SharedArray(np.ndarray):
                 "array is too big; `arr.size * arr.dtype.itemsize` is larger than the maximum possible size."
             )
         memory = _Memory(SharedBlock(nbytes))
-        _registry.remember(_key(memory.block.token), memory)
+        registry.remember(_key(memory.block.token), memory)
         array: SharedArray = super().__new__(cls, shape, dtype, buffer=memory.bytes, order=order)
         array._memory = memory
         return array
@@ -185,10 +185,10 @@ def shared_array(shape: Any, dtype: Any = float, order: Literal["C", "F"] = "C")
 def _rebuild(
     token: Token, nbytes: int, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any
 ) -> SharedArray:
-    if _registry.lookup(_key(token)) is None:  # a new block here: first let go of closed ones
+    if registry.lookup(_key(token)) is None:  # a new block here: first let go of closed ones
         _forget_closed()
     block = SharedBlock.attach(token, nbytes)
-    memory = _registry.rebuild(_Memory, _key(token), block)
+    memory = registry.rebuild(_Memory, _key(token), block)
     if not block.owned:
         _recent[token] = memory
         _recent.move_to_end(token)
@@ -202,6 +202,6 @@ def _rebuild(
 def _forget_closed() -> None:
     for token in list(_recent):
         try:
-            os.close(_sharing.open_token(token, os.O_RDONLY))
+            os.close(fd_tokens.open_token(token, os.O_RDONLY))
         except SharingError:
             del _recent[token]

@@ -2,7 +2,7 @@
 
 Pickle protocol 5 hands every buffer that supports it (numpy arrays,
 ``pickle.PickleBuffer``) to a callback. Buffers of at least ``BULK_BYTES``
-(1 MiB) are copied once into a shared memory segment (``_shm``) and only the
+(1 MiB) are copied once into a shared memory segment (``memfd``) and only the
 segment's token travels in the message; the receiver maps the segment and
 unpickles the object around the mapping, without another copy. Large
 ``bytes`` / ``bytearray`` objects near the top of the arguments or results
@@ -36,16 +36,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .. import _config, _serialize, _shm
-from .._sharing import Token
+from .. import _config, _serialize
+from .._primitives import memfd
+from .._primitives.fd_tokens import Token
 
 # What travels in a message: (segment token, bytes used) per out-of-band buffer.
 Wire = tuple[tuple[Token, int], ...]
 # What the sender holds meanwhile: (segment, bytes used).
-Shipped = list[tuple[_shm.Segment, int]]
+Shipped = list[tuple[memfd.Segment, int]]
 
 
-def dumps(obj: Any, take: Callable[[int], _shm.Segment], memo: Memo | None = None) -> tuple[bytes, Shipped]:
+def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = None) -> tuple[bytes, Shipped]:
     """Pickle ``obj``; each buffer of ``BULK_BYTES`` or more goes into a segment from ``take``.
 
     With a ``memo`` (a job whose input is fixed, as ``map``'s list), a buffer of
@@ -99,7 +100,7 @@ def loads(
     """
     if not bulk:
         return _serialize.loads(data), []
-    maps = [_shm.attach(token, n, private=private) for token, n in bulk]
+    maps = [memfd.attach(token, n, private=private) for token, n in bulk]
     buffers: list[Any] = []
     for m, (token, n) in zip(maps, bulk):
         if on_drop is None:
@@ -161,16 +162,16 @@ class SegmentCache:
     def __init__(self, budget: int, name: str = "forklift-args") -> None:
         self.budget = budget
         self.name = name
-        self._spare: list[_shm.Segment] = []
+        self._spare: list[memfd.Segment] = []
         self._spare_bytes = 0
 
-    def take(self, n: int) -> _shm.Segment:
+    def take(self, n: int) -> memfd.Segment:
         best = None
         for segment in self._spare:  # the smallest that fits and wastes at most half
             if n <= segment.size <= 2 * n and (best is None or segment.size < best.size):
                 best = segment
         if best is None:
-            return _shm.Segment(1 << (n - 1).bit_length(), self.name)
+            return memfd.Segment(1 << (n - 1).bit_length(), self.name)
         self._spare.remove(best)
         self._spare_bytes -= best.size
         return best
@@ -189,7 +190,7 @@ class SegmentCache:
             self._settle(segment)
         memo.entries.clear()
 
-    def _settle(self, segment: _shm.Segment) -> None:
+    def _settle(self, segment: memfd.Segment) -> None:
         if segment.users > 0 or segment.memo or segment.fd < 0:
             return
         if segment.kept or segment.size > self.budget:
@@ -216,12 +217,12 @@ class Memo:
 
     def __init__(self, cache: SegmentCache) -> None:
         self.cache = cache
-        self.entries: dict[tuple[int, int], tuple[Any, _shm.Segment]] = {}
+        self.entries: dict[tuple[int, int], tuple[Any, memfd.Segment]] = {}
 
-    def get(self, key: tuple[int, int]) -> tuple[Any, _shm.Segment] | None:
+    def get(self, key: tuple[int, int]) -> tuple[Any, memfd.Segment] | None:
         return self.entries.get(key)
 
-    def put(self, key: tuple[int, int], obj: Any, segment: _shm.Segment) -> None:
+    def put(self, key: tuple[int, int], obj: Any, segment: memfd.Segment) -> None:
         # Holding obj keeps its id from being reused by another array while it is here.
         segment.memo = True
         self.entries[key] = (obj, segment)
@@ -243,10 +244,10 @@ class Outgoing:
     def __init__(self, budget: int) -> None:
         self._lock = threading.Lock()
         self._sent: dict[int, Shipped] = {}
-        self._lent: OrderedDict[Token, _shm.Segment] = OrderedDict()
+        self._lent: OrderedDict[Token, memfd.Segment] = OrderedDict()
         self._cache = SegmentCache(budget, "forklift-result")
 
-    def take(self, n: int) -> _shm.Segment:
+    def take(self, n: int) -> memfd.Segment:
         with self._lock:
             return self._cache.take(n)
 

@@ -6,7 +6,7 @@ while it starts a process (``assert_spawning``): hence "Lock objects should only
 be shared between processes through inheritance" from a Pool task's argument.
 These subclasses always keep the name, whatever the start method, and pickle
 it at any time; the receiver re-opens the semaphore by name
-(``_multiprocessing.SemLock._rebuild``), once per process (``_registry``).
+(``_multiprocessing.SemLock._rebuild``), once per process (``registry``).
 
 Lifetime is the stdlib's: the creator unlinks the name when its object is
 garbage collected or it exits. A process that already opened the semaphore
@@ -14,7 +14,7 @@ keeps using it; one that receives the name afterwards gets a SharingError.
 
 Condition and Event are composites of these (made through a forklift
 context), so they pickle through their parts; Barrier keeps its shared
-counters in a memfd (``_sharedctypes.SharedBlock``) instead of multiprocessing's
+counters in a memfd (``sharedctypes.SharedBlock``) instead of multiprocessing's
 heap, which is passed only while spawning.
 """
 
@@ -27,8 +27,8 @@ from multiprocessing import synchronize, util
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from . import _registry
-from .errors import SharingError
+from ..errors import SharingError
+from . import registry
 
 # SemLock.__init__ asks its ctx only for the start method, to decide whether to
 # keep the semaphore's name: any context but fork says keep it.
@@ -43,14 +43,14 @@ class _Named(synchronize.SemLock):
     def __init__(self, *args: Any, ctx: BaseContext | None = None, **kwargs: Any) -> None:
         # The caller's ctx is not needed: the semaphore is named whatever its start method.
         super().__init__(*args, ctx=_KEEP_NAME, **kwargs)
-        _registry.remember(self._key(), self)
+        registry.remember(self._key(), self)
 
     def _key(self) -> tuple[str, str]:
         return ("semaphore", self._semlock.name)
 
     def __reduce__(self) -> tuple[Any, ...]:
         sl = self._semlock
-        return (_registry.rebuild, (type(self), self._key(), (sl.handle, sl.kind, sl.maxvalue, sl.name)))
+        return (registry.rebuild, (type(self), self._key(), (sl.handle, sl.kind, sl.maxvalue, sl.name)))
 
     def __setstate__(self, state: tuple[int, int, int, str]) -> None:
         try:
@@ -115,7 +115,7 @@ class Barrier(synchronize.Barrier):
     ) -> None:
         # synchronize.Barrier.__init__ with a memfd for the two shared counters
         # (state, count) in place of multiprocessing's heap.
-        from ._sharedctypes import SharedBlock
+        from .sharedctypes import SharedBlock
 
         counters = SharedBlock(2 * struct.calcsize("i"))
         self.__setstate__((parties, action, timeout, ctx.Condition(), counters))  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Shared memory segments: a memfd, mapped, named by a ``_sharing`` token.
+"""Shared memory segments: a memfd, mapped, named by a ``fd_tokens`` token.
 
 Why memfd and not ``multiprocessing.shared_memory`` (files in /dev/shm):
 
@@ -9,7 +9,7 @@ Why memfd and not ``multiprocessing.shared_memory`` (files in /dev/shm):
 - not bounded by the size of /dev/shm (64 MB by default in Docker);
 - made in microseconds.
 
-Other processes attach through ``/proc/<owner>/fd/<fd>`` (see ``_sharing``),
+Other processes attach through ``/proc/<owner>/fd/<fd>`` (see ``fd_tokens``),
 so a segment can be attached only while its owner holds it; after the owner
 closes it, existing mappings stay valid and the memory goes with the last one.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import mmap
 import os
 
-from . import _sharing
+from . import fd_tokens
 
 
 class Segment:
@@ -41,7 +41,7 @@ class Segment:
             fd, self.fd = self.fd, -1  # so that __del__ does not close the number again
             os.close(fd)
             raise
-        self.token = _sharing.token(self.fd)
+        self.token = fd_tokens.token(self.fd)
 
     def close(self) -> None:
         """Give up ownership: no new process can attach; mappings stay valid."""
@@ -58,9 +58,9 @@ class Segment:
             os.close(self.fd)
 
 
-def attach(token: _sharing.Token, size: int, *, private: bool = False) -> mmap.mmap:
+def attach(token: fd_tokens.Token, size: int, *, private: bool = False) -> mmap.mmap:
     """Map another process's segment; ``private``: writes stay in this process."""
-    fd = _sharing.open_token(token, os.O_RDONLY if private else os.O_RDWR)
+    fd = fd_tokens.open_token(token, os.O_RDONLY if private else os.O_RDWR)
     try:
         return mmap.mmap(fd, max(size, 1), access=mmap.ACCESS_COPY if private else mmap.ACCESS_WRITE)
     finally:

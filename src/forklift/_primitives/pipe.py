@@ -21,7 +21,7 @@ import socket
 from multiprocessing import connection, reduction
 from typing import TYPE_CHECKING, Any
 
-from .errors import SharingError
+from ..errors import SharingError
 
 if TYPE_CHECKING:
     _Connection = connection.Connection[Any, Any]
@@ -29,14 +29,14 @@ else:  # not subscriptable at run time
     _Connection = connection.Connection
 
 
-class Connection(_Connection):
+class PipeConnection(_Connection):
     """A multiprocessing Connection that can also be passed to Pool and Executor tasks (once per pickle)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_receive, (reduction.DupFd(self.fileno()), self.readable, self.writable))
 
 
-def _receive(dup: Any, readable: bool, writable: bool) -> Connection:
+def _receive(dup: Any, readable: bool, writable: bool) -> PipeConnection:
     try:
         fd = dup.detach()
     except (OSError, EOFError) as exc:
@@ -44,15 +44,15 @@ def _receive(dup: Any, readable: bool, writable: bool) -> Connection:
             f"cannot receive a Connection: its sender exited, or these pickled bytes were already "
             f"received once ({type(exc).__name__}: {exc})"
         ) from exc
-    return Connection(fd, readable, writable)
+    return PipeConnection(fd, readable, writable)
 
 
-def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
+def Pipe(duplex: bool = True) -> tuple[PipeConnection, PipeConnection]:
     """A pair of connected Connections, as multiprocessing.Pipe (Unix): a socketpair, or a pipe one way."""
     if duplex:
         s1, s2 = socket.socketpair()
         s1.setblocking(True)
         s2.setblocking(True)
-        return Connection(s1.detach()), Connection(s2.detach())
+        return PipeConnection(s1.detach()), PipeConnection(s2.detach())
     r, w = os.pipe()
-    return Connection(r, writable=False), Connection(w, readable=False)
+    return PipeConnection(r, writable=False), PipeConnection(w, readable=False)

@@ -3,10 +3,10 @@
 The stdlib's queues are a pipe (``Pipe(duplex=False)``) plus locks; they
 pickle only while a process starts (``assert_spawning``), hence "Queue objects
 should only be shared between processes through inheritance" from a Pool
-task's argument. These subclasses pickle the two pipe ends as ``_sharing``
+task's argument. These subclasses pickle the two pipe ends as ``fd_tokens``
 tokens of the sender's descriptors, and their locks as forklift's named
 semaphores (they are made by a forklift context). The receiver re-opens the
-pipe through ``/proc`` once per process (``_registry``): sending one queue to
+pipe through ``/proc`` once per process (``registry``): sending one queue to
 10,000 tasks does not open 20,000 descriptors.
 
 Everything else is the stdlib's: the feeder thread, and with it the rule that
@@ -21,7 +21,7 @@ from multiprocessing import queues, util
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from . import _registry, _sharing
+from . import fd_tokens, registry
 
 if TYPE_CHECKING:
     _Queue = queues.Queue[Any]
@@ -33,7 +33,7 @@ else:  # not subscriptable at run time before Python 3.12
     _SimpleQueue = queues.SimpleQueue
 
 # The pipe ends as tokens: (reader, writer).
-PipeTokens = tuple[_sharing.Token, _sharing.Token]
+PipeTokens = tuple[fd_tokens.Token, fd_tokens.Token]
 
 
 class _SharedPipe:
@@ -43,16 +43,16 @@ class _SharedPipe:
     _writer: Connection
 
     def _remember(self) -> None:
-        _registry.remember(self._key(), self)
+        registry.remember(self._key(), self)
 
     def _key(self) -> tuple[str, int]:
         return ("pipe", os.fstat(self._reader.fileno()).st_ino)
 
     def _pipe_tokens(self) -> PipeTokens:
-        return (_sharing.token(self._reader.fileno()), _sharing.token(self._writer.fileno()))
+        return (fd_tokens.token(self._reader.fileno()), fd_tokens.token(self._writer.fileno()))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_registry.rebuild, (type(self), self._key(), self.__getstate__()))
+        return (registry.rebuild, (type(self), self._key(), self.__getstate__()))
 
     def __getstate__(self) -> Any:  # each queue class says what its state is
         raise NotImplementedError
@@ -61,8 +61,8 @@ class _SharedPipe:
 def _reopen(tokens: PipeTokens) -> tuple[Connection, Connection]:
     reader, writer = tokens
     return (
-        Connection(_sharing.open_token(reader, os.O_RDONLY), writable=False),
-        Connection(_sharing.open_token(writer, os.O_WRONLY), readable=False),
+        Connection(fd_tokens.open_token(reader, os.O_RDONLY), writable=False),
+        Connection(fd_tokens.open_token(writer, os.O_WRONLY), readable=False),
     )
 
 

@@ -21,7 +21,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .errors import SharingError
+    from ..errors import SharingError
 
 
 Token = tuple[int, int, int]  # (owner pid, descriptor, inode)
@@ -63,6 +63,6 @@ def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
 def _error(message: str) -> SharingError:
     # Imported here: workers import this module, and forklift.errors pulls in
     # concurrent.futures and multiprocessing (~13 ms) that a worker rarely needs.
-    from .errors import SharingError
+    from ..errors import SharingError
 
     return SharingError(message)

@@ -2,9 +2,9 @@
 
 multiprocessing allocates them from its heap, an arena passed by descriptor
 only while a process starts, so they cannot be a Pool task's argument. Here
-each lives in its own memfd (a :class:`SharedBlock`, see ``_shm``), pickled as
-the memfd's ``_sharing`` token; the receiver maps the same memory once per
-process (``_registry``), so writes are seen everywhere. The API is the
+each lives in its own memfd (a :class:`SharedBlock`, see ``memfd``), pickled as
+the memfd's ``fd_tokens`` token; the receiver maps the same memory once per
+process (``registry``), so writes are seen everywhere. The API is the
 stdlib's, and so are the synchronised wrappers (subclassed only to pickle
 without ``assert_spawning``).
 
@@ -25,8 +25,8 @@ from multiprocessing import sharedctypes
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
-from . import _registry, _shm
-from ._sharing import Token
+from . import memfd, registry
+from .fd_tokens import Token
 
 if TYPE_CHECKING:
     _SynchronizedBase = sharedctypes.SynchronizedBase[Any]
@@ -46,10 +46,10 @@ class SharedBlock:
     """
 
     def __init__(self, size: int) -> None:
-        segment = _shm.Segment(size, "forklift-shared")
-        self._owner: _shm.Segment | None = segment
+        segment = memfd.Segment(size, "forklift-shared")
+        self._owner: memfd.Segment | None = segment
         self._setup(segment.token, size, segment.map)
-        _registry.remember(self._key(), self)
+        registry.remember(self._key(), self)
 
     def _setup(self, token: Token, size: int, buffer: mmap.mmap) -> None:
         self.token = token
@@ -62,7 +62,7 @@ class SharedBlock:
     @classmethod
     def attach(cls, token: Token, size: int) -> SharedBlock:
         """This process's object for the block ``token`` names (mapped on first use)."""
-        return _registry.rebuild(cls, ("memfd", token[2]), (token, size))
+        return registry.rebuild(cls, ("memfd", token[2]), (token, size))
 
     @property
     def owned(self) -> bool:
@@ -83,7 +83,7 @@ class SharedBlock:
     def __setstate__(self, state: tuple[Token, int]) -> None:
         token, size = state
         self._owner = None
-        self._setup(token, size, _shm.attach(token, size))
+        self._setup(token, size, memfd.attach(token, size))
 
 
 _portable_types: dict[type[Any], type[Any]] = {}
