@@ -87,7 +87,7 @@ class ClusterEngine(SchedulerFront):
     def __init__(self, client: Any, *, address: str, wait: float, on_close: Callable[[], None]) -> None:
         self.client = client
         self.address = address
-        self._wait = wait
+        self._starve_after = wait
         self._on_close = on_close
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._queue: deque[Job] = deque()  # jobs with pending items, oldest first
@@ -157,7 +157,7 @@ class ClusterEngine(SchedulerFront):
                 if self._closing and not self._open and not self._flights:
                     break
                 self._handle(self._next_event())
-                self._drain_events()
+                self._handle_queued_events()
                 self._check_health()
         except BaseException as exc:  # a bug in forklift: fail loudly, never hang
             err = BrokenPoolError(f"forklift's cluster driver failed: {type(exc).__name__}: {exc}")
@@ -177,7 +177,7 @@ class ClusterEngine(SchedulerFront):
         except queue.Empty:
             return None
 
-    def _drain_events(self) -> None:
+    def _handle_queued_events(self) -> None:
         while True:
             try:
                 event = self._events.get_nowait()
@@ -216,7 +216,7 @@ class ClusterEngine(SchedulerFront):
             return
         self._open.add(job)
         self._enqueue(job)
-        self._check_done(job)
+        self._finish_if_done(job)
 
     def _cancel(self, job: Job) -> None:
         job.cancel()
@@ -224,14 +224,14 @@ class ClusterEngine(SchedulerFront):
         for key in doomed:
             self._release(self._flights.pop(key))
         self._solo = deque(s for s in self._solo if s[0] is not job)
-        self._check_done(job)
+        self._finish_if_done(job)
 
     def _inflight(self, job: Job) -> int:
         return sum(len(f.items) for f in self._flights.values() if f.job is job) + sum(
             1 for s in self._solo if s[0] is job
         )
 
-    def _check_done(self, job: Job) -> None:
+    def _finish_if_done(self, job: Job) -> None:
         job.inflight = self._inflight(job)
         if job.done and job in self._open:
             self._open.discard(job)
@@ -252,7 +252,7 @@ class ClusterEngine(SchedulerFront):
             job = self._queue[0]
             if job.cancelled or not job.pending:
                 self._queue.popleft()
-                self._check_done(job)
+                self._finish_if_done(job)
                 continue
             size = job.chunker.next_size(job.remaining(), self.processes, job.pending_items())
             slab = job.take(size)
@@ -263,7 +263,7 @@ class ClusterEngine(SchedulerFront):
             if slab.items:
                 self._send(job, slab.start, slab.items, slab.attempts, solo=False)
                 room -= 1
-            self._check_done(job)
+            self._finish_if_done(job)
 
     def _send(self, job: Job, start: int, items: list[Any], attempts: int, *, solo: bool) -> None:
         flight = Flight(job, start, items, attempts, solo)
@@ -300,7 +300,7 @@ class ClusterEngine(SchedulerFront):
         status = future.status
         if job.cancelled:
             self._release(flight)
-            self._check_done(job)
+            self._finish_if_done(job)
             return
         if status == "finished":
             try:
@@ -320,7 +320,7 @@ class ClusterEngine(SchedulerFront):
                 self._erred(flight, error)
         else:  # "cancelled" (scheduler restarted, connection lost) or "lost"
             self._lost(flight)
-        self._check_done(job)
+        self._finish_if_done(job)
 
     def _finished(self, flight: Flight, answer: tuple[Any, ...]) -> None:
         job = flight.job
@@ -438,13 +438,13 @@ class ClusterEngine(SchedulerFront):
             return
         if self._starved_since is None:
             self._starved_since = now
-        elif now - self._starved_since > self._wait:
+        elif now - self._starved_since > self._starve_after:
             self._starve(reachable)
 
     def _starve(self, reachable: bool) -> None:
         what = "has had no workers" if reachable else "has been unreachable"
         exc = ClusterError(
-            f"the cluster at {self.address} {what} for {self._wait:g} s while tasks were waiting; "
+            f"the cluster at {self.address} {what} for {self._starve_after:g} s while tasks were waiting; "
             "start workers with 'forklift cluster worker ADDRESS --credentials DIR' "
             "(or raise FORKLIFT_CLUSTER_WAIT)"
         )

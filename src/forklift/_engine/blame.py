@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import protocol as P
+from . import protocol
 
 #: What a death in one of the slot's phases adds to the lost worker's message.
 PHASES = {
-    P.PHASE_UNPICKLE: " (while unpickling its arguments)",
-    P.PHASE_PICKLE: " (while pickling its result)",
+    protocol.PHASE_UNPICKLE: " (while unpickling its arguments)",
+    protocol.PHASE_PICKLE: " (while pickling its result)",
 }
 
 #: Kill reasons that are no task's fault.
@@ -74,7 +74,7 @@ def judge(
     if (
         kill_reason in INNOCENT
         or at_seq != seq
-        or idx == P.PHASE_IDLE
+        or idx == protocol.PHASE_IDLE
         or (target is not None and target != (at_seq, idx))
     ):
         return Verdict(((0, n, attempts),))  # not its fault, or it never ran

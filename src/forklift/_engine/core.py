@@ -68,8 +68,7 @@ from ..errors import (
     describe_exit,
 )
 from ..trees import signal_group
-from . import blame, bulk, forks
-from . import protocol as P
+from . import blame, bulk, forks, protocol
 from .api import WorkerState
 from .forks import has_ended
 from .front import COUNTERS, SchedulerFront
@@ -80,7 +79,11 @@ from .supervise import WorkerHandle, fork_server_pid
 from .watch import WATCH_AFTER, watcher
 from .worker import is_dying
 
-_STATES = {P.PHASE_UNPICKLE: "unpickling", P.PHASE_PICKLE: "pickling", P.PHASE_IDLE: "sending back"}
+_STATES = {
+    protocol.PHASE_UNPICKLE: "unpickling",
+    protocol.PHASE_PICKLE: "pickling",
+    protocol.PHASE_IDLE: "sending back",
+}
 
 
 if TYPE_CHECKING:
@@ -267,7 +270,7 @@ class Engine(SchedulerFront):
         for key, _ in self._selector.select(timeout):
             kind, worker = key.data
             if kind == _WAKE:
-                self._drain_wake()
+                self._empty_wake_pipe()
             elif worker.gone:  # its death was handled earlier in this batch of events
                 continue
             elif kind == _CONN:
@@ -275,7 +278,7 @@ class Engine(SchedulerFront):
             else:
                 self._on_death(worker)
 
-    def _drain_wake(self) -> None:
+    def _empty_wake_pipe(self) -> None:
         try:
             while os.read(self._wake_r, 4096):
                 pass
@@ -309,7 +312,7 @@ class Engine(SchedulerFront):
             )
         self._open.add(job)
         self._enqueue(job)
-        self._check_done(job)
+        self._finish_if_done(job)
 
     def _cancel(self, job: Job, kill_running: bool) -> None:
         job.cancel()
@@ -317,9 +320,9 @@ class Engine(SchedulerFront):
             for w in self._workers:
                 if w.held and w.held[0].job is job:
                     w.kill("cancelled")
-        self._check_done(job)
+        self._finish_if_done(job)
 
-    def _check_done(self, job: Job) -> None:
+    def _finish_if_done(self, job: Job) -> None:
         if job.done and job in self._open:
             self._open.discard(job)
             if job.journal is not None:  # first: finishing may close a per-call journal
@@ -379,7 +382,7 @@ class Engine(SchedulerFront):
                 size = min(size, self._budget(w))
             piece = job.take(size)
             if not piece.items:  # a cancelled future: nothing to send
-                self._check_done(job)
+                self._finish_if_done(job)
                 continue
             payload, shipped = piece.payload, piece.shipped
             if job.fixed_input and job.memo is None:
@@ -424,19 +427,19 @@ class Engine(SchedulerFront):
         job.inflight += len(piece.items)
         fields = (seq, job.func_id, blob, forget, job.mode, job.timeout is not None, bulk.wire(shipped))
         try:
-            P.send(w.conn, P.TASK, fields, payload)
+            protocol.send(w.conn, protocol.TASK, fields, payload)
         except OSError:
             pass  # the worker is dying; its sentinel will bring the chunk back
 
     def _unpicklable_args(self, job: Job, piece: Slab, exc: BaseException) -> None:
         if len(piece.items) > 1:
-            self._split(job, piece.start, piece.items, piece.attempts)
+            self._requeue_one_by_one(job, piece.start, piece.items, piece.attempts)
             return
         item = piece.items[0]
         err = _ser_error("cannot pickle the arguments", item, exc, task=job.describe(piece.start))
         self._fail(job, piece.start, err)
 
-    def _split(self, job: Job, start: int, items: list[Any], attempts: int) -> None:
+    def _requeue_one_by_one(self, job: Job, start: int, items: list[Any], attempts: int) -> None:
         """Requeue items one per chunk, so a fault is pinned to its item."""
         for i in range(len(items) - 1, -1, -1):
             job.requeue(start + i, [items[i]], attempts)
@@ -446,26 +449,26 @@ class Engine(SchedulerFront):
     def _on_readable(self, w: WorkerHandle) -> None:
         try:
             while True:
-                self._on_message(w, *P.recv(w.conn))
+                self._on_message(w, *protocol.recv(w.conn))
                 if not w.conn.poll(0):
                     return
         except (EOFError, OSError):
             self._unregister(w.conn)  # the sentinel will report the death
 
     def _on_message(self, w: WorkerHandle, kind: int, fields: tuple[Any, ...], payload: bytes | None) -> None:
-        if w.timeout_target is not None and kind in (P.RESULT, P.BADARGS):
+        if w.timeout_target is not None and kind in (protocol.RESULT, protocol.BADARGS):
             # It overran and is being killed: what it sends meanwhile (say, a child's exit
             # status after kill_tree reached the child first) is not the task's answer, and
             # its later chunks go back to the queue with the death (invariant 3 holds).
             return
-        if kind == P.RESULT:
+        if kind == protocol.RESULT:
             self._on_result(w, fields, payload)
-        elif kind == P.READY:
+        elif kind == protocol.READY:
             w.ready = True
             self._start_failures = 0
-        elif kind == P.BADARGS:
+        elif kind == protocol.BADARGS:
             self._on_badargs(w, *fields)
-        elif kind == P.INITFAIL:
+        elif kind == protocol.INITFAIL:
             self._on_initfail(w, fields[0])
 
     def _take_held(self, w: WorkerHandle, seq: int) -> Chunk:
@@ -498,12 +501,12 @@ class Engine(SchedulerFront):
         if result_bulk:
             mapped = outcome is not None and not isinstance(outcome, SharingError)
             try:  # not mapped: the worker may reuse the segments at once
-                P.send(w.conn, P.RELEASE, (seq, mapped))
+                protocol.send(w.conn, protocol.RELEASE, (seq, mapped))
             except OSError:
                 pass  # it is dying: its segments go with it
         self._retire_if_spent(w, rss)
         if job.cancelled:
-            self._check_done(job)
+            self._finish_if_done(job)
             return
         if isinstance(outcome, SharingError) and not w.process.is_alive():
             # The worker died before we mapped its results: run the chunk again. (A worker
@@ -540,7 +543,7 @@ class Engine(SchedulerFront):
             if w.exit_sent or w not in self._workers:
                 continue
             try:
-                P.send(w.conn, P.FREE, (token,))
+                protocol.send(w.conn, protocol.FREE, (token,))
             except (OSError, ValueError):
                 pass  # it is dying: its segments go with it
 
@@ -549,7 +552,7 @@ class Engine(SchedulerFront):
 
     def _unloadable_result(self, job: Job, chunk: Chunk, exc: BaseException) -> None:
         if len(chunk.items) > 1:  # find the culprit: run the chunk again, one item at a time
-            self._split(job, chunk.start, chunk.items, chunk.attempts)
+            self._requeue_one_by_one(job, chunk.start, chunk.items, chunk.attempts)
             return
         err = SerializationError(f"cannot unpickle the result in the parent: {describe(exc)}")
         err.__cause__ = exc
@@ -559,7 +562,7 @@ class Engine(SchedulerFront):
         chunk = self._take_held(w, seq)
         job = chunk.job
         if what == "arguments" and len(chunk.items) > 1:
-            self._split(job, chunk.start, chunk.items, chunk.attempts)
+            self._requeue_one_by_one(job, chunk.start, chunk.items, chunk.attempts)
             return
         cause = rebuild_exception(record)
         for i in range(len(chunk.items)):
@@ -624,7 +627,7 @@ class Engine(SchedulerFront):
         w.exit_sent = True
         w.retiring = True
         try:
-            P.send(w.conn, P.EXIT)
+            protocol.send(w.conn, protocol.EXIT)
         except OSError:
             pass
 
@@ -650,7 +653,7 @@ class Engine(SchedulerFront):
             pass
 
     def _on_death(self, w: WorkerHandle) -> None:
-        self._drain(w)
+        self._read_last_words(w)
         retired = w.exit_sent and not w.held
         if w.server is not None and self._server_gone(w):
             # Its exit status went with the server: it may live on, unseen. Its whole tree,
@@ -683,7 +686,11 @@ class Engine(SchedulerFront):
         (The sentinel fires as the server's descriptors close, before it is a zombie.)
         """
         assert w.server is not None
-        return w.view[P.SLOT_NOTE] == P.NOTE_SERVER_GONE or has_ended(w.server) or not has_ended(w.pid)
+        return (
+            w.view[protocol.SLOT_NOTE] == protocol.NOTE_SERVER_GONE
+            or has_ended(w.server)
+            or not has_ended(w.pid)
+        )
 
     def _fork_server_died(self, server: int) -> None:
         """Once per dead fork server: say so, and let it end so that the next worker start
@@ -718,11 +725,11 @@ class Engine(SchedulerFront):
             "init_timeout= (seconds), or make the initializer return"
         )
 
-    def _drain(self, w: WorkerHandle) -> None:
+    def _read_last_words(self, w: WorkerHandle) -> None:
         """Take in what a dead worker sent before it died."""
         try:
             while w.conn.poll(0):
-                self._on_message(w, *P.recv(w.conn))
+                self._on_message(w, *protocol.recv(w.conn))
         except (EOFError, OSError):
             pass
 
@@ -747,7 +754,7 @@ class Engine(SchedulerFront):
         if held:
             self._recover_current(w, held[0], exitcode)
         for chunk in held:
-            self._check_done(chunk.job)
+            self._finish_if_done(chunk.job)
 
     def _recover_current(self, w: WorkerHandle, chunk: Chunk, exitcode: int | None) -> None:
         job = chunk.job
@@ -808,7 +815,7 @@ class Engine(SchedulerFront):
             timeout = chunk.job.timeout
             assert timeout is not None
             seq, idx, start = w.read_slot()
-            if seq != chunk.seq or idx == P.PHASE_IDLE:
+            if seq != chunk.seq or idx == protocol.PHASE_IDLE:
                 wait = 0.01  # not started yet (or done, its result on the way): look again soon
             else:
                 deadline = start + int(timeout * 1e9)

@@ -211,7 +211,7 @@ class SchedulerFront:
             self._enqueue(job)
         if last:
             job.closed_input = True
-        self._check_done(job)
+        self._finish_if_done(job)
 
     def _enqueue(self, job: Job) -> None:
         if job.pending and job not in self._queue:
@@ -223,7 +223,7 @@ class SchedulerFront:
             self._counts["failed"] += len(errors)
         if not job.cancelled:
             job.deliver(start, values, errors)
-        self._check_done(job)
+        self._finish_if_done(job)
 
     def _forget_submit(self, job: Job) -> None:
         """A finished submit job stops being the one new calls of its function join."""
@@ -242,7 +242,7 @@ class SchedulerFront:
     def _register(self, job: Job) -> None:
         raise NotImplementedError
 
-    def _check_done(self, job: Job) -> None:
+    def _finish_if_done(self, job: Job) -> None:
         raise NotImplementedError
 
     def _begin_close(self) -> None:

@@ -428,7 +428,7 @@ class StreamJob(Job):
             if self.ordered and self._head in self._waiting:
                 values, errors = self._waiting.pop(self._head)
                 self._waiting_items -= len(values)
-                self._split(values, errors)
+                self._queue_results(values, errors)
                 continue
             batch = self._get_batch(deadline)
             if isinstance(batch, BaseException):
@@ -440,7 +440,7 @@ class StreamJob(Job):
                 self._waiting[start] = (values, errors)
                 self._waiting_items += len(values)
             else:
-                self._split(values, errors)
+                self._queue_results(values, errors)
         piece = self._ready.popleft()
         self._handed += len(piece) if isinstance(piece, list) else 1
         return piece
@@ -456,7 +456,7 @@ class StreamJob(Job):
         except queue.Empty:
             raise self.timeout_error() from None
 
-    def _split(self, values: list[Any], errors: dict[int, BaseException] | None) -> None:
+    def _queue_results(self, values: list[Any], errors: dict[int, BaseException] | None) -> None:
         self._head += len(values)
         if not errors:
             self._ready.append(values)

@@ -15,9 +15,9 @@ import os
 from multiprocessing import reduction
 from typing import Any
 
-from . import protocol as P
+from . import protocol
 
-_NBYTES = 8 * P.SLOT_SIZE
+_NBYTES = 8 * protocol.SLOT_SIZE
 
 
 class Slot:
@@ -30,7 +30,7 @@ class Slot:
             os.ftruncate(self._fd, _NBYTES)
             self._buffer: Any = mmap.mmap(self._fd, _NBYTES)
         else:  # pragma: no cover - not Linux
-            self._buffer = ctx.RawArray("q", P.SLOT_SIZE)
+            self._buffer = ctx.RawArray("q", protocol.SLOT_SIZE)
         self.view = memoryview(self._buffer).cast("B").cast("q")
 
     def started(self) -> None:

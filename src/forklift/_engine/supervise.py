@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _config
 from ..trees import kill_tree
-from . import forks
-from . import protocol as P
+from . import forks, protocol
 from .slot import Slot
 from .worker import worker_main
 
@@ -78,9 +77,9 @@ class WorkerHandle:
         """(seq, idx, start_ns) as the worker last wrote them, read consistently."""
         view = self.view
         while True:
-            idx = view[P.SLOT_IDX]
-            seq, start = view[P.SLOT_SEQ], view[P.SLOT_START]
-            if view[P.SLOT_IDX] == idx:
+            idx = view[protocol.SLOT_IDX]
+            seq, start = view[protocol.SLOT_SEQ], view[protocol.SLOT_START]
+            if view[protocol.SLOT_IDX] == idx:
                 return seq, idx, start
 
     def kill(self, reason: str) -> None:

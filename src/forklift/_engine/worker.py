@@ -44,8 +44,7 @@ from typing import Any
 
 from .. import _config
 from .._serialize import ErrorRecord, capture_exception, fail_unpicklable, loads
-from . import bulk
-from . import protocol as P
+from . import bulk, protocol
 from .forks import detach_fork_server, proc_stat, process_start
 from .slot import view_of
 
@@ -81,7 +80,7 @@ def worker_main(
     try:
         if not _run_initializer(conn, init_blob):
             sys.exit(1)
-        P.send(conn, P.READY, (os.getpid(),))
+        protocol.send(conn, protocol.READY, (os.getpid(),))
         _Worker(conn, slot, report_rss, outgoing).serve(inbox)
     except (BrokenPipeError, ConnectionResetError):  # the pool is gone (or gave up on us)
         die()
@@ -107,7 +106,7 @@ def die(slot: memoryview | None = None, note: int = 0) -> None:
     """
     global _killer
     if slot is not None and note:
-        slot[P.SLOT_NOTE] = note
+        slot[protocol.SLOT_NOTE] = note
     if not _dying.acquire(blocking=False):
         if _killer == threading.get_ident() or threading.current_thread() is threading.main_thread():
             return  # (the main thread runs signal handlers; the killer will reach it)
@@ -162,7 +161,7 @@ class _ParentGuard:
             self.parent_gone()
 
     def parent_gone(self) -> None:
-        die(self.slot, P.NOTE_PARENT_GONE)
+        die(self.slot, protocol.NOTE_PARENT_GONE)
 
     def on_sigterm(self, signum: int, frame: object) -> None:
         # PDEATHSIG, or a kill from outside. Under forkserver it means that the fork
@@ -170,7 +169,7 @@ class _ParentGuard:
         if not self.alive():
             self.parent_gone()
         gone = os.getppid() != self.os_parent
-        die(self.slot, P.NOTE_SERVER_GONE if gone else 0)
+        die(self.slot, protocol.NOTE_SERVER_GONE if gone else 0)
 
 
 def _become_group_leader() -> None:
@@ -206,17 +205,17 @@ def _read_loop(
         if guard.pidfd >= 0 and any(fd == guard.pidfd for fd, _ in watch.poll()):
             guard.parent_gone()
         try:
-            msg = P.recv(conn)
+            msg = protocol.recv(conn)
         except (EOFError, OSError):  # the pool died, or dropped us: either way, end
             die()
-        if msg[0] == P.RELEASE:  # here, not in the inbox: the main thread may be busy for long
+        if msg[0] == protocol.RELEASE:  # here, not in the inbox: the main thread may be busy for long
             outgoing.release(*msg[1])
             continue
-        if msg[0] == P.FREE:
+        if msg[0] == protocol.FREE:
             outgoing.free(msg[1][0])
             continue
         inbox.put(msg)
-        if msg[0] == P.EXIT:
+        if msg[0] == protocol.EXIT:
             return
 
 
@@ -229,7 +228,7 @@ def _run_initializer(conn: Connection, init_blob: bytes | None) -> bool:
         return True
     except BaseException as exc:
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-        P.send(conn, P.INITFAIL, (capture_exception(exc, tb),))
+        protocol.send(conn, protocol.INITFAIL, (capture_exception(exc, tb),))
         return False
 
 
@@ -246,7 +245,7 @@ class _Worker:
     def serve(self, inbox: queue.SimpleQueue[tuple[int, tuple[Any, ...], bytes | None]]) -> None:
         while True:
             kind, fields, payload = inbox.get()
-            if kind == P.EXIT:
+            if kind == protocol.EXIT:
                 return
             assert payload is not None
             self.run_chunk(fields, payload)
@@ -257,34 +256,39 @@ class _Worker:
         # SEQ last: a reader that sees this chunk's seq also sees its phase and start
         # (never the previous chunk's item and start time, which could look overdue).
         if timed:
-            slot[P.SLOT_START] = time.monotonic_ns()
-        slot[P.SLOT_IDX] = P.PHASE_UNPICKLE
-        slot[P.SLOT_SEQ] = seq
+            slot[protocol.SLOT_START] = time.monotonic_ns()
+        slot[protocol.SLOT_IDX] = protocol.PHASE_UNPICKLE
+        slot[protocol.SLOT_SEQ] = seq
         fn = self.function(func_id, func_blob, forget)
         if isinstance(fn, tuple):
-            P.send(self.conn, P.BADARGS, (seq, "function", fn))
+            protocol.send(self.conn, protocol.BADARGS, (seq, "function", fn))
             return
         began = time.time()
         started = time.perf_counter()
         try:
             args, maps = bulk.loads(payload, arg_bulk, private=True)
         except BaseException as exc:
-            P.send(self.conn, P.BADARGS, (seq, "arguments", capture_exception(exc, None)))
+            protocol.send(self.conn, protocol.BADARGS, (seq, "arguments", capture_exception(exc, None)))
             return
         run = self.call_timed if timed else self.call_fast
         results, errors = run(fn, args, mode)
         elapsed = time.perf_counter() - started
         if timed:  # pickling the results is timed too
-            slot[P.SLOT_START] = time.monotonic_ns()
-        slot[P.SLOT_IDX] = P.PHASE_PICKLE
+            slot[protocol.SLOT_START] = time.monotonic_ns()
+        slot[protocol.SLOT_IDX] = protocol.PHASE_PICKLE
         blob, shipped = self.pack(results, errors)
         del args, results  # so that unmap() sees whether the task kept its arguments
         kept = bulk.unmap(maps)
         if shipped:
             self.outgoing.hold(seq, shipped)
         retire = zombie_children() > _config.ZOMBIE_LIMIT
-        P.send(self.conn, P.RESULT, (seq, elapsed, self.rss(), kept, bulk.wire(shipped), began, retire), blob)
-        slot[P.SLOT_IDX] = P.PHASE_IDLE
+        protocol.send(
+            self.conn,
+            protocol.RESULT,
+            (seq, elapsed, self.rss(), kept, bulk.wire(shipped), began, retire),
+            blob,
+        )
+        slot[protocol.SLOT_IDX] = protocol.PHASE_IDLE
 
     def function(
         self, func_id: int, blob: bytes | None, forget: Sequence[int]
@@ -307,7 +311,7 @@ class _Worker:
         ``len(out)`` is the index of the failing item and the fast path pays
         nothing per item for the bookkeeping.
         """
-        self.slot[P.SLOT_IDX] = 0
+        self.slot[protocol.SLOT_IDX] = 0
         out: list[Any] = []
         errors: dict[int, ErrorRecord] | None = None
         n = len(args)
@@ -330,8 +334,8 @@ class _Worker:
         out: list[Any] = []
         errors: dict[int, ErrorRecord] | None = None
         for i, item in enumerate(args):
-            slot[P.SLOT_START] = time.monotonic_ns()
-            slot[P.SLOT_IDX] = i  # written after START: a reader never sees a stale start
+            slot[protocol.SLOT_START] = time.monotonic_ns()
+            slot[protocol.SLOT_IDX] = i  # written after START: a reader never sees a stale start
             try:
                 out.extend(_calls(fn, (item,), mode))
             except BaseException as exc:
@@ -386,9 +390,9 @@ def zombie_children() -> int:
 
 
 def _calls(fn: Callable[..., Any], items: Any, mode: int) -> Any:
-    if mode == P.CALL_ONE:
+    if mode == protocol.CALL_ONE:
         return map(fn, items)
-    if mode == P.CALL_STAR:
+    if mode == protocol.CALL_STAR:
         return itertools.starmap(fn, items)
     return (fn(*a, **k) for a, k in items)
 

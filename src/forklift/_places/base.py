@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._checks import callable_
-from .._engine import protocol as P
+from .._engine import protocol
 from .._engine.api import EngineAPI, Statistics
 from .._engine.futures import TaskFuture
 from .._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
@@ -25,7 +25,7 @@ from ..progress import progress_bar
 if TYPE_CHECKING:
     from ..journal import Journal
 
-CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = P.CALL_ONE, P.CALL_STAR, P.CALL_ARGS_KWARGS
+CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = protocol.CALL_ONE, protocol.CALL_STAR, protocol.CALL_ARGS_KWARGS
 
 check_callable = callable_
 
