@@ -8,7 +8,7 @@ does not journal pays nothing for it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import _serialize
 from .._digest import Digest
@@ -16,10 +16,23 @@ from .._serialize import describe
 from ..errors import describe_exit
 
 if TYPE_CHECKING:
+    from ..journal import JournalRun
     from .jobs import Chunk, Job
     from .supervise import WorkerHandle
 
 WORKERS_EVERY = 0.5  # seconds between refreshes of the journal's workers table
+
+
+class _Timing(NamedTuple):
+    """When a chunk's items ran, as far as the parent knows: evenly spread over its time."""
+
+    pid: int
+    began: float
+    step: float  # seconds per item
+    attempt: int
+
+    def span(self, first: int, count: int) -> tuple[float, float]:
+        return self.began + self.step * first, self.began + self.step * (first + count)
 
 
 def record_chunk(
@@ -36,54 +49,45 @@ def record_chunk(
     run = job.journal
     assert run is not None
     n = len(values)
-    attempt = chunk.attempts + 1
-    step = elapsed / n if n else 0.0
-    index = job.journal_index
-    if not run.keep_results or chunk.inputs is None:
-        # Inputs that went through shared memory (buffers of BULK_BYTES or more) have no
-        # digest a resume could check, so their results are not kept: a resume runs them
-        # again rather than trust results that may belong to other data.
-        payload = None
-    if index is None:
+    timing = _Timing(pid, began, elapsed / n if n else 0.0, chunk.attempts + 1)
+    if job.journal_index is None:
+        if not run.keep_results or chunk.inputs is None:
+            # Inputs that went through shared memory (buffers of BULK_BYTES or more) have no
+            # digest a resume could check, so their results are not kept: a resume runs them
+            # again rather than trust results that may belong to other data.
+            payload = None
+        failed = sorted(errors or ())
         run.chunk(
-            chunk.start,
-            n,
-            attempt,
-            pid,
-            began,
-            began + elapsed,
-            sorted(errors or ()),
-            Digest(chunk.inputs),
-            payload,
+            chunk.start, n, timing.attempt, pid, *timing.span(0, n), failed, Digest(chunk.inputs), payload
         )
-    else:  # a resumed map runs a subset: rows must name the inputs' own indices
-        mapped = [index[chunk.start + i] for i in range(n)]
-        for first, last in _runs(mapped):
-            part = range(first, last + 1)
-            failed = [i - first for i in part if errors and i in errors]
-            vals = [values[i] for i in part]
-            results = None if failed or chunk.shipped else _serialize.dumps((vals, None))
-            run.chunk(
-                mapped[first],
-                len(part),
-                attempt,
-                pid,
-                began + step * first,
-                began + step * (first + len(part)),
-                failed,
-                None if chunk.shipped else Digest(_serialize.dumps([chunk.items[i] for i in part])),
-                results,
-            )
+    else:
+        _record_resumed(run, job.journal_index, chunk, timing, values, errors)
     for i, exc in (errors or {}).items():
+        first, last = timing.span(i, 1)
+        index = _journal_index(job, chunk.start + i)
         run.task(
-            _journal_index(job, chunk.start + i),
-            "failed",
-            attempt=attempt,
-            worker=pid,
-            began=began + step * i,
-            ended=began + step * (i + 1),
-            error=describe(exc),
+            index, "failed", attempt=timing.attempt, worker=pid, began=first, ended=last, error=describe(exc)
         )
+
+
+def _record_resumed(
+    run: JournalRun,
+    index: list[int],
+    chunk: Chunk,
+    timing: _Timing,
+    values: list[Any],
+    errors: dict[int, BaseException] | None,
+) -> None:
+    """A resumed map runs a subset: its rows must name the inputs' own indices, one row per
+    stretch of consecutive ones."""
+    mapped = [index[chunk.start + i] for i in range(len(values))]
+    for first, last in _runs(mapped):
+        part = range(first, last + 1)
+        failed = [i - first for i in part if errors and i in errors]
+        results = None if failed or chunk.shipped else _serialize.dumps(([values[i] for i in part], None))
+        inputs = None if chunk.shipped else Digest(_serialize.dumps([chunk.items[i] for i in part]))
+        span = timing.span(first, len(part))
+        run.chunk(mapped[first], len(part), timing.attempt, timing.pid, *span, failed, inputs, results)
 
 
 def record_task(
