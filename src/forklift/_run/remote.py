@@ -37,6 +37,7 @@ from typing import Any
 
 from ..trees import signal_group
 from .guardian import MARKER, Guardian, sweep
+from .output import tag_lines, tag_prefix
 from .runner import (
     KILL_GRACE,
     RunError,
@@ -47,8 +48,6 @@ from .runner import (
     halt_status,
     nul_problem,
     open_run_journal,
-    tag_lines,
-    tag_prefix,
 )
 from .template import Template
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from ..trees import signal_group
 from .guardian import MARKER, Guardian
 from .joblog import Joblog
+from .output import READ_SIZE, Printer, write_all
 from .template import Template
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["Halt", "JobRecord", "RunOptions", "RunSummary", "Runner", "nul_problem"]
 
 KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL of a timed-out job (GNU parallel: ~0.2 s)
-READ_SIZE = 1 << 16
-LINE_BOUND = 1 << 16  # --line-buffer: a partial line longer than this is printed anyway
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,8 @@ class Runner:
         self.inputs = inputs
         self.opt = options
         self.on_progress = on_progress
-        self.write_out = write_out or _write_all
-        self.warn = warn or (lambda text: _write_all(2, f"forklift run: {text}\n".encode()))
+        self.printer = Printer(write_out, tag=options.tag)
+        self.warn = warn or (lambda text: write_all(2, f"forklift run: {text}\n".encode()))
         self.summary = RunSummary()
         self.run_id = f"{os.getpid()}-{time.time_ns()}"
         self.env = dict(os.environ)
@@ -410,8 +409,8 @@ class Runner:
         """Print a finished job's output, then log it: the order a resume relies on."""
         receive = errors = 0
         if not self.opt.line_buffer:
-            receive = self._copy_out(job.out, 1, job)
-            errors = self._copy_out(job.err, 2, job)
+            receive = self.printer.file(1, job.args, job.out)
+            errors = self.printer.file(2, job.args, job.err)
             self._recycle(job, empty=(receive == 0, errors == 0))
         else:
             receive = job.received
@@ -451,40 +450,6 @@ class Runner:
             command=job.command,
         )
 
-    def _copy_out(self, src: int, dst: int, job: _Job) -> int:
-        size = os.lseek(src, 0, os.SEEK_END)
-        if size == 0:
-            return 0
-        if self.opt.tag or self.write_out is not _write_all:
-            prefix = self._tag(job)
-            offset = 0
-            rest = b""
-            while offset < size:
-                chunk = os.pread(src, min(READ_SIZE * 16, size - offset), offset)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                rest = self._write_lines(dst, prefix, rest + chunk, final=offset >= size)
-            return size
-        _sendfile_all(dst, src, size)
-        return size
-
-    def _tag(self, job: _Job) -> bytes:
-        return tag_prefix(job.args) if self.opt.tag else b""
-
-    def _write_lines(self, dst: int, prefix: bytes, data: bytes, *, final: bool) -> bytes:
-        """Write the complete lines of ``data`` (each after ``prefix``); return the rest."""
-        if final:
-            lines, rest = data, b""
-        else:
-            cut = data.rfind(b"\n") + 1
-            lines, rest = data[:cut], data[cut:]
-            if len(rest) > LINE_BOUND:
-                lines, rest = data, b""
-        if lines:
-            self.write_out(dst, tag_lines(prefix, lines) if prefix else lines)
-        return rest
-
     def _recycle(self, job: _Job, *, empty: tuple[bool, bool] = (False, False)) -> None:
         """Give the job's output files back, emptied (quiet jobs' files already are)."""
         if self.opt.line_buffer:
@@ -512,12 +477,14 @@ class Runner:
         if fd == job.out:
             job.received += len(data)
         dst = 1 if fd == job.out else 2
-        job.partial[fd] = self._write_lines(dst, self._tag(job), job.partial.get(fd, b"") + data, final=False)
+        job.partial[fd] = self.printer.lines(
+            dst, self.printer.prefix(job.args), job.partial.get(fd, b"") + data, final=False
+        )
 
     def _flush_pipe(self, fd: int, job: _Job) -> None:
         rest = job.partial.pop(fd, b"")
         if rest:
-            self._write_lines(1 if fd == job.out else 2, self._tag(job), rest, final=True)
+            self.printer.lines(1 if fd == job.out else 2, self.printer.prefix(job.args), rest, final=True)
         self.ep.unregister(fd)
         del self.pipes[fd]
         os.close(fd)
@@ -609,18 +576,6 @@ class Runner:
         if self.joblog:
             self.joblog.close()
         close_run_journal(self.journal, self.journal_run, self.summary)
-
-
-def tag_prefix(args: tuple[str, ...]) -> bytes:
-    """--tag: what goes before each output line of a job with these arguments."""
-    return os.fsencode(" ".join(args) + "\t")
-
-
-def tag_lines(prefix: bytes, data: bytes) -> bytes:
-    """``data`` with ``prefix`` before every line (an unfinished last line too)."""
-    parts = data.split(b"\n")
-    tail = parts.pop()
-    return b"".join(prefix + p + b"\n" for p in parts) + (prefix + tail if tail else b"")
 
 
 def open_run_journal(
@@ -737,32 +692,6 @@ def _temp_file(tmpdir: str | None) -> int:
     fd, path = tempfile.mkstemp(dir=directory)
     os.unlink(path)
     return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _sendfile_all(dst: int, src: int, size: int) -> None:
-    offset = 0
-    try:
-        while offset < size:
-            sent = os.sendfile(dst, src, offset, size - offset)
-            if sent == 0:
-                break
-            offset += sent
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
-            raise
-        while offset < size:  # an output sendfile cannot write to: copy by hand
-            chunk = os.pread(src, min(READ_SIZE * 16, size - offset), offset)
-            if not chunk:
-                break
-            _write_all(dst, chunk)
-            offset += len(chunk)
 
 
 def _drain(fd: int) -> None:

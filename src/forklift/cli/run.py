@@ -274,8 +274,8 @@ def _run(args: argparse.Namespace) -> int:
 def _run_on_cluster(
     args: argparse.Namespace, template: Template, items: Iterator[tuple[str, ...]], options: RunOptions
 ) -> int:
+    from .._run.output import write_all
     from .._run.remote import run_on_cluster
-    from .._run.runner import _write_all
     from ..errors import AuthenticationError, ClusterError
 
     def warn(text: str) -> None:
@@ -285,7 +285,7 @@ def _run_on_cluster(
         raise UsageError("--line-buffer does not apply with --cluster: a job's output comes back whole")
     try:
         summary = run_on_cluster(
-            template, items, options, args.cluster, args.credentials, write_out=_write_all, warn=warn
+            template, items, options, args.cluster, args.credentials, write_out=write_all, warn=warn
         )
     except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
         from .._run.runner import RunError
@@ -443,9 +443,9 @@ class _Bar:
         if self.progress is not None and os.isatty(fd):
             self.progress.console.out(data.decode(errors="replace"), end="", highlight=False)
         else:
-            from .._run.runner import _write_all
+            from .._run.output import write_all
 
-            _write_all(fd, data)
+            write_all(fd, data)
 
     def warn(self, text: str) -> None:
         self.write(2, f"forklift run: {text}\n".encode())
