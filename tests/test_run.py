@@ -337,7 +337,6 @@ def test_cluster_runs_the_same_jobs_with_the_same_output_and_log(tmp_path):
 
 
 @needs_dask
-@pytest.mark.xfail(strict=True, reason="cluster rows lack error, command, worker and the retried attempts")
 def test_cluster_journal_rows_are_the_local_ones(tmp_path):
     """Every attempt, retried ones too, with its error, command and worker, as a local run records it."""
     import sqlite3
@@ -493,7 +492,7 @@ def test_stop_run_refuses_the_next_jobs_and_kills_the_running_ones():
 
     assert stop_run(running_id, 0.2) >= 1
     runner.join(10)
-    assert not runner.is_alive() and results[0].signal == signal.SIGTERM
+    assert not runner.is_alive() and results[0].attempt.signal == signal.SIGTERM
     assert survivors(tag) == []
     with pytest.raises(RunStopped):
         run_remote_job(RemoteJob(3, ("x",), "echo never", "/bin/sh", None, 1, running_id))

@@ -1,6 +1,10 @@
 """Printing jobs' output: whole or line by line, each line after its job's tag with ``--tag``.
 
-A job's output reaches the terminal one way: a :class:`Printer`. It writes
+A job's output reaches the terminal one way: a :class:`Printer`. An ended
+job's output waits in memory (a cluster job's), in two temp files (a local
+job's) or was printed as it came (``--line-buffer``): an :class:`Output` of
+each kind prints itself through the Printer and says how much it printed.
+The Printer writes
 whole lines only (a partial line longer than ``LINE_BOUND`` excepted), so the
 output of jobs printed line by line (``--line-buffer``) never tears a line,
 and copies a grouped job's temp file with ``sendfile`` when nothing needs to
@@ -12,8 +16,22 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
-__all__ = ["LINE_BOUND", "READ_SIZE", "Printer", "tag_lines", "tag_prefix", "write_all"]
+__all__ = [
+    "LINE_BOUND",
+    "READ_SIZE",
+    "FileOutput",
+    "HeldOutput",
+    "Output",
+    "Printed",
+    "Printer",
+    "StreamedOutput",
+    "tag_lines",
+    "tag_prefix",
+    "write_all",
+]
 
 READ_SIZE = 1 << 16
 LINE_BOUND = 1 << 16  # --line-buffer: a partial line longer than this is printed anyway
@@ -87,6 +105,57 @@ class Printer:
         if lines:
             self.write_out(dst, tag_lines(prefix, lines) if prefix else lines)
         return rest
+
+
+class Printed(NamedTuple):
+    """How many bytes of an ended job's output were printed."""
+
+    stdout: int  # the joblog's Receive
+    stderr: int | None  # None when not counted (--line-buffer)
+
+    @property
+    def total(self) -> int | None:
+        return None if self.stderr is None else self.stdout + self.stderr
+
+
+class Output(Protocol):
+    """An ended job's output, waiting to be printed whole."""
+
+    def print(self, printer: Printer, args: tuple[str, ...]) -> Printed: ...
+
+
+@dataclass(frozen=True)
+class HeldOutput:
+    """Output held in memory: a cluster job's, sent back by its worker."""
+
+    out: bytes
+    err: bytes
+
+    def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
+        printer.whole(1, args, self.out)
+        printer.whole(2, args, self.err)
+        return Printed(len(self.out), len(self.err))
+
+
+@dataclass(frozen=True)
+class FileOutput:
+    """Output in two files (descriptors) the job wrote to: a local job's, grouped."""
+
+    out: int
+    err: int
+
+    def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
+        return Printed(printer.file(1, args, self.out), printer.file(2, args, self.err))
+
+
+@dataclass(frozen=True)
+class StreamedOutput:
+    """Output already printed line by line as it came (--line-buffer): nothing waits."""
+
+    stdout: int
+
+    def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
+        return Printed(self.stdout, None)
 
 
 def _sendfile_all(dst: int, src: int, size: int) -> None:

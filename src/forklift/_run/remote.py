@@ -4,9 +4,11 @@ Each job becomes one task of a cluster ``Pool`` (``forklift.Pool(address=...)``)
 which chunks short jobs and reschedules those of a worker that died. A task
 runs the command with ``sh -c`` in its own session on the worker's machine,
 enforces ``--timeout`` there (SIGTERM to the process group, SIGKILL 0.2 s later)
-and ``--retries``, and returns the exit status and the captured output; this
-process prints each job's output whole, writes the joblog (the Host column is
-the worker's host name) and the journal, and applies ``--halt``.
+and ``--retries``, and returns its attempts and the last one's captured output;
+this process keeps the books as a local run does, with the same Recorder
+(recorder.py): it prints each job's output whole, writes the journal and the
+joblog (the Host column is the worker's host name, the journal's worker the
+worker process's pid), and applies ``--halt``.
 
 Differences from a local run, all because the jobs are elsewhere: output is
 held in the worker's memory until the job ends (no spill to disk); ``-j``
@@ -37,18 +39,9 @@ from typing import Any
 
 from ..trees import signal_group
 from .guardian import MARKER, Guardian, sweep
-from .output import tag_lines, tag_prefix
-from .runner import (
-    KILL_GRACE,
-    RunError,
-    RunOptions,
-    RunSummary,
-    close_run_journal,
-    exit_status,
-    halt_status,
-    nul_problem,
-    open_run_journal,
-)
+from .output import HeldOutput, Printer
+from .recorder import Attempt, Recorder, RunSummary
+from .runner import KILL_GRACE, RunError, RunOptions, nul_problem
 from .template import Template
 
 
@@ -65,18 +58,12 @@ class RemoteJob:
 
 @dataclass(frozen=True)
 class RemoteResult:
-    seq: int
-    args: tuple[str, ...]
-    command: str
-    exitval: int
-    signal: int
+    """A job's last attempt with its output, and the failed attempts retried before it."""
+
+    attempt: Attempt
     out: bytes
     err: bytes
-    start: float
-    runtime: float
-    host: str
-    attempts: int
-    timed_out: bool
+    retried: tuple[Attempt, ...] = ()
 
 
 # In each worker process: the runs stopped by their forklift (stop_run), and a lock
@@ -104,7 +91,8 @@ class JobStartError(Exception):
 def run_remote_job(job: RemoteJob) -> RemoteResult:
     """Run one job where this task runs (a cluster worker); retry it up to ``retries`` times."""
     last: RemoteResult | None = None  # the previous attempt's, when it failed
-    for attempt in range(1, max(job.retries, 1) + 1):
+    retried: list[Attempt] = []
+    for number in range(1, max(job.retries, 1) + 1):
         start = time.time()
         with _start_lock:
             if job.run_id in _stopped_runs:
@@ -147,21 +135,23 @@ def run_remote_job(job: RemoteJob) -> RemoteResult:
         exitval, sig = (code, 0) if code >= 0 else (0, -code)
         if timed_out:
             exitval, sig = -1, sig or signal.SIGTERM
-        last = RemoteResult(
-            job.seq,
-            job.args,
-            job.command,
-            exitval,
-            sig,
-            out,
-            err,
-            start,
-            time.time() - start,
-            socket.gethostname(),
-            attempt,
-            timed_out,
+        if last is not None:
+            retried.append(last.attempt)
+        attempt = Attempt(
+            seq=job.seq,
+            args=job.args,
+            command=job.command,
+            number=number,
+            worker=os.getpid(),
+            start=start,
+            runtime=time.time() - start,
+            exitval=exitval,
+            signal=sig,
+            timed_out=timed_out,
+            host=socket.gethostname(),
         )
-        if exitval == 0 and sig == 0:
+        last = RemoteResult(attempt, out, err, tuple(retried))
+        if not attempt.failed:
             break
     assert last is not None
     return last
@@ -179,53 +169,31 @@ def run_on_cluster(
 ) -> RunSummary:
     """Run every job on the cluster at ``address``; print, log and summarize here."""
     from ..pool import Pool
-    from .joblog import Joblog
 
-    summary = RunSummary()
     t0 = time.monotonic()
     run_id = f"{os.getpid()}-{time.time_ns()}"
-    joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
-    journal, journal_run = open_run_journal(template, options, workers=None)
+    books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
+    summary = books.summary
 
     def jobs() -> Iterator[RemoteJob]:
         for seq, args in enumerate(items, 1):
             if seq in options.skip:
-                summary.skipped += 1
+                books.skipped()
                 continue
             command = template.build(args, seq, 1)
             yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries, run_id)
 
-    def record(result: RemoteResult) -> bool:
-        """Count, print and log one finished job; return whether it failed."""
-        summary.started += 1
-        summary.retried += result.attempts - 1
-        failed = result.exitval != 0 or result.signal != 0
-        if failed:
-            summary.failed += 1
-            summary.timed_out += result.timed_out
-        else:
-            summary.succeeded += 1
-        if result.timed_out:
-            warn(f"job {result.seq} timed out after {options.timeout:g} s on {result.host}")
-        _print(result, options, write_out)
-        if joblog is not None:
-            joblog.write(
-                result.seq, result.start, result.runtime, len(result.out), result.exitval,
-                result.signal, result.command, host=result.host,
-            )  # fmt: skip
-        if journal_run is not None:
-            journal_run.task(
-                result.seq,
-                "timeout" if result.timed_out else "failed" if failed else "done",
-                attempt=result.attempts,
-                began=result.start,
-                ended=result.start + result.runtime,
-                exit_code=result.exitval,
-                output_bytes=len(result.out) + len(result.err),
-            )
-        return failed
+    def record(result: RemoteResult) -> None:
+        """Count, print, journal and log one finished job."""
+        books.started()
+        for attempt in (*result.retried, result.attempt):
+            if attempt.timed_out:
+                warn(f"job {attempt.seq} timed out after {options.timeout:g} s on {attempt.host}")
+        for attempt in result.retried:
+            books.retried(attempt)
+        books.ended(result.attempt)
+        books.emit(result.attempt, HeldOutput(result.out, result.err))
 
-    halted: int | None = None
     stop_jobs = False
     guardian = Guardian(run_id)  # forked before Dask starts its threads in this process
     try:
@@ -245,14 +213,10 @@ def run_on_cluster(
             except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
                 stop_jobs = summary.aborted = True
                 raise RunError(str(exc)) from None
-            failed = record(result)
-            if options.halt is None or halted is not None:
+            record(result)
+            if books.halt(result.attempt) is None:
                 continue
-            halted = halt_status(options.halt, summary, options.total, result.exitval, result.signal, failed)
-            if halted is None:
-                continue
-            if failed:
-                warn(f"this job failed: {result.command}")
+            assert options.halt is not None
             if options.halt.when == "now":
                 stop_jobs = True
                 break
@@ -266,15 +230,11 @@ def run_on_cluster(
         if stop_jobs:
             _stop_on_workers(pool, run_id, kill=True, warn=warn)
             sweep(run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
-        pool.terminate() if stop_jobs or halted is not None else pool.close()
+        pool.terminate() if stop_jobs or books.halted is not None else pool.close()
         pool.join()
         guardian.release()
-        if joblog is not None:
-            joblog.close()
-        close_run_journal(journal, journal_run, summary)
-    summary.seconds = time.monotonic() - t0
-    summary.exit_status = exit_status(summary, options.halt, halted)
-    return summary
+        books.close()
+    return books.final(t0)
 
 
 STOP_TIMEOUT = 10.0  # seconds to wait for every worker to take a stop; Client.run has no limit
@@ -297,14 +257,6 @@ def _stop_on_workers(pool: Any, run_id: str, *, kill: bool, warn: Callable[[str]
         warn(f"not every worker answered the stop within {STOP_TIMEOUT:g} s: jobs may still run there")
     elif failures:
         warn(f"could not reach every worker to stop the jobs: {failures[0]}")
-
-
-def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, bytes], None]) -> None:
-    """The job's stdout, then its stderr, whole (each line tagged with --tag)."""
-    for fd, data in ((1, result.out), (2, result.err)):
-        if not data:
-            continue
-        write_out(fd, tag_lines(tag_prefix(result.args), data) if options.tag else data)
 
 
 __all__ = [

@@ -31,7 +31,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:  # imported when the command runs: every other command starts faster
-    from .._run.runner import Halt, RunOptions, RunSummary
+    from .._run.recorder import RunSummary
+    from .._run.runner import Halt, RunOptions
     from .._run.template import Template
 
 ERROR = 255
