@@ -168,73 +168,107 @@ def run_on_cluster(
     warn: Callable[[str], None],
 ) -> RunSummary:
     """Run every job on the cluster at ``address``; print, log and summarize here."""
+    began = time.monotonic()
+    books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
+    run = _ClusterRun(options, books, warn)
+    guardian, pool = _guarded_pool(run.run_id, address, credentials)
+    try:
+        run.drive(pool, run.jobs(template, items))
+    finally:
+        run.end(pool)
+        guardian.release()
+        books.close()
+    return books.final(began)
+
+
+def _guarded_pool(run_id: str, address: str, credentials: str | None) -> tuple[Guardian, Any]:
+    """This machine's guardian of the run, then a pool on the cluster at ``address``."""
     from ..pool import Pool
 
-    t0 = time.monotonic()
-    run_id = f"{os.getpid()}-{time.time_ns()}"
-    books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
-    summary = books.summary
-
-    def jobs() -> Iterator[RemoteJob]:
-        for seq, args in enumerate(items, 1):
-            if seq in options.skip:
-                books.skipped()
-                continue
-            command = template.build(args, seq, 1)
-            yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries, run_id)
-
-    def record(result: RemoteResult) -> None:
-        """Count, print, journal and log one finished job."""
-        books.started()
-        for attempt in (*result.retried, result.attempt):
-            if attempt.timed_out:
-                warn(f"job {attempt.seq} timed out after {options.timeout:g} s on {attempt.host}")
-        for attempt in result.retried:
-            books.retried(attempt)
-        books.ended(result.attempt)
-        books.emit(result.attempt, HeldOutput(result.out, result.err))
-
-    stop_jobs = False
     guardian = Guardian(run_id)  # forked before Dask starts its threads in this process
     try:
-        pool = Pool(address=address, credentials=credentials)
+        return guardian, Pool(address=address, credentials=credentials)
     except BaseException:
         guardian.release()
         raise
-    try:
-        results = (pool.imap if options.keep_order else pool.imap_unordered)(run_remote_job, jobs())
-        while True:
-            try:
-                result = next(results)
-            except StopIteration:
-                break
-            except RunStopped:
-                continue  # after --halt soon: a job that was not started, as none may be now
-            except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
-                stop_jobs = summary.aborted = True
-                raise RunError(str(exc)) from None
-            record(result)
-            if books.halt(result.attempt) is None:
+
+
+class _ClusterRun:
+    """One run's jobs sent to the cluster, their results booked here, the jobs stopped at the end."""
+
+    def __init__(self, options: RunOptions, books: Recorder, warn: Callable[[str], None]) -> None:
+        self.opt = options
+        self.books = books
+        self.warn = warn
+        self.run_id = f"{os.getpid()}-{time.time_ns()}"
+        self.stop_jobs = False  # end this run's jobs on every worker when it ends
+
+    def jobs(self, template: Template, items: Iterator[tuple[str, ...]]) -> Iterator[RemoteJob]:
+        opt = self.opt
+        for seq, args in enumerate(items, 1):
+            if seq in opt.skip:
+                self.books.skipped()
                 continue
-            assert options.halt is not None
-            if options.halt.when == "now":
-                stop_jobs = True
-                break
-            # soon: no job starts from now on; those running end, and are printed and logged
-            warn("starting no more jobs; waiting for the running jobs to finish")
-            _stop_on_workers(pool, run_id, kill=False, warn=warn)
-    except KeyboardInterrupt:
-        summary.interrupted = signal.SIGINT
-        stop_jobs = True
-    finally:
-        if stop_jobs:
-            _stop_on_workers(pool, run_id, kill=True, warn=warn)
-            sweep(run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
-        pool.terminate() if stop_jobs or books.halted is not None else pool.close()
+            command = template.build(args, seq, 1)
+            yield RemoteJob(seq, args, command, opt.shell, opt.timeout, opt.retries, self.run_id)
+
+    def drive(self, pool: Any, jobs: Iterator[RemoteJob]) -> None:
+        """Book each job's result as it comes, until all are done or ``--halt`` or Ctrl-C stops the run."""
+        try:
+            imap = pool.imap if self.opt.keep_order else pool.imap_unordered
+            for result in _ran(imap(run_remote_job, jobs)):
+                self.record(result)
+                if self.books.halt(result.attempt) is not None and self.halt(pool):
+                    return
+        except KeyboardInterrupt:
+            self.books.summary.interrupted = signal.SIGINT
+            self.stop_jobs = True
+        except RunError:
+            self.books.summary.aborted = self.stop_jobs = True
+            raise
+
+    def record(self, result: RemoteResult) -> None:
+        """Count, print, journal and log one finished job."""
+        self.books.started()
+        for attempt in (*result.retried, result.attempt):
+            if attempt.timed_out:
+                self.warn(f"job {attempt.seq} timed out after {self.opt.timeout:g} s on {attempt.host}")
+        for attempt in result.retried:
+            self.books.retried(attempt)
+        self.books.ended(result.attempt)
+        self.books.emit(result.attempt, HeldOutput(result.out, result.err))
+
+    def halt(self, pool: Any) -> bool:
+        """``--halt`` stops the run: now (return True: read no more results), or soon."""
+        assert self.opt.halt is not None
+        if self.opt.halt.when == "now":
+            self.stop_jobs = True
+            return True
+        # soon: no job starts from now on; those running end, and are printed and logged
+        self.warn("starting no more jobs; waiting for the running jobs to finish")
+        _stop_on_workers(pool, self.run_id, kill=False, warn=self.warn)
+        return False
+
+    def end(self, pool: Any) -> None:
+        """Stop the jobs still running if the run must (Ctrl-C, --halt now, an error); close the pool."""
+        if self.stop_jobs:
+            _stop_on_workers(pool, self.run_id, kill=True, warn=self.warn)
+            sweep(self.run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
+        pool.terminate() if self.stop_jobs or self.books.halted is not None else pool.close()
         pool.join()
-        guardian.release()
-        books.close()
-    return books.final(t0)
+
+
+def _ran(results: Iterator[RemoteResult]) -> Iterator[RemoteResult]:
+    """The results of the jobs that ran; a job that could not start stops the run (RunError)."""
+    while True:
+        try:
+            yield next(results)
+        except StopIteration:
+            return
+        except RunStopped:
+            continue  # after --halt soon: a job that was not started, as none may be now
+        except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
+            raise RunError(str(exc)) from None
 
 
 STOP_TIMEOUT = 10.0  # seconds to wait for every worker to take a stop; Client.run has no limit
