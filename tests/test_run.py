@@ -504,6 +504,19 @@ def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
     assert out.returncode == 255 and out.stderr.count(b"\n") == 1 and b"credentials" in out.stderr
 
 
+def test_a_cluster_run_that_cannot_start_its_pool_is_failed_in_the_journal(monkeypatch, tmp_path):
+    """As a local run stopped by an error: the journal's run ends "failed", not "running" forever."""
+    import sqlite3
+
+    monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
+    db = tmp_path / "run.db"
+    out = run("--journal", str(db), "--cluster", "tls://127.0.0.1:9", "true", ":::", "1")
+    assert out.returncode == 255 and b"credentials" in out.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    conn.close()
+
+
 # -- a NUL byte: no command line can carry one ---------------------------------------------------
 
 NUL_MESSAGE = b"cannot start job 2: its command holds a NUL byte"

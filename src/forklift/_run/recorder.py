@@ -13,6 +13,7 @@ ran (an attempt's ``worker`` and ``host``) and where its output waits.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING
 from .joblog import Joblog
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from ..journal import Journal, JournalRun
     from .output import Output, Printed, Printer
     from .runner import Halt, RunOptions
@@ -141,7 +144,20 @@ class Recorder:
         self.halted = halt_status(halt, self.summary, self.opt.total, attempt)
         return self.halted
 
-    def close(self) -> None:
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the books of a run: one an exception stopped is aborted (interrupted, for Ctrl-C)."""
+        if isinstance(exc, KeyboardInterrupt):
+            self.summary.interrupted = signal.SIGINT
+        elif exc is not None:
+            self.summary.aborted = True  # a job could not start (RunError), or a bug
+        self._close()
+
+    def _close(self) -> None:
         """Close the joblog; end the run in the journal (once it is known to be interrupted or aborted)."""
         if self.joblog is not None:
             self.joblog.close()

@@ -171,13 +171,13 @@ def run_on_cluster(
     began = time.monotonic()
     books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
     run = _ClusterRun(options, books, warn)
-    guardian, pool = _guarded_pool(run.run_id, address, credentials)
-    try:
-        run.drive(pool, run.jobs(template, items))
-    finally:
-        run.end(pool)
-        guardian.release()
-        books.close()
+    with books:
+        guardian, pool = _guarded_pool(run.run_id, address, credentials)
+        try:
+            run.drive(pool, run.jobs(template, items))
+        finally:
+            run.end(pool)
+            guardian.release()
     return books.final(began)
 
 
@@ -223,8 +223,8 @@ class _ClusterRun:
         except KeyboardInterrupt:
             self.books.summary.interrupted = signal.SIGINT
             self.stop_jobs = True
-        except RunError:
-            self.books.summary.aborted = self.stop_jobs = True
+        except BaseException:  # as a local run: an error stops every job
+            self.stop_jobs = True
             raise
 
     def record(self, result: RemoteResult) -> None:

@@ -165,6 +165,12 @@ class Runner:
 
     def run(self) -> RunSummary:
         t0 = time.monotonic()
+        with self.books:
+            self._loop()
+        return self.books.final(t0)
+
+    def _loop(self) -> None:
+        """Run every job, with the run's guardian and signal handlers in place, then clean up."""
         guardian = Guardian(self.run_id)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
@@ -177,9 +183,6 @@ class Runner:
         try:
             while self._step(caught, wake_r):
                 pass
-        except BaseException:
-            self.summary.aborted = True  # a job could not start (RunError), or a bug
-            raise
         finally:
             self._kill_all()
             signal.set_wakeup_fd(old_wakeup)
@@ -189,7 +192,6 @@ class Runner:
             os.close(wake_w)
             self._close()
             guardian.release()
-        return self.books.final(t0)
 
     def _step(self, caught: list[int], wake_r: int) -> bool:
         """One turn of the loop: start what may start, wait, handle what happened."""
@@ -504,7 +506,6 @@ class Runner:
         self.free_files.clear()
         os.close(self.devnull)
         self.ep.close()
-        self.books.close()
 
 
 class RunError(RuntimeError):
