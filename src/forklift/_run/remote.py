@@ -91,70 +91,79 @@ class JobStartError(Exception):
 def run_remote_job(job: RemoteJob) -> RemoteResult:
     """Run one job where this task runs (a cluster worker); retry it up to ``retries`` times."""
     last: RemoteResult | None = None  # the previous attempt's, when it failed
-    retried: list[Attempt] = []
     for number in range(1, max(job.retries, 1) + 1):
         start = time.time()
-        with _start_lock:
-            if job.run_id in _stopped_runs:
-                if last is not None:  # it ran and failed; no retry now: that is its result
-                    return last
-                raise RunStopped(f"job {job.seq}: the run was stopped")
-            problem = nul_problem(job.seq, job.command)
-            if problem is not None:  # as a local run: refused where a command over ARG_MAX is
-                raise JobStartError(problem)
-            try:
-                proc = subprocess.Popen(
-                    [job.shell, "-c", job.command],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    env={
-                        **os.environ,
-                        "PARALLEL_SEQ": str(job.seq),
-                        "PARALLEL_JOBSLOT": "1",
-                        MARKER: job.run_id,
-                    },
-                )
-            except OSError as exc:
-                where = socket.gethostname()
-                raise JobStartError(f"cannot start {job.shell!r} on {where}: {exc.strerror or exc}") from None
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=job.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            signal_group(proc.pid, signal.SIGTERM)
-            try:
-                out, err = proc.communicate(timeout=KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                signal_group(proc.pid, signal.SIGKILL)
-                out, err = proc.communicate()
-        signal_group(proc.pid, signal.SIGKILL)  # whatever the job left in its group
-        code = proc.returncode
-        exitval, sig = (code, 0) if code >= 0 else (0, -code)
-        if timed_out:
-            exitval, sig = -1, sig or signal.SIGTERM
-        if last is not None:
-            retried.append(last.attempt)
-        attempt = Attempt(
-            seq=job.seq,
-            args=job.args,
-            command=job.command,
-            number=number,
-            worker=os.getpid(),
-            start=start,
-            runtime=time.time() - start,
-            exitval=exitval,
-            signal=sig,
-            timed_out=timed_out,
-            host=socket.gethostname(),
-        )
-        last = RemoteResult(attempt, out, err, tuple(retried))
-        if not attempt.failed:
+        proc = _start(job, ran=last is not None)
+        if proc is None:  # it ran and failed; no retry now: that is its result
+            break
+        out, err, timed_out = _communicate(proc, job.timeout)
+        retried = () if last is None else (*last.retried, last.attempt)
+        last = RemoteResult(_attempt(job, number, start, proc.returncode, timed_out), out, err, retried)
+        if not last.attempt.failed:
             break
     assert last is not None
     return last
+
+
+def _start(job: RemoteJob, *, ran: bool) -> subprocess.Popen[bytes] | None:
+    """The job's shell, started; if the run was stopped, None when the job ran before, else RunStopped."""
+    with _start_lock:
+        if job.run_id in _stopped_runs:
+            if ran:
+                return None
+            raise RunStopped(f"job {job.seq}: the run was stopped")
+        problem = nul_problem(job.seq, job.command)
+        if problem is not None:  # as a local run: refused where a command over ARG_MAX is
+            raise JobStartError(problem)
+        try:
+            return subprocess.Popen(
+                [job.shell, "-c", job.command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                env={**os.environ, "PARALLEL_SEQ": str(job.seq), "PARALLEL_JOBSLOT": "1", MARKER: job.run_id},
+            )
+        except OSError as exc:
+            where = socket.gethostname()
+            raise JobStartError(f"cannot start {job.shell!r} on {where}: {exc.strerror or exc}") from None
+
+
+def _communicate(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[bytes, bytes, bool]:
+    """The job's stdout and stderr, and whether it was killed for its timeout (TERM, then KILL)."""
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            signal_group(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+    signal_group(proc.pid, signal.SIGKILL)  # whatever the job left in its group
+    return out, err, timed_out
+
+
+def _attempt(job: RemoteJob, number: int, start: float, code: int, timed_out: bool) -> Attempt:
+    """The attempt that ended with ``code`` (``Popen.returncode``), started at ``start``."""
+    exitval, sig = (code, 0) if code >= 0 else (0, -code)
+    if timed_out:
+        exitval, sig = -1, sig or signal.SIGTERM
+    return Attempt(
+        seq=job.seq,
+        args=job.args,
+        command=job.command,
+        number=number,
+        worker=os.getpid(),
+        start=start,
+        runtime=time.time() - start,
+        exitval=exitval,
+        signal=sig,
+        timed_out=timed_out,
+        host=socket.gethostname(),
+    )
 
 
 def run_on_cluster(
