@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 __all__ = [
@@ -124,12 +123,14 @@ class Output(Protocol):
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed: ...
 
 
-@dataclass(frozen=True)
 class HeldOutput:
     """Output held in memory: a cluster job's, sent back by its worker."""
 
-    out: bytes
-    err: bytes
+    __slots__ = ("err", "out")
+
+    def __init__(self, out: bytes, err: bytes) -> None:
+        self.out = out
+        self.err = err
 
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
         printer.whole(1, args, self.out)
@@ -137,22 +138,26 @@ class HeldOutput:
         return Printed(len(self.out), len(self.err))
 
 
-@dataclass(frozen=True)
 class FileOutput:
     """Output in two files (descriptors) the job wrote to: a local job's, grouped."""
 
-    out: int
-    err: int
+    __slots__ = ("err", "out")
+
+    def __init__(self, out: int, err: int) -> None:
+        self.out = out
+        self.err = err
 
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
         return Printed(printer.file(1, args, self.out), printer.file(2, args, self.err))
 
 
-@dataclass(frozen=True)
 class StreamedOutput:
     """Output already printed line by line as it came (--line-buffer): nothing waits."""
 
-    stdout: int
+    __slots__ = ("stdout",)
+
+    def __init__(self, stdout: int) -> None:
+        self.stdout = stdout
 
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
         return Printed(self.stdout, None)

@@ -16,8 +16,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .joblog import Joblog
 
@@ -32,22 +31,23 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Recorder", "RunSummary"]
 
 
-@dataclass
 class RunSummary:
-    started: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    timed_out: int = 0
-    retried: int = 0
-    exit_status: int = 0
-    interrupted: int = 0  # the signal number that stopped the run, or 0
-    aborted: bool = False  # stopped by an error (a job that could not start): exit 255
-    seconds: float = 0.0
+    """What a run did: its jobs counted by outcome, how it ended and how long it took."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.skipped = 0
+        self.timed_out = 0
+        self.retried = 0
+        self.exit_status = 0
+        self.interrupted = 0  # the signal number that stopped the run, or 0
+        self.aborted = False  # stopped by an error (a job that could not start): exit 255
+        self.seconds = 0.0
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One run of a job's command, as the summary, the joblog and the journal tell it."""
 
     seq: int
