@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 __all__ = [
     "LINE_BOUND",
@@ -106,15 +106,7 @@ class Printer:
         return rest
 
 
-class Printed(NamedTuple):
-    """How many bytes of an ended job's output were printed."""
-
-    stdout: int  # the joblog's Receive
-    stderr: int | None  # None when not counted (--line-buffer)
-
-    @property
-    def total(self) -> int | None:
-        return None if self.stderr is None else self.stdout + self.stderr
+Printed = tuple[int, int | None]  # bytes of stdout (the joblog's Receive), of stderr (None: not counted)
 
 
 class Output(Protocol):
@@ -135,7 +127,7 @@ class HeldOutput:
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
         printer.whole(1, args, self.out)
         printer.whole(2, args, self.err)
-        return Printed(len(self.out), len(self.err))
+        return len(self.out), len(self.err)
 
 
 class FileOutput:
@@ -148,7 +140,7 @@ class FileOutput:
         self.err = err
 
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
-        return Printed(printer.file(1, args, self.out), printer.file(2, args, self.err))
+        return printer.file(1, args, self.out), printer.file(2, args, self.err)
 
 
 class StreamedOutput:
@@ -160,7 +152,7 @@ class StreamedOutput:
         self.stdout = stdout
 
     def print(self, printer: Printer, args: tuple[str, ...]) -> Printed:
-        return Printed(self.stdout, None)
+        return self.stdout, None
 
 
 def _sendfile_all(dst: int, src: int, size: int) -> None:

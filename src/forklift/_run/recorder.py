@@ -124,15 +124,17 @@ class Recorder:
 
     def emit(self, attempt: Attempt, output: Output) -> Printed:
         """Print the ended job's output, then journal and log it: the order a resume relies on."""
-        printed = output.print(self.printer, attempt.args)
+        stdout, stderr = output.print(self.printer, attempt.args)
         if self.journal_run is not None:
-            self._journal(self.journal_run, attempt, attempt.status, printed.total)
+            self._journal(
+                self.journal_run, attempt, attempt.status, None if stderr is None else stdout + stderr
+            )
         if self.joblog is not None:
             self.joblog.write(
-                attempt.seq, attempt.start, attempt.runtime, printed.stdout, attempt.exitval, attempt.signal,
+                attempt.seq, attempt.start, attempt.runtime, stdout, attempt.exitval, attempt.signal,
                 attempt.command, host=attempt.host,
             )  # fmt: skip
-        return printed
+        return stdout, stderr
 
     def halt(self, attempt: Attempt) -> int | None:
         """``--halt`` after the job ended: the run's exit status if it stops here, else None."""

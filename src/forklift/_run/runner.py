@@ -214,12 +214,10 @@ class Runner:
         return True
 
     def _wait_time(self) -> float:
-        nearest = min(
-            (q[0][0] for q in (self.deadlines, self.kills) if q),
-            default=None,
-        )
-        if nearest is None:
+        """How long epoll may wait: until the nearest deadline or kill, or for good (-1) if none."""
+        if not self.deadlines and not self.kills:
             return -1
+        nearest = min(q[0][0] for q in (self.deadlines, self.kills) if q)
         return max(0.0, nearest - time.monotonic())
 
     # -- starting ------------------------------------------------------------------------
@@ -371,7 +369,7 @@ class Runner:
     def _finished(self, job: _Job) -> None:
         job.result = result = job.attempt_made()
         self.books.ended(result)
-        if not result.failed and self.opt.timeout_percent is not None:
+        if self.opt.timeout_percent is not None and not result.failed:
             _insort(self.runtimes, result.runtime)
         if self.opt.keep_order:
             while self.order and self.order[0].result is not None:
@@ -385,8 +383,8 @@ class Runner:
     def _emit(self, job: _Job) -> None:
         """Have the books print, journal and log the finished job; give its files back."""
         assert job.result is not None
-        printed = self.books.emit(job.result, self._output(job))
-        self._recycle(job, empty=(printed.stdout == 0, printed.stderr == 0))
+        stdout, stderr = self.books.emit(job.result, self._output(job))
+        self._recycle(job, empty=(stdout == 0, stderr == 0))
 
     def _output(self, job: _Job) -> Output:
         return StreamedOutput(job.received) if self.opt.line_buffer else FileOutput(job.out, job.err)
