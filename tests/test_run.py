@@ -337,6 +337,38 @@ def test_cluster_runs_the_same_jobs_with_the_same_output_and_log(tmp_path):
 
 
 @needs_dask
+def test_cluster_journal_rows_are_the_local_ones(tmp_path):
+    """Every attempt, retried ones too, with its error, command and worker, as a local run records it."""
+    import sqlite3
+
+    jobs = ["echo a", "echo b; exit 1", "kill -9 $$", "sleep 9"]
+    rows = {}
+    for where in ("local", "cluster"):
+        db = tmp_path / f"{where}.db"
+        cluster = ["--cluster", "local"] if where == "cluster" else []
+        out = run(*cluster, "-j4", "--journal", str(db), "--retries", "2", "--timeout", "1", ":::", *jobs)
+        assert out.returncode == 3, (where, out.stderr)
+        with sqlite3.connect(db) as conn:
+            rows[where] = sorted(
+                conn.execute(
+                    "SELECT idx, attempt, status, error, exit_code, output_bytes, command, typeof(worker)"
+                    " FROM task_rows"
+                )
+            )
+        conn.close()
+    assert rows["local"] == [
+        (1, 1, "done", None, 0, 2, "echo a", "integer"),
+        (2, 1, "retried", "exit status 1", 1, None, "echo b; exit 1", "integer"),
+        (2, 2, "failed", "exit status 1", 1, 2, "echo b; exit 1", "integer"),
+        (3, 1, "retried", "killed by signal 9", 0, None, "kill -9 $$", "integer"),
+        (3, 2, "failed", "killed by signal 9", 0, 0, "kill -9 $$", "integer"),
+        (4, 1, "retried", "timed out", -1, None, "sleep 9", "integer"),
+        (4, 2, "timeout", "timed out", -1, 0, "sleep 9", "integer"),
+    ]
+    assert rows["cluster"] == rows["local"]
+
+
+@needs_dask
 def test_cluster_timeout_retries_and_halt():
     out = run(
         "--cluster", "local", "--timeout", "0.3", "--retries", "2", "sleep {}; echo {}", ":::", "5", "0"
@@ -460,7 +492,7 @@ def test_stop_run_refuses_the_next_jobs_and_kills_the_running_ones():
 
     assert stop_run(running_id, 0.2) >= 1
     runner.join(10)
-    assert not runner.is_alive() and results[0].signal == signal.SIGTERM
+    assert not runner.is_alive() and results[0].attempt.signal == signal.SIGTERM
     assert survivors(tag) == []
     with pytest.raises(RunStopped):
         run_remote_job(RemoteJob(3, ("x",), "echo never", "/bin/sh", None, 1, running_id))
@@ -470,6 +502,19 @@ def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
     monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
     out = run("--cluster", "tls://127.0.0.1:9", "true", ":::", "1")
     assert out.returncode == 255 and out.stderr.count(b"\n") == 1 and b"credentials" in out.stderr
+
+
+def test_a_cluster_run_that_cannot_start_its_pool_is_failed_in_the_journal(monkeypatch, tmp_path):
+    """As a local run stopped by an error: the journal's run ends "failed", not "running" forever."""
+    import sqlite3
+
+    monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
+    db = tmp_path / "run.db"
+    out = run("--journal", str(db), "--cluster", "tls://127.0.0.1:9", "true", ":::", "1")
+    assert out.returncode == 255 and b"credentials" in out.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    conn.close()
 
 
 # -- a NUL byte: no command line can carry one ---------------------------------------------------

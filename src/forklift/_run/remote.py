@@ -4,9 +4,11 @@ Each job becomes one task of a cluster ``Pool`` (``forklift.Pool(address=...)``)
 which chunks short jobs and reschedules those of a worker that died. A task
 runs the command with ``sh -c`` in its own session on the worker's machine,
 enforces ``--timeout`` there (SIGTERM to the process group, SIGKILL 0.2 s later)
-and ``--retries``, and returns the exit status and the captured output; this
-process prints each job's output whole, writes the joblog (the Host column is
-the worker's host name) and the journal, and applies ``--halt``.
+and ``--retries``, and returns its attempts and the last one's captured output;
+this process keeps the books as a local run does, with the same Recorder
+(recorder.py): it prints each job's output whole, writes the journal and the
+joblog (the Host column is the worker's host name, the journal's worker the
+worker process's pid), and applies ``--halt``.
 
 Differences from a local run, all because the jobs are elsewhere: output is
 held in the worker's memory until the job ends (no spill to disk); ``-j``
@@ -37,19 +39,9 @@ from typing import Any
 
 from ..trees import signal_group
 from .guardian import MARKER, Guardian, sweep
-from .runner import (
-    KILL_GRACE,
-    RunError,
-    RunOptions,
-    RunSummary,
-    close_run_journal,
-    exit_status,
-    halt_status,
-    nul_problem,
-    open_run_journal,
-    tag_lines,
-    tag_prefix,
-)
+from .output import HeldOutput, Printer
+from .recorder import Attempt, Recorder, RunSummary
+from .runner import KILL_GRACE, RunError, RunOptions, nul_problem
 from .template import Template
 
 
@@ -66,18 +58,12 @@ class RemoteJob:
 
 @dataclass(frozen=True)
 class RemoteResult:
-    seq: int
-    args: tuple[str, ...]
-    command: str
-    exitval: int
-    signal: int
+    """A job's last attempt with its output, and the failed attempts retried before it."""
+
+    attempt: Attempt
     out: bytes
     err: bytes
-    start: float
-    runtime: float
-    host: str
-    attempts: int
-    timed_out: bool
+    retried: tuple[Attempt, ...] = ()
 
 
 # In each worker process: the runs stopped by their forklift (stop_run), and a lock
@@ -105,67 +91,79 @@ class JobStartError(Exception):
 def run_remote_job(job: RemoteJob) -> RemoteResult:
     """Run one job where this task runs (a cluster worker); retry it up to ``retries`` times."""
     last: RemoteResult | None = None  # the previous attempt's, when it failed
-    for attempt in range(1, max(job.retries, 1) + 1):
+    for number in range(1, max(job.retries, 1) + 1):
         start = time.time()
-        with _start_lock:
-            if job.run_id in _stopped_runs:
-                if last is not None:  # it ran and failed; no retry now: that is its result
-                    return last
-                raise RunStopped(f"job {job.seq}: the run was stopped")
-            problem = nul_problem(job.seq, job.command)
-            if problem is not None:  # as a local run: refused where a command over ARG_MAX is
-                raise JobStartError(problem)
-            try:
-                proc = subprocess.Popen(
-                    [job.shell, "-c", job.command],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    env={
-                        **os.environ,
-                        "PARALLEL_SEQ": str(job.seq),
-                        "PARALLEL_JOBSLOT": "1",
-                        MARKER: job.run_id,
-                    },
-                )
-            except OSError as exc:
-                where = socket.gethostname()
-                raise JobStartError(f"cannot start {job.shell!r} on {where}: {exc.strerror or exc}") from None
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=job.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            signal_group(proc.pid, signal.SIGTERM)
-            try:
-                out, err = proc.communicate(timeout=KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                signal_group(proc.pid, signal.SIGKILL)
-                out, err = proc.communicate()
-        signal_group(proc.pid, signal.SIGKILL)  # whatever the job left in its group
-        code = proc.returncode
-        exitval, sig = (code, 0) if code >= 0 else (0, -code)
-        if timed_out:
-            exitval, sig = -1, sig or signal.SIGTERM
-        last = RemoteResult(
-            job.seq,
-            job.args,
-            job.command,
-            exitval,
-            sig,
-            out,
-            err,
-            start,
-            time.time() - start,
-            socket.gethostname(),
-            attempt,
-            timed_out,
-        )
-        if exitval == 0 and sig == 0:
+        proc = _start(job, ran=last is not None)
+        if proc is None:  # it ran and failed; no retry now: that is its result
+            break
+        out, err, timed_out = _communicate(proc, job.timeout)
+        retried = () if last is None else (*last.retried, last.attempt)
+        last = RemoteResult(_attempt(job, number, start, proc.returncode, timed_out), out, err, retried)
+        if not last.attempt.failed:
             break
     assert last is not None
     return last
+
+
+def _start(job: RemoteJob, *, ran: bool) -> subprocess.Popen[bytes] | None:
+    """The job's shell, started; if the run was stopped, None when the job ran before, else RunStopped."""
+    with _start_lock:
+        if job.run_id in _stopped_runs:
+            if ran:
+                return None
+            raise RunStopped(f"job {job.seq}: the run was stopped")
+        problem = nul_problem(job.seq, job.command)
+        if problem is not None:  # as a local run: refused where a command over ARG_MAX is
+            raise JobStartError(problem)
+        try:
+            return subprocess.Popen(
+                [job.shell, "-c", job.command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                env={**os.environ, "PARALLEL_SEQ": str(job.seq), "PARALLEL_JOBSLOT": "1", MARKER: job.run_id},
+            )
+        except OSError as exc:
+            where = socket.gethostname()
+            raise JobStartError(f"cannot start {job.shell!r} on {where}: {exc.strerror or exc}") from None
+
+
+def _communicate(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[bytes, bytes, bool]:
+    """The job's stdout and stderr, and whether it was killed for its timeout (TERM, then KILL)."""
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            signal_group(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+    signal_group(proc.pid, signal.SIGKILL)  # whatever the job left in its group
+    return out, err, timed_out
+
+
+def _attempt(job: RemoteJob, number: int, start: float, code: int, timed_out: bool) -> Attempt:
+    """The attempt that ended with ``code`` (``Popen.returncode``), started at ``start``."""
+    exitval, sig = (code, 0) if code >= 0 else (0, -code)
+    if timed_out:
+        exitval, sig = -1, sig or signal.SIGTERM
+    return Attempt(
+        seq=job.seq,
+        args=job.args,
+        command=job.command,
+        number=number,
+        worker=os.getpid(),
+        start=start,
+        runtime=time.time() - start,
+        exitval=exitval,
+        signal=sig,
+        timed_out=timed_out,
+        host=socket.gethostname(),
+    )
 
 
 def run_on_cluster(
@@ -179,103 +177,107 @@ def run_on_cluster(
     warn: Callable[[str], None],
 ) -> RunSummary:
     """Run every job on the cluster at ``address``; print, log and summarize here."""
+    began = time.monotonic()
+    books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
+    run = _ClusterRun(options, books, warn)
+    with books:
+        guardian, pool = _guarded_pool(run.run_id, address, credentials)
+        try:
+            run.drive(pool, run.jobs(template, items))
+        finally:
+            run.end(pool)
+            guardian.release()
+    return books.final(began)
+
+
+def _guarded_pool(run_id: str, address: str, credentials: str | None) -> tuple[Guardian, Any]:
+    """This machine's guardian of the run, then a pool on the cluster at ``address``."""
     from ..pool import Pool
-    from .joblog import Joblog
 
-    summary = RunSummary()
-    t0 = time.monotonic()
-    run_id = f"{os.getpid()}-{time.time_ns()}"
-    joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
-    journal, journal_run = open_run_journal(template, options, workers=None)
-
-    def jobs() -> Iterator[RemoteJob]:
-        for seq, args in enumerate(items, 1):
-            if seq in options.skip:
-                summary.skipped += 1
-                continue
-            command = template.build(args, seq, 1)
-            yield RemoteJob(seq, args, command, options.shell, options.timeout, options.retries, run_id)
-
-    def record(result: RemoteResult) -> bool:
-        """Count, print and log one finished job; return whether it failed."""
-        summary.started += 1
-        summary.retried += result.attempts - 1
-        failed = result.exitval != 0 or result.signal != 0
-        if failed:
-            summary.failed += 1
-            summary.timed_out += result.timed_out
-        else:
-            summary.succeeded += 1
-        if result.timed_out:
-            warn(f"job {result.seq} timed out after {options.timeout:g} s on {result.host}")
-        _print(result, options, write_out)
-        if joblog is not None:
-            joblog.write(
-                result.seq, result.start, result.runtime, len(result.out), result.exitval,
-                result.signal, result.command, host=result.host,
-            )  # fmt: skip
-        if journal_run is not None:
-            journal_run.task(
-                result.seq,
-                "timeout" if result.timed_out else "failed" if failed else "done",
-                attempt=result.attempts,
-                began=result.start,
-                ended=result.start + result.runtime,
-                exit_code=result.exitval,
-                output_bytes=len(result.out) + len(result.err),
-            )
-        return failed
-
-    halted: int | None = None
-    stop_jobs = False
     guardian = Guardian(run_id)  # forked before Dask starts its threads in this process
     try:
-        pool = Pool(address=address, credentials=credentials)
+        return guardian, Pool(address=address, credentials=credentials)
     except BaseException:
         guardian.release()
         raise
-    try:
-        results = (pool.imap if options.keep_order else pool.imap_unordered)(run_remote_job, jobs())
-        while True:
-            try:
-                result = next(results)
-            except StopIteration:
-                break
-            except RunStopped:
-                continue  # after --halt soon: a job that was not started, as none may be now
-            except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
-                stop_jobs = summary.aborted = True
-                raise RunError(str(exc)) from None
-            failed = record(result)
-            if options.halt is None or halted is not None:
+
+
+class _ClusterRun:
+    """One run's jobs sent to the cluster, their results booked here, the jobs stopped at the end."""
+
+    def __init__(self, options: RunOptions, books: Recorder, warn: Callable[[str], None]) -> None:
+        self.opt = options
+        self.books = books
+        self.warn = warn
+        self.run_id = f"{os.getpid()}-{time.time_ns()}"
+        self.stop_jobs = False  # end this run's jobs on every worker when it ends
+
+    def jobs(self, template: Template, items: Iterator[tuple[str, ...]]) -> Iterator[RemoteJob]:
+        opt = self.opt
+        for seq, args in enumerate(items, 1):
+            if seq in opt.skip:
+                self.books.skipped()
                 continue
-            halted = halt_status(options.halt, summary, options.total, result.exitval, result.signal, failed)
-            if halted is None:
-                continue
-            if failed:
-                warn(f"this job failed: {result.command}")
-            if options.halt.when == "now":
-                stop_jobs = True
-                break
-            # soon: no job starts from now on; those running end, and are printed and logged
-            warn("starting no more jobs; waiting for the running jobs to finish")
-            _stop_on_workers(pool, run_id, kill=False, warn=warn)
-    except KeyboardInterrupt:
-        summary.interrupted = signal.SIGINT
-        stop_jobs = True
-    finally:
-        if stop_jobs:
-            _stop_on_workers(pool, run_id, kill=True, warn=warn)
-            sweep(run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
-        pool.terminate() if stop_jobs or halted is not None else pool.close()
+            command = template.build(args, seq, 1)
+            yield RemoteJob(seq, args, command, opt.shell, opt.timeout, opt.retries, self.run_id)
+
+    def drive(self, pool: Any, jobs: Iterator[RemoteJob]) -> None:
+        """Book each job's result as it comes, until all are done or ``--halt`` or Ctrl-C stops the run."""
+        try:
+            imap = pool.imap if self.opt.keep_order else pool.imap_unordered
+            for result in _ran(imap(run_remote_job, jobs)):
+                self.record(result)
+                if self.books.halt(result.attempt) is not None and self.halt(pool):
+                    return
+        except KeyboardInterrupt:
+            self.books.summary.interrupted = signal.SIGINT
+            self.stop_jobs = True
+        except BaseException:  # as a local run: an error stops every job
+            self.stop_jobs = True
+            raise
+
+    def record(self, result: RemoteResult) -> None:
+        """Count, print, journal and log one finished job."""
+        self.books.started()
+        for attempt in (*result.retried, result.attempt):
+            if attempt.timed_out:
+                self.warn(f"job {attempt.seq} timed out after {self.opt.timeout:g} s on {attempt.host}")
+        for attempt in result.retried:
+            self.books.retried(attempt)
+        self.books.ended(result.attempt)
+        self.books.emit(result.attempt, HeldOutput(result.out, result.err))
+
+    def halt(self, pool: Any) -> bool:
+        """``--halt`` stops the run: now (return True: read no more results), or soon."""
+        assert self.opt.halt is not None
+        if self.opt.halt.when == "now":
+            self.stop_jobs = True
+            return True
+        # soon: no job starts from now on; those running end, and are printed and logged
+        self.warn("starting no more jobs; waiting for the running jobs to finish")
+        _stop_on_workers(pool, self.run_id, kill=False, warn=self.warn)
+        return False
+
+    def end(self, pool: Any) -> None:
+        """Stop the jobs still running if the run must (Ctrl-C, --halt now, an error); close the pool."""
+        if self.stop_jobs:
+            _stop_on_workers(pool, self.run_id, kill=True, warn=self.warn)
+            sweep(self.run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
+        pool.terminate() if self.stop_jobs or self.books.halted is not None else pool.close()
         pool.join()
-        guardian.release()
-        if joblog is not None:
-            joblog.close()
-        close_run_journal(journal, journal_run, summary)
-    summary.seconds = time.monotonic() - t0
-    summary.exit_status = exit_status(summary, options.halt, halted)
-    return summary
+
+
+def _ran(results: Iterator[RemoteResult]) -> Iterator[RemoteResult]:
+    """The results of the jobs that ran; a job that could not start stops the run (RunError)."""
+    while True:
+        try:
+            yield next(results)
+        except StopIteration:
+            return
+        except RunStopped:
+            continue  # after --halt soon: a job that was not started, as none may be now
+        except JobStartError as exc:  # as a local run: one line, exit 255, jobs stopped
+            raise RunError(str(exc)) from None
 
 
 STOP_TIMEOUT = 10.0  # seconds to wait for every worker to take a stop; Client.run has no limit
@@ -287,7 +289,7 @@ def _stop_on_workers(pool: Any, run_id: str, *, kill: bool, warn: Callable[[str]
 
     def call() -> None:
         try:
-            pool._place.client.run(stop_run, run_id, KILL_GRACE, kill)
+            pool.client.run(stop_run, run_id, KILL_GRACE, kill)
         except Exception as exc:  # a worker gone or the scheduler unreachable
             failures.append(exc)
 
@@ -298,14 +300,6 @@ def _stop_on_workers(pool: Any, run_id: str, *, kill: bool, warn: Callable[[str]
         warn(f"not every worker answered the stop within {STOP_TIMEOUT:g} s: jobs may still run there")
     elif failures:
         warn(f"could not reach every worker to stop the jobs: {failures[0]}")
-
-
-def _print(result: RemoteResult, options: RunOptions, write_out: Callable[[int, bytes], None]) -> None:
-    """The job's stdout, then its stderr, whole (each line tagged with --tag)."""
-    for fd, data in ((1, result.out), (2, result.err)):
-        if not data:
-            continue
-        write_out(fd, tag_lines(tag_prefix(result.args), data) if options.tag else data)
 
 
 __all__ = [

@@ -7,7 +7,7 @@ Data path::
                                                     |                or pipes (--line-buffer)
     epoll <-- pidfd readable when the job exits ----+
       |
-      +-> waitpid -> retry? halt? -> print output whole -> joblog line -> progress
+      +-> waitpid -> retry? -> Recorder: print output whole -> journal row -> joblog line -> halt?
 
 Why not forklift's Pool: a shell job is already a process. A pool of Python
 workers in between would add a process hop, a pickle round trip and a second
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import heapq
-import math
 import os
 import resource
 import select
@@ -40,21 +39,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..trees import signal_group
 from .guardian import MARKER, Guardian
-from .joblog import Joblog
+from .output import READ_SIZE, FileOutput, Output, Printer, StreamedOutput, write_all
+from .recorder import Attempt, Recorder, RunSummary
 from .template import Template
 
-if TYPE_CHECKING:
-    from ..journal import Journal, JournalRun
-
-__all__ = ["Halt", "JobRecord", "RunOptions", "RunSummary", "Runner", "nul_problem"]
+__all__ = ["Halt", "RunError", "RunOptions", "Runner", "nul_problem"]
 
 KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL of a timed-out job (GNU parallel: ~0.2 s)
-READ_SIZE = 1 << 16
-LINE_BOUND = 1 << 16  # --line-buffer: a partial line longer than this is printed anyway
 
 
 @dataclass(frozen=True)
@@ -87,32 +81,6 @@ class RunOptions:
 
 
 @dataclass
-class JobRecord:
-    seq: int
-    args: tuple[str, ...]
-    command: str
-    exitval: int
-    signal: int
-    start: float
-    runtime: float
-    timed_out: bool
-
-
-@dataclass
-class RunSummary:
-    started: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    timed_out: int = 0
-    retried: int = 0
-    exit_status: int = 0
-    interrupted: int = 0  # the signal number that stopped the run, or 0
-    aborted: bool = False  # stopped by an error (a job that could not start): exit 255
-    seconds: float = 0.0
-
-
-@dataclass
 class _Job:
     seq: int
     args: tuple[str, ...]
@@ -127,7 +95,7 @@ class _Job:
     out: int = -1
     err: int = -1
     timed_out: bool = False
-    done: bool = False  # finished for good (no retry left): -k may print it
+    result: Attempt | None = None  # set when finished for good (no retry left): -k may print it
     received: int = 0  # --line-buffer: stdout bytes seen
     exitval: int = 0
     signal: int = 0
@@ -136,6 +104,21 @@ class _Job:
     @property
     def failed(self) -> bool:
         return self.exitval != 0 or self.signal != 0
+
+    def attempt_made(self) -> Attempt:
+        """The attempt that just ended, for the books."""
+        return Attempt(
+            seq=self.seq,
+            args=self.args,
+            command=self.command,
+            number=self.attempt,
+            worker=self.slot,  # the lane of a forklift run is its job slot
+            start=self.start_wall,
+            runtime=self.end - self.start,
+            exitval=self.exitval,
+            signal=self.signal,
+            timed_out=self.timed_out,
+        )
 
 
 class Runner:
@@ -155,9 +138,10 @@ class Runner:
         self.inputs = inputs
         self.opt = options
         self.on_progress = on_progress
-        self.write_out = write_out or _write_all
-        self.warn = warn or (lambda text: _write_all(2, f"forklift run: {text}\n".encode()))
-        self.summary = RunSummary()
+        self.printer = Printer(write_out, tag=options.tag)
+        self.warn = warn or (lambda text: write_all(2, f"forklift run: {text}\n".encode()))
+        self.books = Recorder(template, options, self.printer, self.warn, workers=options.jobs)
+        self.summary = self.books.summary
         self.run_id = f"{os.getpid()}-{time.time_ns()}"
         self.env = dict(os.environ)
         self.env[MARKER] = self.run_id
@@ -174,16 +158,19 @@ class Runner:
         self.seq = 0
         self.exhausted = False
         self.stopping = False  # start no new jobs (halt soon, or all done)
-        self.halt_status: int | None = None
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self.joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
-        self.journal, self.journal_run = open_run_journal(template, options, workers=options.jobs)
         self.max_waiting = _fd_budget(options.jobs)
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
         t0 = time.monotonic()
+        with self.books:
+            self._loop()
+        return self.books.final(t0)
+
+    def _loop(self) -> None:
+        """Run every job, with the run's guardian and signal handlers in place, then clean up."""
         guardian = Guardian(self.run_id)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
@@ -196,9 +183,6 @@ class Runner:
         try:
             while self._step(caught, wake_r):
                 pass
-        except BaseException:
-            self.summary.aborted = True  # a job could not start (RunError), or a bug
-            raise
         finally:
             self._kill_all()
             signal.set_wakeup_fd(old_wakeup)
@@ -208,9 +192,6 @@ class Runner:
             os.close(wake_w)
             self._close()
             guardian.release()
-        self.summary.seconds = time.monotonic() - t0
-        self.summary.exit_status = self._exit_status()
-        return self.summary
 
     def _step(self, caught: list[int], wake_r: int) -> bool:
         """One turn of the loop: start what may start, wait, handle what happened."""
@@ -233,12 +214,10 @@ class Runner:
         return True
 
     def _wait_time(self) -> float:
-        nearest = min(
-            (q[0][0] for q in (self.deadlines, self.kills) if q),
-            default=None,
-        )
-        if nearest is None:
+        """How long epoll may wait: until the nearest deadline or kill, or for good (-1) if none."""
+        if not self.deadlines and not self.kills:
             return -1
+        nearest = min(q[0][0] for q in (self.deadlines, self.kills) if q)
         return max(0.0, nearest - time.monotonic())
 
     # -- starting ------------------------------------------------------------------------
@@ -261,7 +240,7 @@ class Runner:
                 return None
             self.seq += 1
             if self.seq in self.opt.skip:
-                self.summary.skipped += 1
+                self.books.skipped()
                 continue
             return _Job(self.seq, args)
         return None
@@ -305,7 +284,8 @@ class Runner:
             if self.opt.line_buffer:
                 os.close(out_w)
                 os.close(err_w)
-        self.summary.started += 1 if job.attempt == 1 else 0
+        if job.attempt == 1:
+            self.books.started()
         job.pidfd = os.pidfd_open(job.pid)
         self.running[job.pidfd] = job
         self.ep.register(job.pidfd, select.EPOLLIN)
@@ -379,9 +359,7 @@ class Runner:
         if self.opt.line_buffer:
             self._close_pipes(job)
         if job.failed and job.attempt < self.opt.retries and not self.stopping:
-            if self.journal_run is not None:
-                self._journal(job, "retried", None)
-            self.summary.retried += 1
+            self.books.retried(job.attempt_made())
             self._recycle(job)
             job.timed_out = False
             self.retry_queue.append(job)
@@ -389,101 +367,27 @@ class Runner:
         self._finished(job)
 
     def _finished(self, job: _Job) -> None:
-        if job.failed:
-            self.summary.failed += 1
-            self.summary.timed_out += job.timed_out
-        else:
-            self.summary.succeeded += 1
-            if self.opt.timeout_percent is not None:
-                _insort(self.runtimes, job.end - job.start)
-        job.done = True
+        job.result = result = job.attempt_made()
+        self.books.ended(result)
+        if self.opt.timeout_percent is not None and not result.failed:
+            _insort(self.runtimes, result.runtime)
         if self.opt.keep_order:
-            while self.order and self.order[0].done:
+            while self.order and self.order[0].result is not None:
                 self._emit(self.order.popleft())
         else:
             self._emit(job)
-        self._check_halt(job)
+        self._check_halt(result)
         if self.on_progress:
             self.on_progress(self.summary, len(self.running))
 
     def _emit(self, job: _Job) -> None:
-        """Print a finished job's output, then log it: the order a resume relies on."""
-        receive = errors = 0
-        if not self.opt.line_buffer:
-            receive = self._copy_out(job.out, 1, job)
-            errors = self._copy_out(job.err, 2, job)
-            self._recycle(job, empty=(receive == 0, errors == 0))
-        else:
-            receive = job.received
-        if self.journal_run is not None:
-            status = "timeout" if job.timed_out else "failed" if job.failed else "done"
-            self._journal(job, status, receive + errors if not self.opt.line_buffer else None)
-        if self.joblog:
-            self.joblog.write(
-                job.seq,
-                job.start_wall,
-                job.end - job.start,
-                receive,
-                job.exitval,
-                job.signal,
-                job.command,
-            )
+        """Have the books print, journal and log the finished job; give its files back."""
+        assert job.result is not None
+        stdout, stderr = self.books.emit(job.result, self._output(job))
+        self._recycle(job, empty=(stdout == 0, stderr == 0))
 
-    def _journal(self, job: _Job, status: str, output_bytes: int | None) -> None:
-        assert self.journal_run is not None
-        error = None
-        if job.timed_out:
-            error = "timed out"
-        elif job.signal:
-            error = f"killed by signal {job.signal}"
-        elif job.exitval:
-            error = f"exit status {job.exitval}"
-        self.journal_run.task(
-            job.seq,
-            status,
-            attempt=job.attempt,
-            worker=job.slot,  # the lane of a forklift run is its job slot
-            began=job.start_wall,
-            ended=job.start_wall + (job.end - job.start),
-            error=error,
-            exit_code=job.exitval,
-            output_bytes=output_bytes,
-            command=job.command,
-        )
-
-    def _copy_out(self, src: int, dst: int, job: _Job) -> int:
-        size = os.lseek(src, 0, os.SEEK_END)
-        if size == 0:
-            return 0
-        if self.opt.tag or self.write_out is not _write_all:
-            prefix = self._tag(job)
-            offset = 0
-            rest = b""
-            while offset < size:
-                chunk = os.pread(src, min(READ_SIZE * 16, size - offset), offset)
-                if not chunk:
-                    break
-                offset += len(chunk)
-                rest = self._write_lines(dst, prefix, rest + chunk, final=offset >= size)
-            return size
-        _sendfile_all(dst, src, size)
-        return size
-
-    def _tag(self, job: _Job) -> bytes:
-        return tag_prefix(job.args) if self.opt.tag else b""
-
-    def _write_lines(self, dst: int, prefix: bytes, data: bytes, *, final: bool) -> bytes:
-        """Write the complete lines of ``data`` (each after ``prefix``); return the rest."""
-        if final:
-            lines, rest = data, b""
-        else:
-            cut = data.rfind(b"\n") + 1
-            lines, rest = data[:cut], data[cut:]
-            if len(rest) > LINE_BOUND:
-                lines, rest = data, b""
-        if lines:
-            self.write_out(dst, tag_lines(prefix, lines) if prefix else lines)
-        return rest
+    def _output(self, job: _Job) -> Output:
+        return StreamedOutput(job.received) if self.opt.line_buffer else FileOutput(job.out, job.err)
 
     def _recycle(self, job: _Job, *, empty: tuple[bool, bool] = (False, False)) -> None:
         """Give the job's output files back, emptied (quiet jobs' files already are)."""
@@ -512,12 +416,14 @@ class Runner:
         if fd == job.out:
             job.received += len(data)
         dst = 1 if fd == job.out else 2
-        job.partial[fd] = self._write_lines(dst, self._tag(job), job.partial.get(fd, b"") + data, final=False)
+        job.partial[fd] = self.printer.lines(
+            dst, self.printer.prefix(job.args), job.partial.get(fd, b"") + data, final=False
+        )
 
     def _flush_pipe(self, fd: int, job: _Job) -> None:
         rest = job.partial.pop(fd, b"")
         if rest:
-            self._write_lines(1 if fd == job.out else 2, self._tag(job), rest, final=True)
+            self.printer.lines(1 if fd == job.out else 2, self.printer.prefix(job.args), rest, final=True)
         self.ep.unregister(fd)
         del self.pipes[fd]
         os.close(fd)
@@ -542,24 +448,16 @@ class Runner:
 
     # -- halting -------------------------------------------------------------------------
 
-    def _check_halt(self, job: _Job) -> None:
-        if self.opt.halt is None or self.halt_status is not None:
+    def _check_halt(self, result: Attempt) -> None:
+        if self.books.halt(result) is None:
             return
-        if job.failed and self.opt.halt.what == "fail":
-            self.warn(f"this job failed: {job.command}")
-        status = halt_status(self.opt.halt, self.summary, self.opt.total, job.exitval, job.signal, job.failed)
-        if status is None:
-            return
-        self.halt_status = status
         self.stopping = True
         self.retry_queue.clear()
+        assert self.opt.halt is not None
         if self.opt.halt.when == "now":
             self._kill_all()
         elif self.running:
             self.warn(f"starting no more jobs; waiting for {len(self.running)} running job(s) to finish")
-
-    def _exit_status(self) -> int:
-        return exit_status(self.summary, self.opt.halt, self.halt_status)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -597,7 +495,7 @@ class Runner:
                 self._recycle(job)
             if job in self.order:
                 self.order.remove(job)
-        while self.order and self.order[0].done:
+        while self.order and self.order[0].result is not None:
             self._emit(self.order.popleft())
 
     def _close(self) -> None:
@@ -606,84 +504,6 @@ class Runner:
         self.free_files.clear()
         os.close(self.devnull)
         self.ep.close()
-        if self.joblog:
-            self.joblog.close()
-        close_run_journal(self.journal, self.journal_run, self.summary)
-
-
-def tag_prefix(args: tuple[str, ...]) -> bytes:
-    """--tag: what goes before each output line of a job with these arguments."""
-    return os.fsencode(" ".join(args) + "\t")
-
-
-def tag_lines(prefix: bytes, data: bytes) -> bytes:
-    """``data`` with ``prefix`` before every line (an unfinished last line too)."""
-    parts = data.split(b"\n")
-    tail = parts.pop()
-    return b"".join(prefix + p + b"\n" for p in parts) + (prefix + tail if tail else b"")
-
-
-def open_run_journal(
-    template: Template, options: RunOptions, *, workers: int | None
-) -> tuple[Journal | None, JournalRun | None]:
-    """The journal a run records into (``--journal``), with this run begun in it."""
-    if not options.journal:
-        return None, None
-    from .._digest import digest
-    from ..journal import Journal
-
-    journal = Journal(options.journal)
-    text = " ".join(template.words) or "{}"
-    run = journal.begin("run", text, digest(text.encode()).hex(), workers=workers, total=options.total)
-    return journal, run
-
-
-def close_run_journal(journal: Journal | None, run: JournalRun | None, s: RunSummary) -> None:
-    if journal is None or run is None:
-        return
-    run.finish("interrupted" if s.interrupted else "failed" if s.failed or s.aborted else "done")
-    journal.close()
-
-
-def halt_status(
-    halt: Halt, s: RunSummary, total: int | None, exitval: int, signal: int, failed: bool
-) -> int | None:
-    """GNU parallel's --halt rule, after a job ended: None to go on, else the exit status."""
-    if halt.what == "fail":
-        if not failed:
-            return None
-        reached = s.failed
-    elif halt.what == "success":
-        if failed:
-            return None
-        reached = s.succeeded
-    else:
-        reached = s.succeeded + s.failed
-    limit: float = halt.count
-    if halt.percent:
-        limit = (total if total is not None else s.started) * halt.percent / 100
-    if reached < limit:
-        return None
-    if halt.what == "success":
-        status = 0
-    elif halt.percent:
-        status = math.ceil(s.failed * 100 / max(total or s.started, 1))
-    elif halt.count == 1:
-        status = exitval or (signal + 128 if signal else 0)
-    else:
-        status = min(s.failed, 101)
-    return status & 0xFF if status >= 0 else 255
-
-
-def exit_status(s: RunSummary, halt: Halt | None, halted: int | None) -> int:
-    """GNU parallel's exit status: the halt's, else the failures counted (101 for more than 100)."""
-    if s.interrupted:
-        return 128 + s.interrupted
-    if halted is not None:
-        return halted
-    if halt is not None and halt.percent and halt.what != "success":
-        return math.ceil(s.failed * 100 / (s.started or 1))
-    return min(s.failed, 101)
 
 
 class RunError(RuntimeError):
@@ -737,32 +557,6 @@ def _temp_file(tmpdir: str | None) -> int:
     fd, path = tempfile.mkstemp(dir=directory)
     os.unlink(path)
     return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _sendfile_all(dst: int, src: int, size: int) -> None:
-    offset = 0
-    try:
-        while offset < size:
-            sent = os.sendfile(dst, src, offset, size - offset)
-            if sent == 0:
-                break
-            offset += sent
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
-            raise
-        while offset < size:  # an output sendfile cannot write to: copy by hand
-            chunk = os.pread(src, min(READ_SIZE * 16, size - offset), offset)
-            if not chunk:
-                break
-            _write_all(dst, chunk)
-            offset += len(chunk)
 
 
 def _drain(fd: int) -> None:

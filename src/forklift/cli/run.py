@@ -31,7 +31,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:  # imported when the command runs: every other command starts faster
-    from .._run.runner import Halt, RunOptions, RunSummary
+    from .._run.inputs import Inputs, Source
+    from .._run.recorder import RunSummary
+    from .._run.runner import Halt, RunOptions
     from .._run.template import Template
 
 ERROR = 255
@@ -193,47 +195,56 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .._run.inputs import Inputs, split_command_line
-    from .._run.joblog import read_done
-    from .._run.runner import Runner, RunOptions
     from .._run.template import Template
+
+    words, sources = _command_line(args)
+    template = Template(words, quote_command=args.quote)
+    jobs = parse_jobs(args.jobs)
+    inputs = _inputs(args, sources)
+    options = _options(args, jobs)
+    items: Iterator[tuple[str, ...]] = iter(inputs)
+    if _shown_bar(args) or (options.halt is not None and options.halt.percent):
+        listed = list(items)  # GNU parallel too reads everything first for a bar or a percentage
+        items, options.total = iter(listed), len(listed) - len(options.skip)
+    if args.dry_run:
+        return _dry_run(template, items, jobs, options.skip)
+    if not os.access(args.shell, os.X_OK):
+        raise UsageError(f"the shell {args.shell!r} cannot be run (see --shell)")
+    if args.cluster:
+        return _run_on_cluster(args, template, items, options)
+    return _run_here(args, template, items, options)
+
+
+def _command_line(args: argparse.Namespace) -> tuple[list[str], list[Source]]:
+    """The command's words, and the inputs' sources (-a FILE first)."""
+    from .._run.inputs import Source, split_command_line
 
     words, sources = split_command_line(args.words)
     if words[:1] == ["--"]:
         words = words[1:]
-    from .._run.inputs import Source
+    return words, [Source(path=f) for f in args.arg_file] + sources
 
-    sources = [Source(path=f) for f in args.arg_file] + sources
-    template = Template(words, quote_command=args.quote)
-    jobs = parse_jobs(args.jobs)
+
+def _inputs(args: argparse.Namespace, sources: list[Source]) -> Inputs:
+    from .._run.inputs import Inputs
+
     colsep = _regex(args.colsep) if args.colsep is not None else None
     inputs = Inputs(sources, null=args.null, colsep=colsep)
     if any(s.path == "-" for s in inputs.sources) and sys.stdin.isatty() and not args.dry_run:
         print("forklift run: reading arguments from the terminal (end with Ctrl-D)", file=sys.stderr)
+    return inputs
+
+
+def _options(args: argparse.Namespace, jobs: int) -> RunOptions:
+    """The run's options; their ``total`` stays None until the inputs are read up front."""
+    from .._run.runner import RunOptions
+
     if args.retries < 1:
         raise UsageError(f"--retries must be at least 1, not {args.retries}")
     halt = parse_halt(args.halt) if args.halt else None
     timeout, timeout_percent = parse_timeout(args.timeout) if args.timeout else (None, None)
-    if (args.resume or args.resume_failed) and not args.joblog:
-        raise UsageError("--resume needs --joblog FILE (the log of the run to resume)")
-    joblog, append = args.joblog, False
-    if joblog and joblog.startswith("+"):
-        joblog, append = joblog[1:], True
-    skip: frozenset[int] = frozenset()
-    if joblog and (args.resume or args.resume_failed):
-        skip = frozenset(read_done(joblog, failed_too=not args.resume_failed))
-        append = True
-    shown_bar = args.bar_always or (args.bar and sys.stderr.isatty())
-    items: Iterator[tuple[str, ...]] = iter(inputs)
-    total = None
-    if shown_bar or (halt is not None and halt.percent):
-        listed = list(items)  # GNU parallel too reads everything first for a bar or a percentage
-        total, items = len(listed), iter(listed)
-    if args.dry_run:
-        return _dry_run(template, items, jobs, skip)
-    if not os.access(args.shell, os.X_OK):
-        raise UsageError(f"the shell {args.shell!r} cannot be run (see --shell)")
-    options = RunOptions(
+    joblog, append, skip = _joblog(args)
+    return RunOptions(
         jobs=jobs,
         shell=args.shell,
         timeout=timeout,
@@ -246,13 +257,36 @@ def _run(args: argparse.Namespace) -> int:
         joblog=joblog,
         joblog_append=append,
         skip=skip,
-        total=None if total is None else total - len(skip),
         tmpdir=args.tmpdir,
         journal=args.journal,
     )
-    if args.cluster:
-        return _run_on_cluster(args, template, items, options)
-    bar = _Bar(options.total) if shown_bar else None
+
+
+def _joblog(args: argparse.Namespace) -> tuple[str | None, bool, frozenset[int]]:
+    """--joblog's file, whether to append to it, and the jobs --resume skips: those it holds."""
+    from .._run.joblog import read_done
+
+    resume = args.resume or args.resume_failed
+    if resume and not args.joblog:
+        raise UsageError("--resume needs --joblog FILE (the log of the run to resume)")
+    joblog, append = args.joblog, False
+    if joblog and joblog.startswith("+"):
+        joblog, append = joblog[1:], True
+    if not (joblog and resume):
+        return joblog, append, frozenset()
+    return joblog, True, frozenset(read_done(joblog, failed_too=not args.resume_failed))
+
+
+def _shown_bar(args: argparse.Namespace) -> bool:
+    return bool(args.bar_always or (args.bar and sys.stderr.isatty()))
+
+
+def _run_here(
+    args: argparse.Namespace, template: Template, items: Iterator[tuple[str, ...]], options: RunOptions
+) -> int:
+    from .._run.runner import Runner
+
+    bar = _Bar(options.total) if _shown_bar(args) else None
     runner = Runner(
         template,
         items,
@@ -266,31 +300,35 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
-    if args.bar or args.bar_always:
-        print(_summary_line(summary), file=sys.stderr)
-    return summary.exit_status
+    return _reported(args, summary)
 
 
 def _run_on_cluster(
     args: argparse.Namespace, template: Template, items: Iterator[tuple[str, ...]], options: RunOptions
 ) -> int:
+    from .._run.output import write_all
     from .._run.remote import run_on_cluster
-    from .._run.runner import _write_all
     from ..errors import AuthenticationError, ClusterError
-
-    def warn(text: str) -> None:
-        print(f"forklift run: {text}", file=sys.stderr)
 
     if args.line_buffer:
         raise UsageError("--line-buffer does not apply with --cluster: a job's output comes back whole")
     try:
         summary = run_on_cluster(
-            template, items, options, args.cluster, args.credentials, write_out=_write_all, warn=warn
+            template, items, options, args.cluster, args.credentials, write_out=write_all, warn=_warn
         )
     except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
         from .._run.runner import RunError
 
         raise RunError(f"the cluster {args.cluster!r}: {exc}") from None
+    return _reported(args, summary)
+
+
+def _warn(text: str) -> None:
+    print(f"forklift run: {text}", file=sys.stderr)
+
+
+def _reported(args: argparse.Namespace, summary: RunSummary) -> int:
+    """The run's exit status, once its summary line is printed (--bar)."""
     if args.bar or args.bar_always:
         print(_summary_line(summary), file=sys.stderr)
     return summary.exit_status
@@ -443,9 +481,9 @@ class _Bar:
         if self.progress is not None and os.isatty(fd):
             self.progress.console.out(data.decode(errors="replace"), end="", highlight=False)
         else:
-            from .._run.runner import _write_all
+            from .._run.output import write_all
 
-            _write_all(fd, data)
+            write_all(fd, data)
 
     def warn(self, text: str) -> None:
         self.write(2, f"forklift run: {text}\n".encode())
