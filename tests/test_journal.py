@@ -456,6 +456,33 @@ def test_a_calls_own_journal_is_closed_however_the_call_ends(tmp_path):
     assert not _wait_gone(_journal_threads)
 
 
+@pytest.mark.parametrize("where", ["begin", "job", "plan"])
+def test_a_ctrl_c_between_opening_a_calls_journal_and_starting_its_job_closes_it(
+    tmp_path, monkeypatch, where
+):
+    """Found by the soak (1 run in 6 under spawn): an interrupt after the call's own journal
+    was opened but before its job took it over (here: while the run is begun in it, while the
+    job is built, while the plan is made) left its writer thread and descriptors open."""
+    import forklift._places.base as base
+    import forklift._places.resume as resume
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with forklift.Pool(1) as pool:
+        pool.map(square, [1])
+        before = len(_journal_threads())
+        if where == "begin":
+            monkeypatch.setattr(Journal, "begin", interrupt)
+        elif where == "job":
+            monkeypatch.setattr(base, "CollectJob", interrupt)
+        else:
+            monkeypatch.setattr(resume, "signature", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            pool.map(square, [1, 2], journal=tmp_path / "own.db")
+        assert len(_wait_gone(lambda: _journal_threads()[before:])) == 0
+
+
 @pytest.mark.parametrize("stop", ["terminate", "close"])
 def test_a_resumed_map_racing_the_pools_end_gets_the_pools_error(tmp_path, stop):
     """Found by the soak: sqlite3.ProgrammingError ('Cannot operate on a closed database')

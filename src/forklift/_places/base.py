@@ -24,6 +24,7 @@ from ..progress import progress_bar
 
 if TYPE_CHECKING:
     from ..journal import Journal
+    from .resume import Plan
 
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = protocol.CALL_ONE, protocol.CALL_STAR, protocol.CALL_ARGS_KWARGS
 
@@ -115,7 +116,7 @@ class Place:
         check_callable(fn)
         self.engine.check_running()
         label = f"{name}({fn_name(fn)})"
-        setup = confirm = release = None
+        plan = None
         journal, resume, force = journaling
         if journal is not None or resume:
             if self.address is not None:
@@ -127,31 +128,45 @@ class Place:
             )
             if plan is None:  # every result was in the journal
                 return None, None
-            items, on_done, setup, confirm, release = plan
+        try:
+            return self._collect(fn, items, mode, on_done, label, call, chunksize, plan)
+        except BaseException:  # (a Ctrl-C too) the job did not start: the call's own journal ends here
+            if plan is not None:
+                plan.release()
+            raise
+
+    def _collect(
+        self,
+        fn: Callable[..., Any],
+        items: list[Any],
+        mode: int,
+        on_done: Callable[[bool, Any], None],
+        label: str,
+        call: CallOptions,
+        chunksize: int | None,
+        plan: Plan | None,
+    ) -> tuple[Job | None, Callable[[], None] | None]:
+        if plan is not None:
+            items, on_done = plan.items, plan.on_done
         if not items:
             on_done(True, [])
-            if release is not None:
-                release()
-            return None, confirm
-        try:
-            job = CollectJob(
-                fn,
-                mode,
-                items,
-                on_done,
-                name=label,
-                chunksize=check_chunksize(chunksize),
-                timeout=call.timeout,
-                retries=call.retries,
-            )
-        except BaseException:
-            if release is not None:
-                release()
-            raise
-        if setup is not None:
-            setup(job)
+            if plan is not None:
+                plan.release()
+            return None, None if plan is None else plan.confirm
+        job = CollectJob(
+            fn,
+            mode,
+            items,
+            on_done,
+            name=label,
+            chunksize=check_chunksize(chunksize),
+            timeout=call.timeout,
+            retries=call.retries,
+        )
+        if plan is not None:
+            plan.setup(job)
         self._start(job, call, len(items))
-        return job, confirm
+        return job, None if plan is None else plan.confirm
 
     def stream(
         self,

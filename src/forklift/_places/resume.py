@@ -73,28 +73,44 @@ def plan_journaled(
     JournalError if they could not be (a later resume would not find them).
     """
     owned = None
-    if journal is not None and not _same_file(place.journal, journal):
-        owned = Journal(journal)
-    target = owned or place.journal
-    if target is None:
-        raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
-    try:
-        sig = signature(pickle_function(fn, label), mode, fn)
-        try:
-            known = _stored_results(target, sig, items, label, force) if resume else {}
-        except sqlite3.Error as exc:  # the pool's journal, closed by terminate() racing this call
-            place.engine.check_running()
-            raise JournalError(f"the journal {target.path!r} cannot be read: {exc}") from None
-        missing = [i for i in range(len(items)) if i not in known]
-        if not missing:
-            on_done(True, [known[i] for i in range(len(items))])
-            if owned is not None:
-                owned.close()
-            return None
+    try:  # from the open on: a Ctrl-C anywhere in here must not leave the call's own journal open
+        if journal is not None and not _same_file(place.journal, journal):
+            owned = Journal(journal)
+        return _plan(place, owned, fn, items, mode, on_done, label=label, resume=resume, force=force)
     except BaseException:
         if owned is not None:
             owned.close()
         raise
+
+
+def _plan(
+    place: Place,
+    owned: Journal | None,
+    fn: Callable[..., Any],
+    items: list[Any],
+    mode: int,
+    on_done: Callable[[bool, Any], None],
+    *,
+    label: str,
+    resume: bool,
+    force: bool,
+) -> Plan | None:
+    """:func:`plan_journaled` once the call's own journal (``owned``), if any, is open."""
+    target = owned or place.journal
+    if target is None:
+        raise ValueError("resume=True needs a journal: pass journal='run.db' (or create the Pool with one)")
+    sig = signature(pickle_function(fn, label), mode, fn)
+    try:
+        known = _stored_results(target, sig, items, label, force) if resume else {}
+    except sqlite3.Error as exc:  # the pool's journal, closed by terminate() racing this call
+        place.engine.check_running()
+        raise JournalError(f"the journal {target.path!r} cannot be read: {exc}") from None
+    missing = [i for i in range(len(items)) if i not in known]
+    if not missing:
+        on_done(True, [known[i] for i in range(len(items))])
+        if owned is not None:
+            owned.close()
+        return None
 
     begun: list[JournalRun] = []
 
