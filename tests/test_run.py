@@ -34,6 +34,27 @@ def joblog_rows(path) -> list[list[str]]:
     return [line.split("\t", 8) for line in lines[1:]]
 
 
+def _logged(path) -> int:
+    """Rows in a joblog being written (0 before it exists)."""
+    try:
+        return max(0, len(path.read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def sleepers(tag: str) -> list[int]:
+    """Pids of live ``sleep TAG`` processes."""
+    found = []
+    for pid in survivors(tag):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[0].endswith(b"sleep"):
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def survivors(tag: str) -> list[int]:
     """Pids of live processes whose command line holds ``tag``."""
     found = []
@@ -178,9 +199,12 @@ def test_interrupted_run_resumes_without_rerunning_or_losing_jobs(how, tmp_path)
     args = ["-j2", "--joblog", str(log), script, ":::", *map(str, range(1, 13))]
     proc = subprocess.Popen([*RUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
-    while len(survivors(tag)) < 4 and time.monotonic() < deadline:  # two shells + two sleeps
+    # Every job's shell holds the tag (its case statement), so count the sleeps alone, and wait
+    # for jobs 1-6 in the joblog: the signal must come after they are logged (it once came
+    # while job 6's row was being written, and the test failed, not forklift).
+    while (len(sleepers(tag)) < 2 or _logged(log) < 6) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(survivors(tag)) >= 2, "jobs 7 and 8 did not start"
+    assert len(sleepers(tag)) == 2, "jobs 7 and 8 did not start"
     proc.send_signal(getattr(signal, how))
     proc.communicate(timeout=20)
     assert proc.returncode == (130 if how == "SIGINT" else -9)
