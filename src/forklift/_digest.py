@@ -9,17 +9,28 @@ forklift's but the serializer.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import hashlib
 
 from . import _serialize
 
 
 def digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return _blake2b()(data, digest_size=16).digest()
+
+
+@functools.cache
+def _blake2b() -> type[hashlib.blake2b]:
+    """hashlib, imported on first use: it takes ~1.5 ms, and only a journal needs it (the
+    engine imports this module for resume signatures; a pool without a journal pays nothing)."""
+    import hashlib
+
+    return hashlib.blake2b
 
 
 class Digest:
@@ -110,7 +121,7 @@ def code_fingerprint(fn: Any) -> bytes:
     name, the functions of the same module it refers to, recursively. Code in other
     modules is not followed (a library's upgrade does not invalidate a journal).
     """
-    h = hashlib.blake2b(digest_size=16)
+    h = _blake2b()(digest_size=16)
     _feed_callable(fn, h, set())
     return h.digest()
 

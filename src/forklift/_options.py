@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple, TypedDict, TypeVar, Union
 
 from . import _config
@@ -140,9 +139,12 @@ class Journaling(NamedTuple):
         return cls(given.get("journal"), check_flag("resume", given.get("resume", False)), bool(force))
 
 
-@dataclass(frozen=True)
-class CallOptions:
-    """What each task of a call gets: a run-time limit, retries, and the call's progress bar."""
+class CallOptions(NamedTuple):
+    """What each task of a call gets: a run-time limit, retries, and the call's progress bar.
+
+    (NamedTuples, not dataclasses: a frozen dataclass costs ~0.4 ms to define, paid by every
+    interpreter that makes a pool.)
+    """
 
     timeout: float | None = None  # seconds a task may run (None: no limit)
     retries: int = 0  # runs again of a task whose worker died or that timed out
@@ -180,8 +182,7 @@ _CALL_KEYWORDS = CallKeywords.__optional_keys__
 _MAP_KEYWORDS = MapKeywords.__optional_keys__
 
 
-@dataclass(frozen=True)
-class PoolOptions:
+class PoolOptions(NamedTuple):
     """Everything a Pool or an Executor was created with, checked (see :meth:`build`)."""
 
     processes: int | None = None  # None: the CPUs here, or a cluster's workers
@@ -194,7 +195,7 @@ class PoolOptions:
     journal: str | os.PathLike[str] | None = None
     address: str | None = None  # a Dask cluster; None: this machine
     credentials: str | os.PathLike[str] | None = None
-    calls: CallOptions = field(default_factory=CallOptions)  # the per-call defaults
+    calls: CallOptions = CallOptions()  # the per-call defaults
     local_only: tuple[str, ...] = ()  # options given that only a local pool honours, as the user named them
 
     @classmethod

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from .._options import PoolOptions
 from .base import LOCAL_JOURNALS, Place
+from .local import (
+    LocalPlace,
+)  # what every local pool needs, loaded with the face (as multiprocessing.pool is)
 
 
 def make_place(options: PoolOptions) -> Place:
     """The place a face runs on: a Dask cluster for an ``address``, else this machine."""
     if options.address is None:
-        from .local import LocalPlace
-
         return LocalPlace(options)
     if options.journal is not None:
         raise ValueError(LOCAL_JOURNALS)
