@@ -465,6 +465,22 @@ def test_ctrl_c_stops_scheduler_and_workers_cleanly(tmp_path, creds):
     assert "stopped" in c.scheduler.text()
 
 
+def test_a_worker_that_ran_a_timed_task_stops_promptly(tmp_path, creds):
+    """Timed tasks run in a forklift Executor inside the Dask worker; its idle workers kept
+    the Dask worker process alive at exit until the nanny killed it after 8 s."""
+    c = start_cluster(tmp_path, creds, workers=1, procs=1)
+    try:
+        with Pool(address=c.address, credentials=creds) as p:
+            assert p.apply(square, (3,), timeout=20) == 9
+        start = time.perf_counter()
+        assert c.workers[0].stop(signal.SIGINT, timeout=30) == 0
+        seconds = time.perf_counter() - start
+        assert "still alive" not in c.workers[0].text()
+        assert seconds < 5, f"the worker took {seconds:.1f} s to stop (0.5 s without a timed task)"
+    finally:
+        stop_cluster(c)
+
+
 def test_local_cluster_address(monkeypatch):
     start = time.perf_counter()
     with Executor(2, address="local") as ex:

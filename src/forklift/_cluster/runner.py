@@ -14,10 +14,18 @@ use): Dask cannot stop a running task, but forklift kills the process that
 overran, and the Dask worker goes on. That needs the Dask worker to be
 allowed children (``distributed.worker.daemon: False``, which ``forklift
 cluster worker`` and the embedded local cluster set).
+
+That Executor is killed when the Dask worker process exits: a nanny's worker
+process ends through multiprocessing, which joins every non-daemonic child
+before the interpreter's atexit hooks run, and the Executor's idle workers
+would wait there for work until the nanny killed the lot 8 s later ("Worker
+process still alive after 8.0 seconds, killing"). A multiprocessing
+finalizer with an exit priority runs before that join.
 """
 
 from __future__ import annotations
 
+import multiprocessing.util
 import pickle
 import threading
 import time
@@ -137,7 +145,20 @@ def _local_executor() -> Any:
             except Exception:
                 pass
             _executor = Executor(threads)
+            multiprocessing.util.Finalize(None, _kill_executor, exitpriority=_EXIT_PRIORITY)
         return _executor
+
+
+_EXIT_PRIORITY = 10  # >= 0: run by multiprocessing's exit before it joins the children
+
+
+def _kill_executor() -> None:
+    """At the Dask worker process's exit: kill the timed tasks' Executor (module docstring)."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is not None:
+        executor.terminate()
 
 
 def _answer(values: list[Any], errors: dict[int, ErrorRecord], seconds: float) -> bytes:
