@@ -456,6 +456,23 @@ def test_scheduler_restart_resubmits_and_no_workers_fails_clearly(tmp_path, cred
         stop_cluster(c)
 
 
+def test_a_scheduler_gone_is_named_not_taken_for_missing_workers(tmp_path, creds, monkeypatch):
+    monkeypatch.setenv("FORKLIFT_CLUSTER_WAIT", "2")
+    c = start_cluster(tmp_path, creds, workers=0)
+    try:
+        with Pool(address=c.address, credentials=creds) as p:
+            c.scheduler.stop()
+            start = time.perf_counter()
+            with pytest.raises(ClusterError) as info:
+                p.map(square, range(10))
+            assert time.perf_counter() - start < 20
+    finally:
+        stop_cluster(c)
+    message = str(info.value)
+    assert f"the scheduler at {c.address} has been unreachable" in message
+    assert "forklift cluster scheduler" in message and "forklift cluster worker" not in message
+
+
 def test_ctrl_c_stops_scheduler_and_workers_cleanly(tmp_path, creds):
     c = start_cluster(tmp_path, creds, workers=1, procs=1)
     codes = [w.stop(signal.SIGINT, timeout=20) for w in c.workers] + [

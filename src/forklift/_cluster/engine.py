@@ -442,18 +442,27 @@ class ClusterEngine(SchedulerFront):
             self._starve(reachable)
 
     def _starve(self, reachable: bool) -> None:
-        what = "has had no workers" if reachable else "has been unreachable"
-        exc = ClusterError(
-            f"the cluster at {self.address} {what} for {self._starve_after:g} s while tasks were waiting; "
-            "start workers with 'forklift cluster worker ADDRESS --credentials DIR' "
-            "(or raise FORKLIFT_CLUSTER_WAIT)"
-        )
+        exc = ClusterError(self._starved_message(reachable))
         self._starved_since = None
         self._release_all()
         self._solo.clear()
         self._abort_open(exc)
         self._queue.clear()
         self._submits.clear()
+
+    def _starved_message(self, reachable: bool) -> str:
+        """Why waiting work fails: no workers (start some), or no scheduler (is it running?)."""
+        waited = f"for {self._starve_after:g} s while tasks were waiting"
+        if reachable:
+            return (
+                f"the cluster at {self.address} has had no workers {waited}; start workers with "
+                f"'forklift cluster worker {self.address} --credentials DIR' (or raise FORKLIFT_CLUSTER_WAIT)"
+            )
+        return (
+            f"the scheduler at {self.address} has been unreachable {waited}; is "
+            "'forklift cluster scheduler' still running there, and the port open? "
+            "(FORKLIFT_CLUSTER_WAIT sets how long work waits)"
+        )
 
     # -- ending -------------------------------------------------------------------
     def _begin_close(self) -> None:
