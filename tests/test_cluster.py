@@ -328,6 +328,36 @@ def test_timeout_kills_only_the_task(pool):
     assert pool.statistics().timeouts >= 1
 
 
+def _error_of(call):
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def test_timed_tasks_errors_name_the_call_as_on_this_machine(pool):
+    """Timed tasks run in an Executor on the Dask worker, whose names ("task 0 of
+    submit(sleep)") are not the caller's: the client names the call as a local pool does."""
+    with Pool(1) as local:
+        here = _error_of(lambda: local.apply(time.sleep, (30,), timeout=1))
+    there = _error_of(lambda: pool.apply(time.sleep, (30,), timeout=1))
+    assert isinstance(there, TaskTimeout) and there.__cause__ is None
+    assert str(here).startswith("task 0 of apply(sleep) ran longer than its timeout of 1 s; ")
+    assert str(there).startswith("task 0 of apply(sleep) ran longer than its timeout of 1 s; ")
+    assert f"on the Dask worker {pool.address.rsplit(':', 1)[0]}" in str(there)
+    it = pool.imap(time.sleep, [0, 0, 30], timeout=1, chunksize=3)
+    assert [next(it), next(it)] == [None, None]
+    with pytest.raises(TaskTimeout, match=r"^task 2 of imap\(sleep\) ran longer"):
+        next(it)
+    with pytest.raises(WorkerLostError, match=r"running task 0 of apply\(dies\) exited with code 3"):
+        pool.apply(dies, timeout=20)
+    unpicklable = pool.imap(lambda x: threading.Lock() if x == 2 else x, range(4), chunksize=4, timeout=20)
+    assert [next(unpicklable), next(unpicklable)] == [0, 1]
+    with pytest.raises(forklift.SerializationError, match=r"^task 2 of imap\(.*<lambda>\): cannot pickle"):
+        next(unpicklable)
+
+
 def test_env_vars_choose_the_cluster(cluster, monkeypatch):
     monkeypatch.setenv("FORKLIFT_ADDRESS", cluster.address)
     monkeypatch.setenv("FORKLIFT_CREDENTIALS", str(cluster.creds))

@@ -59,7 +59,7 @@ from .._serialize import ErrorRecord, dumps, loads, rebuild_exception
 from .._serialize import serialization_error as _ser_error
 from ..errors import BrokenPoolError, ClusterError, SerializationError, TaskTimeout, WorkerLostError
 from . import config
-from .runner import run_chunk
+from .runner import name_task, run_chunk
 
 _log = logging.getLogger("forklift")
 
@@ -336,7 +336,7 @@ class ClusterEngine(SchedulerFront):
         error = rebuild_exception(record)
         if isinstance(error, TaskTimeout):
             self._counts["timeouts"] += 1
-        return annotate_serialization(job, index, error)
+        return annotate_serialization(job, index, name_task(error, job.describe(index)))
 
     def _erred(self, flight: Flight, exc: BaseException | None) -> None:
         """The Dask task itself failed (not an item: those come back as records)."""

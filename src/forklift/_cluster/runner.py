@@ -21,6 +21,12 @@ before the interpreter's atexit hooks run, and the Executor's idle workers
 would wait there for work until the nanny killed the lot 8 s later ("Worker
 process still alive after 8.0 seconds, killing"). A multiprocessing
 finalizer with an exit priority runs before that join.
+
+That Executor names its tasks by its own calls ("task 0 of submit(sleep)"),
+which mean nothing to the caller: its timeouts and deaths come back with
+:data:`TASK` where the task's name goes (its serialization errors with no
+task), and the client puts in the caller's ("task 0 of apply(sleep)") with
+:func:`name_task`, so the cluster says what this machine's pool says.
 """
 
 from __future__ import annotations
@@ -32,13 +38,18 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from .._engine.blame import PHASES
 from .._engine.protocol import CALL_ONE, CALL_STAR
 from .._serialize import ErrorRecord, capture_exception, dumps, fail_unpicklable, loads, serialization_error
+from ..errors import SerializationError, TaskTimeout, WorkerLostError, describe_exit
 
 _FUNCS: OrderedDict[bytes, Any] = OrderedDict()  # fn_blob -> function, a few per worker process
 _FUNC_CACHE = 16
 _lock = threading.Lock()
 _executor: Any = None
+
+#: Where the caller's name of a task goes in a timed task's TaskTimeout or WorkerLostError.
+TASK = "{task}"
 
 
 def run_chunk(fn_blob: bytes, mode: int, payload: bytes, timeout: float | None, retries: int) -> bytes:
@@ -125,9 +136,67 @@ def _run_timed(
         if exc is None:
             values.append(future.result())
         else:
-            errors[len(values)] = capture_exception(exc, exc.__traceback__)
+            errors[len(values)] = capture_exception(_unnamed(exc, timeout), exc.__traceback__)
             values.append(None)
     return values, errors
+
+
+def _unnamed(exc: BaseException, timeout: float) -> BaseException:
+    """The local Executor's own error without its name of the task (the client gives the caller's).
+
+    Its timeouts and deaths are made by its engine, with no ``__cause__``; a task's
+    own TaskTimeout or WorkerLostError (from a pool of its own) has the worker's
+    traceback as ``__cause__`` and goes back as it is.
+    """
+    if isinstance(exc, SerializationError) and exc.task is not None:
+        plain = SerializationError(str(exc).removeprefix(f"{exc.task}: "))
+        plain.__cause__ = exc.__cause__
+        return plain
+    if exc.__cause__ is not None:
+        return exc
+    if isinstance(exc, TaskTimeout):
+        return TaskTimeout(
+            f"{TASK} ran longer than its timeout of {timeout:g} s; its forklift worker on the Dask "
+            f"worker {_worker_address()} and its child processes were killed and replaced"
+        )
+    if isinstance(exc, WorkerLostError):
+        phase = next((words for words in PHASES.values() if words in str(exc)), "")
+        return WorkerLostError(
+            f"worker {exc.pid} on the Dask worker {_worker_address()} running {TASK}{phase} "
+            f"{describe_exit(exc.exitcode)}",
+            pid=exc.pid,
+            exitcode=exc.exitcode,
+        )
+    return exc
+
+
+def name_task(exc: BaseException, task: str) -> BaseException:
+    """On the client: a timed task's TaskTimeout or WorkerLostError naming ``task`` for :data:`TASK`.
+
+    Made anew, with no ``__cause__``, as this machine's engine makes them: the
+    worker's traceback of an error its engine made says nothing more.
+    """
+    if not isinstance(exc, (TaskTimeout, WorkerLostError)) or TASK not in str(exc):
+        return exc
+    message = str(exc).replace(TASK, task, 1)
+    if isinstance(exc, WorkerLostError):
+        return WorkerLostError(message, pid=exc.pid, exitcode=exc.exitcode)
+    return TaskTimeout(message)
+
+
+def _worker_address() -> str:
+    worker = _dask_worker()
+    return "(unknown)" if worker is None else str(worker.address)
+
+
+def _dask_worker() -> Any:
+    """The Dask worker this runs in, or None (not in one: a test calling run_chunk)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except Exception:
+        return None
 
 
 def _local_executor() -> Any:
@@ -137,14 +206,8 @@ def _local_executor() -> Any:
         if _executor is None:
             from ..executor import Executor
 
-            threads = 1
-            try:
-                from distributed import get_worker
-
-                threads = max(1, get_worker().state.nthreads)
-            except Exception:
-                pass
-            _executor = Executor(threads)
+            worker = _dask_worker()
+            _executor = Executor(1 if worker is None else max(1, worker.state.nthreads))
             multiprocessing.util.Finalize(None, _kill_executor, exitpriority=_EXIT_PRIORITY)
         return _executor
 
