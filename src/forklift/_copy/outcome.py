@@ -42,15 +42,20 @@ class CopyReport:
 
     def summary(self) -> str:
         """One line for humans: counts, sizes, speed, errors."""
-        secs = max(self.seconds, 1e-9)
         parts = [
             f"copied {_count(self.files_copied, 'file')} ({_human(self.bytes_copied)})",
             f"skipped {self.files_skipped:,} up to date ({_human(self.bytes_skipped)})",
             f"made {_count(self.dirs, 'directory', 'directories')}",
             _count(len(self.errors), "error"),
         ]
-        rate = f"{self.files_copied / secs:,.0f} files/s, {_human(self.bytes_copied / secs)}/s"
-        return f"{', '.join(parts)} in {self.seconds:.2f} s ({rate})"
+        speed = rate(self.files_copied, self.bytes_copied, self.seconds)
+        return f"{', '.join(parts)} in {self.seconds:.2f} s ({speed})"
+
+
+def rate(files: int, nbytes: int, seconds: float) -> str:
+    """What was copied per second of the whole copy: the summary's rate, and the progress bar's."""
+    secs = max(seconds, 1e-9)
+    return f"{files / secs:,.0f} files/s, {_human(nbytes / secs)}/s"
 
 
 def _count(n: int, one: str, many: str = "") -> str:

@@ -75,7 +75,7 @@ def copy_tree(
         as_root=os.geteuid() == 0,
     )
     report = CopyReport()
-    run = _Run(pairs, opts, nworkers, checksum, report, _Display() if progress else None)
+    run = _Run(pairs, opts, nworkers, checksum, report, _Display(started) if progress else None)
     try:
         run.execute()
     finally:
@@ -169,6 +169,10 @@ class _Run:
             except queue.Empty:
                 break
             self._handle(*item)
+        self.show()
+
+    def show(self) -> None:
+        """Redraw the progress line (it keeps to its own pace)."""
         if self.display is not None:
             self.display.update(self)
 

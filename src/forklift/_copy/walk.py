@@ -140,6 +140,7 @@ class _Walker:
                     due = self._add(src_dir, dst_dir, entry.name, entry.name, st, existing)
                     if due:
                         yield from due
+            self.run.show()  # a tree already up to date yields no task for a long time
 
     def _target_dir(self, dst_dir: str) -> tuple[bool, dict[str, Any] | None]:
         """Make the target directory: (usable, None if new else its entries, to quick-check against)."""
