@@ -251,6 +251,20 @@ def test_png_without_matplotlib_is_an_import_error_not_a_journal_error(journal, 
     assert not (tmp_path / "t.png").exists()
 
 
+def test_sub_microsecond_tasks_are_not_zero(tmp_path):
+    """A chunk of 1,000 tasks in 0.3 ms read ``mean 0 us``."""
+    assert [report.fmt_seconds(s) for s in (3e-7, 2.5e-6, 1.5e-4)] == ["300 ns", "2.5 us", "150 us"]
+    path = tmp_path / "tiny.db"
+    j = Journal(path)
+    run = j.begin("map", "map(abs)", "sig", workers=1, total=1000)
+    run.chunk(0, 1000, 1, 7, 1000.0, 1000.0003)
+    j.close()
+    set_times(path, run.run, 1000.0, 1000.001)
+    text = report.summary_text(load(path).summary)
+    row = next(line for line in text.splitlines() if line.startswith("all")).split()
+    assert row[5:11] == ["300", "ns", "300", "ns", "300", "ns"], text
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 

@@ -179,8 +179,10 @@ def summary_text(summary: RunSummary) -> str:
 def fmt_seconds(s: float) -> str:
     if s == 0:
         return "0"
+    if s < 1e-6:  # a task of a few hundred ns: not "0 us"
+        return f"{s * 1e9:.3g} ns"
     if s < 1e-3:
-        return f"{s * 1e6:.0f} us"
+        return f"{s * 1e6:.3g} us"
     if s < 1:
         return f"{s * 1e3:.3g} ms"
     if s < 120:
