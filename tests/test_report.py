@@ -251,6 +251,61 @@ def test_png_without_matplotlib_is_an_import_error_not_a_journal_error(journal, 
     assert not (tmp_path / "t.png").exists()
 
 
+def drawn_figure(monkeypatch, runs):
+    """The matplotlib Figure render_png saves, to look at what it drew."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    report.render_png(runs, "unused.png", "t")
+    return saved[0]
+
+
+def test_png_marks_where_a_worker_ended(journal, monkeypatch):
+    """The HTML drew a cross after a bar whose worker died; the PNG drew nothing there."""
+    fig = drawn_figure(monkeypatch, [load(journal)])
+    timeline = fig.axes[0]
+    crosses = [line for line in timeline.lines if line.get_marker() == "x"]
+    assert len(crosses) == 1
+    # task 5 lost with pid 12 (the middle lane of three: row 1) 3 s after the start
+    assert list(crosses[0].get_xdata()) == [3.0] and list(crosses[0].get_ydata()) == [1]
+    assert "worker died or killed" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def forklift_run_journal(path):
+    """A real ``forklift run --journal``: two slots; a job that passes, one that exits 3, one
+    killed for its --timeout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "forklift", "run", "-j", "2", "--timeout", "1", "--journal", str(path),
+         ":::", "true", "exit 3", "sleep 10"],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr  # two jobs failed
+
+
+def test_a_forklift_run_journal_reads_as_jobs_in_slots(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "jobs.db"
+    forklift_run_journal(path)
+    _, root = page(path, tmp_path)
+    out = capsys.readouterr().out
+    assert "run 1: run {} (2 slots, 3 tasks, started" in out  # the total it did not record: counted
+    assert sorted(line.split()[0] + line.split()[1] for line in out.splitlines()[2:4]) == ["slot1", "slot2"]
+    labels = {t.text for t in root.iter(f"{SVG}text") if t.text and t.text.startswith(("pid ", "slot "))}
+    assert labels == {"slot 1", "slot 2"}
+    legend = " ".join(t.text or "" for t in next(root.iter(f"{SVG}g")).iter(f"{SVG}text"))
+    assert "failed (exit status not 0)" in legend and "raised" not in legend
+    titles = [t.text for t in root.iter(f"{SVG}title")]
+    assert any("exit code 3" in t and "slot " in t for t in titles)  # a bar's hover: its slot
+    deaths = [t for t in root.iter(f"{SVG}text") if t.get("class") == "death"]
+    assert [d.find(f"{SVG}title").text for d in deaths if d.find(f"{SVG}title") is not None] == [
+        "the job was killed here: it timed out"
+    ]
+    fig = drawn_figure(monkeypatch, [load(path)])
+    assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["slot 1", "slot 2"]
+    assert "failed (exit status not 0)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_sub_microsecond_tasks_are_not_zero(tmp_path):
     """A chunk of 1,000 tasks in 0.3 ms read ``mean 0 us``."""
     assert [report.fmt_seconds(s) for s in (3e-7, 2.5e-6, 1.5e-4)] == ["300 ns", "2.5 us", "150 us"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .read import Lane, RunData, Segment
-from .summary import _lane_label, fmt_seconds
+from .read import Lane, Run, RunData, Segment
+from .summary import fmt_seconds, lane_label
 
 # Status -> (colour, legend text). Okabe-Ito colours: told apart also with colour-blindness.
 STATUS_STYLE = {
@@ -16,10 +16,55 @@ STATUS_STYLE = {
     "lost": ("#cc79a7", "lost (worker died)"),
     "retried": ("#f0e442", "lost or timed out, retried"),
 }
+# A `forklift run` job is a shell command: it fails with an exit status, not an exception.
+JOB_WORDS = {
+    "failed": "failed (exit status not 0)",
+    "timeout": "timed out (killed)",
+    "retried": "failed, run again",
+}
 ENDS_WORKER = ("lost", "timeout", "retried")  # the worker died, or was killed for a timeout: marked x
+END_MARK = "#9d174d"  # the colour of that mark
 RERUN_STROKE = "#1f2937"  # outline of attempts >= 2, so a retry is seen where it ran
 MAX_BARS = 4000  # above this many bars a run is drawn merged at pixel resolution
 ERROR_CHARS = 600  # hover text keeps the last this many characters of an error (the exception line)
+
+
+def status_style(run: Run) -> dict[str, tuple[str, str]]:
+    """Status -> (colour, legend text) for this run: a `forklift run`'s jobs in their own words."""
+    if run.kind != "run":
+        return STATUS_STYLE
+    return {
+        status: (colour, JOB_WORDS.get(status, words)) for status, (colour, words) in STATUS_STYLE.items()
+    }
+
+
+def legend(runs: Sequence[Run]) -> list[tuple[str, str]]:
+    """(colour, text) per status for a drawing of these runs: the words of each kind of run shown."""
+    styles = [status_style(run) for run in runs] or [STATUS_STYLE]
+    return [
+        (colour, " / ".join(dict.fromkeys(style[status][1] for style in styles)))
+        for status, (colour, _) in STATUS_STYLE.items()
+    ]
+
+
+def end_mark(run: Run, seg: Segment) -> str | None:
+    """What the mark after a bar says, or None for no mark: the worker died or was killed there.
+
+    A `forklift run` slot never dies: there the mark is a job killed for its timeout.
+    """
+    if run.kind != "run":
+        return f"{lane_label(run, seg.worker)} ended here" if seg.status in ENDS_WORKER else None
+    if seg.status == "timeout" or (seg.status == "retried" and seg.error == "timed out"):
+        return "the job was killed here: it timed out"
+    return None
+
+
+def end_mark_words(runs: Sequence[Run]) -> str:
+    """The legend's text for the mark, for these runs."""
+    kinds = dict.fromkeys(
+        "job killed (timed out)" if r.kind == "run" else "worker died or killed" for r in runs
+    )
+    return " / ".join(kinds) or "worker died or killed"
 
 
 def bars(data: RunData, width_px: float) -> list[Segment]:
@@ -61,8 +106,8 @@ def _join(run: Sequence[Segment]) -> Segment:
     )  # fmt: skip
 
 
-def describe(seg: Segment, t0: float) -> str:
-    """Hover text of one bar."""
+def describe(seg: Segment, t0: float, run: Run | None = None) -> str:
+    """Hover text of one bar (``run``: whose lanes it names, pids by default)."""
     span = f"task {seg.first}" if seg.first == seg.last else f"tasks {seg.first}-{seg.last}"
     count = f" ({seg.n} {seg.status})" if seg.n > 1 or seg.first != seg.last else ""
     lines = [
@@ -70,7 +115,7 @@ def describe(seg: Segment, t0: float) -> str:
         f"{seg.began - t0:.3f} s -> {seg.ended - t0:.3f} s ({fmt_seconds(seg.seconds)})"
         if seg.timed
         else f"ended at {seg.ended - t0:.3f} s (start not recorded: drawn from the worker's previous task)",
-        _lane_label(seg.worker),
+        lane_label(run, seg.worker),
     ]
     if seg.status != "done" and not seg.final:
         lines.append("run again later")

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from html import escape as _escape
 
-from .draw import ENDS_WORKER, RERUN_STROKE, STATUS_STYLE, bars, describe, fmt_tick, nice_ticks
-from .read import RunData, Segment
-from .summary import HEADERS, RunSummary, _lane_label, fmt_seconds, run_title, table_rows
+from .draw import RERUN_STROKE, bars, describe, end_mark, end_mark_words, fmt_tick, nice_ticks, status_style
+from .read import Run, RunData, Segment
+from .summary import HEADERS, RunSummary, fmt_seconds, lane_label, summary_title, table_rows
 
 CSS = """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -74,7 +74,7 @@ def _html_run(data: RunData) -> str:
         else '<p class="note">Hover a bar for its tasks, times and error.</p>'
     )
     return (
-        f'<section id="run-{escape(data.run.run)}">\n<h2>{escape(run_title(data.run))}</h2>\n'
+        f'<section id="run-{escape(data.run.run)}">\n<h2>{escape(summary_title(summary))}</h2>\n'
         f'<p class="meta">wall time {fmt_seconds(summary.wall)}; pid {escape(data.run.pid)}'
         f"{' on ' + escape(data.run.host) if data.run.host else ''}</p>\n"
         f"{_svg(data, summary, drawn)}\n{note}\n{_html_table(summary)}\n</section>"
@@ -96,17 +96,18 @@ def _svg(data: RunData, summary: RunSummary, drawn: Sequence[Segment]) -> str:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
         f'height="{height}" role="img" aria-label="timeline of run {escape(data.run.run)}">',
-        _svg_legend(),
+        _svg_legend(data.run),
     ]
     for pid, i in row_of.items():
         y = top + i * (lane_h + gap)
-        stats = next((w for w in summary.workers if w.label == _lane_label(pid)), None)
-        hover = f"{_lane_label(pid)}: {stats.tasks} tasks, busy {stats.utilisation:.0%}" if stats else ""
+        label = lane_label(data.run, pid)
+        stats = next((w for w in summary.workers if w.label == label), None)
+        hover = f"{label}: {stats.tasks} tasks, busy {stats.utilisation:.0%}" if stats else ""
         out.append(f'<rect class="lane" x="{LEFT}" y="{y}" width="{plot_w}" height="{lane_h}"/>')
         if lane_h >= 10:
             out.append(
                 f'<text x="{LEFT - 8}" y="{y + lane_h / 2 + 4:.1f}" text-anchor="end">'
-                f"{escape(_lane_label(pid))}<title>{escape(hover)}</title></text>"
+                f"{escape(label)}<title>{escape(hover)}</title></text>"
             )
     bottom = top + len(lanes) * (lane_h + gap) - gap
     for t in nice_ticks(span):
@@ -114,28 +115,30 @@ def _svg(data: RunData, summary: RunSummary, drawn: Sequence[Segment]) -> str:
         out.append(f'<line class="grid" x1="{xt:.1f}" y1="{top - 4}" x2="{xt:.1f}" y2="{bottom + 4}"/>')
         out.append(f'<text x="{xt:.1f}" y="{bottom + 20}" text-anchor="middle">{fmt_tick(t, span)}</text>')
     order = sorted(drawn, key=lambda s: s.status != "done")  # problems drawn on top of chunks
+    style = status_style(data.run)
     for s in order:
         y = top + row_of.get(s.worker, 0) * (lane_h + gap)
         w = max(x(s.ended) - x(s.began), 1.0 if s.status == "done" else 3.0)  # problems: always seen
-        colour = STATUS_STYLE.get(s.status, ("#6b7280", ""))[0]
+        colour = style.get(s.status, ("#6b7280", ""))[0]
         stroke = f' stroke="{RERUN_STROKE}" stroke-width="1.5"' if s.attempt > 1 else ""
         pad = 2 if lane_h >= 16 else 0
         out.append(
             f'<rect class="bar" x="{x(s.began):.2f}" y="{y + pad}" width="{w:.2f}"'
             f' height="{lane_h - 2 * pad}" fill="{colour}"{stroke}>'
-            f"<title>{escape(describe(s, t0))}</title></rect>"
+            f"<title>{escape(describe(s, t0, data.run))}</title></rect>"
         )
-        if s.status in ENDS_WORKER and lane_h >= 10:
+        mark = end_mark(data.run, s)
+        if mark is not None and lane_h >= 10:
             out.append(
                 f'<text class="death" x="{x(s.began) + w + 3:.2f}" y="{y + lane_h / 2 + 4:.1f}">'
-                f"\u2715<title>{escape(_lane_label(s.worker))} ended here</title></text>"
+                f"\u2715<title>{escape(mark)}</title></text>"
             )
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _svg_legend() -> str:
-    items = [(colour, text, False) for colour, text in STATUS_STYLE.values()]
+def _svg_legend(run: Run) -> str:
+    items = [(colour, text, False) for colour, text in status_style(run).values()]
     items.append(("#ffffff", "re-run (attempt 2+)", True))
     items.append(("#f3f4f6", "idle", False))
     parts, x = [], LEFT
@@ -144,6 +147,8 @@ def _svg_legend() -> str:
         parts.append(f'<rect x="{x}" y="10" width="14" height="14" fill="{colour}"{stroke}/>')
         parts.append(f'<text x="{x + 20}" y="21">{escape(text)}</text>')
         x += 30 + round(6.6 * len(text))
+    parts.append(f'<text class="death" x="{x}" y="21">\u2715</text>')
+    parts.append(f'<text x="{x + 20}" y="21">{escape(end_mark_words([run]))}</text>')
     return '<g class="legend">' + "".join(parts) + "</g>"
 
 

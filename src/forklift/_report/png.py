@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import MissingMatplotlib
-from .draw import RERUN_STROKE, STATUS_STYLE, bars
+from .draw import END_MARK, RERUN_STROKE, bars, end_mark, end_mark_words, legend, status_style
 from .read import RunData
-from .summary import HEADERS, RunSummary, _lane_label, fmt_seconds, run_title, table_rows
+from .summary import HEADERS, RunSummary, fmt_seconds, lane_label, summary_title, table_rows
 
 
 def render_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str) -> None:
@@ -28,6 +28,7 @@ def render_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str
 def _draw_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     summaries = [d.summary for d in runs]
@@ -41,12 +42,17 @@ def _draw_png(runs: Sequence[RunData], path: str | os.PathLike[str], title: str)
     for i, (data, summary) in enumerate(zip(runs, summaries)):
         _png_timeline(axes[2 * i], data, summary)
         _png_table(axes[2 * i + 1], summary)
-    handles = [Patch(facecolor=c, label=t) for c, t in STATUS_STYLE.values()]
+    handles: list[Any] = [Patch(facecolor=c, label=t) for c, t in legend([d.run for d in runs])]
     handles.append(
         Patch(facecolor="white", edgecolor=RERUN_STROKE, linewidth=1.5, label="re-run (attempt 2+)")
     )
-    fig.legend(handles=handles, loc="outside upper right", ncols=len(handles), fontsize=9, frameon=False)
+    handles.append(Line2D([], [], color=END_MARK, **_MARK, label=end_mark_words([d.run for d in runs])))
+    columns = (len(handles) + 1) // 2  # two rows: one is wider than the page with the longer words
+    fig.legend(handles=handles, loc="outside upper right", ncols=columns, fontsize=9, frameon=False)
     fig.savefig(os.fspath(path), format="png")
+
+
+_MARK: dict[str, Any] = {"marker": "x", "markersize": 7, "markeredgewidth": 2, "linestyle": "none"}
 
 
 def _png_timeline(ax: Any, data: RunData, summary: RunSummary) -> None:
@@ -56,17 +62,24 @@ def _png_timeline(ax: Any, data: RunData, summary: RunSummary) -> None:
     for y in row_of.values():
         ax.broken_barh([(0, data.wall)], (y - 0.4, 0.8), facecolors="#f3f4f6")
     drawn = sorted(bars(data, 1100), key=lambda s: s.status != "done")
+    style = status_style(data.run)
+    marks: list[tuple[float, int]] = []  # where a worker died or was killed (a job, for forklift run)
     for s in drawn:
-        colour = STATUS_STYLE.get(s.status, ("#6b7280", ""))[0]
+        colour = style.get(s.status, ("#6b7280", ""))[0]
         edge = RERUN_STROKE if s.attempt > 1 else "none"
         width = max(s.seconds, data.wall / (1100 if s.status == "done" else 400))
         ax.broken_barh([(s.began - t0, width)], (row_of.get(s.worker, 0) - 0.35, 0.7),
                        facecolors=colour, edgecolors=edge, linewidth=1.2)  # fmt: skip
-    ax.set_yticks(list(row_of.values()), [_lane_label(pid) for pid in row_of])
+        if end_mark(data.run, s) is not None:
+            marks.append((s.began - t0 + width, row_of.get(s.worker, 0)))
+    if marks:
+        xs, ys = zip(*marks)
+        ax.plot(xs, ys, color=END_MARK, **_MARK, clip_on=False, zorder=3)
+    ax.set_yticks(list(row_of.values()), [lane_label(data.run, pid) for pid in row_of])
     ax.set_xlim(0, max(data.wall, 1e-9))
     ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.set_xlabel("seconds since the run started")
-    ax.set_title(f"{run_title(data.run)}, wall {fmt_seconds(summary.wall)}", fontsize=10, loc="left")
+    ax.set_title(f"{summary_title(summary)}, wall {fmt_seconds(summary.wall)}", fontsize=10, loc="left")
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)

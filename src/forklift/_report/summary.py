@@ -44,7 +44,7 @@ def summarize_run(data: RunData) -> RunSummary:
         by_lane.setdefault(seg.worker, []).append(seg)
     lanes = _lanes(data.segments)
     wall = data.wall
-    rows = [_stats(_lane_label(pid), by_lane[pid], wall) for pid in lanes]
+    rows = [_stats(lane_label(data.run, pid), by_lane[pid], wall) for pid in lanes]
     slots = data.run.workers if type(data.run.workers) is int and data.run.workers > 0 else max(1, len(lanes))
     total = _stats("all", data.segments, wall * slots, busy=sum(w.busy for w in rows))
     # A task run twice is still one task.
@@ -118,8 +118,21 @@ def _lanes(segments: Iterable[Segment]) -> list[Lane]:
     return sorted(first, key=lambda pid: (pid is None, first[pid]))
 
 
-def _lane_label(pid: Lane) -> str:
-    return "no worker" if pid is None else f"pid {one_line(str(pid))}"
+def lane_label(run: Run | None, lane: Lane) -> str:
+    """``pid 4242``, or ``slot 2`` for a local ``forklift run`` (see :func:`jobs_in_slots`)."""
+    if lane is None:
+        return "no worker"
+    slots = run is not None and jobs_in_slots(run)
+    return f"{'slot' if slots else 'pid'} {one_line(str(lane))}"
+
+
+def jobs_in_slots(run: Run) -> bool:
+    """A local ``forklift run``: it records each job's slot (1..jobs), not a pid, as its worker.
+
+    Its run row has the number of slots as ``workers``; on a cluster it has none,
+    and a job's worker is the pid of the process that ran it.
+    """
+    return run.kind == "run" and type(run.workers) is int
 
 
 HEADERS = ("worker", "tasks", "done", "failed", "retried", "mean", "p50", "p99", "busy", "util")
@@ -134,11 +147,25 @@ def table_rows(summary: RunSummary) -> list[tuple[str, ...]]:
     return [row(w) for w in [*summary.workers, summary.total]]
 
 
-def run_title(run: Run) -> str:
+def run_title(run: Run, tasks: int | None = None) -> str:
+    """The run's name, pool size, task count, start and status on one line.
+
+    ``tasks``: how many tasks the journal holds, shown when the run did not record
+    its total (``forklift run`` reading its input as it goes, ``imap`` of a generator).
+    """
     started = datetime.datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M:%S")
-    pool = f"{_plural(run.workers, 'worker')}, " if run.workers else ""
-    total = f"{_plural(run.total, 'task')}, " if run.total is not None else ""
-    return f"{run_name(run)} ({pool}{total}started {started}, {one_line(run.status)})"
+    parts = [_plural(run.workers, "slot" if jobs_in_slots(run) else "worker")] if run.workers else []
+    if run.total is not None:
+        parts.append(_plural(run.total, "task"))
+    elif tasks is not None:
+        parts.append(_plural(tasks, "task") + (" so far" if run.status == "running" else ""))
+    parts += [f"started {started}", one_line(run.status)]
+    return f"{run_name(run)} ({', '.join(parts)})"
+
+
+def summary_title(summary: RunSummary) -> str:
+    """The run's title, with the tasks the journal holds when the run did not record its total."""
+    return run_title(summary.run, summary.total.tasks)
 
 
 def run_name(run: Run) -> str:
@@ -169,7 +196,7 @@ def summary_text(summary: RunSummary) -> str:
     """The summary table as aligned plain text, headed by the run's title."""
     rows = [HEADERS, *table_rows(summary)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    lines = [f"{run_title(summary.run)}, wall {fmt_seconds(summary.wall)}"]
+    lines = [f"{summary_title(summary)}, wall {fmt_seconds(summary.wall)}"]
     for r in rows:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
         lines.append("  ".join(cells).rstrip())

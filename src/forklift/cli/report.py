@@ -24,8 +24,10 @@ failures, retries, mean/p50/p99 duration, busy time, utilisation), also printed 
 """
 
 REPORT_EPILOG = """\
-colours: green done, vermilion failed (raised), orange timed out, pink lost with its worker,
-yellow failed and retried; attempts 2+ have a dark outline; grey lane = idle.
+colours: green done, vermilion failed (raised; for forklift run: exit status not 0), orange
+timed out, pink lost with its worker, yellow failed and retried; attempts 2+ have a dark
+outline; a cross: the worker died or was killed there (forklift run: the job was killed for
+its timeout); grey lane = idle. A local forklift run's lanes are its job slots.
 utilisation = busy time / the run's wall time (for 'all': / (wall time x pool size)).
 
 exit status: 0 written; 1 the journal cannot be read or has no such run; 2 bad arguments.
