@@ -4,6 +4,7 @@ import argparse
 import hashlib
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -422,6 +423,33 @@ def test_top_once_shows_live_workers(tmp_path, capsys, busy_child):
     assert cells[:6] == [str(busy_child.pid), str(os.getpid()), "1", "busy", "41", "40"]
     assert cells[-1] == "MiB" and float(cells[-2]) > 1  # RSS measured by psutil
     assert "424242" not in out
+
+
+def test_top_waits_for_a_journal_not_made_yet(tmp_path):
+    """Started before its pool, top exited ("no journal"); it waits, says so in one line,
+    shows the journal once a pool makes it, and Ctrl-C ends it."""
+    path = tmp_path / "later.db"
+    top = subprocess.Popen(
+        [sys.executable, "-m", "forklift", "top", str(path), "-n", "0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)
+        assert top.poll() is None, top.communicate()
+        j = Journal(path)
+        j.begin("map", "map(arrived)", "sig", workers=1, total=3)
+        j.close()
+        time.sleep(1.5)
+        assert top.poll() is None
+        top.send_signal(signal.SIGINT)
+        out, err = top.communicate(timeout=20)
+    finally:
+        if top.poll() is None:
+            top.kill()
+            top.wait()
+    assert top.returncode == 0, err
+    assert err.count("\n") == 1 and "waiting for a pool to create it (Ctrl-C stops)" in err, err
+    assert "run 1: map(arrived)" in out, out
 
 
 def test_top_once_without_a_live_pool(journal, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from typing import Any
@@ -41,6 +42,7 @@ examples:
 TOP_DESCRIPTION = """\
 Watch the pools recording into a journal: one line per live worker with its state, current
 task, tasks done, CPU % and RSS, and each running run's progress. Ctrl-C quits.
+A journal that does not exist yet is waited for (not with --once).
 """
 
 OUTPUT_KINDS = (".html", ".htm", ".png")
@@ -161,9 +163,11 @@ def run_top(args: argparse.Namespace) -> int:
     from ..errors import JournalError
 
     try:
-        conn = report.open_journal(args.journal)
+        conn = report.open_journal(args.journal) if args.once else _wait_for_journal(args.journal)
     except JournalError as exc:
         return _fail("top", str(exc))
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C while waiting for the journal
     procs: dict[int, Any] = {}
     try:
         if args.once:
@@ -179,6 +183,52 @@ def run_top(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     return EXIT_OK
+
+
+APPEAR_POLL = 0.2  # seconds between looks for a journal that does not exist yet
+SCHEMA_GRACE = 2.0  # seconds a journal that just appeared may take to get its tables
+
+
+def _wait_for_journal(path: str) -> Any:
+    """Open the journal; if there is none yet, say so once and wait until a pool creates it.
+
+    A file that is there from the start and is no journal is refused at once; one
+    that appears while we wait may be half made (its tables come a moment after
+    the file), so it gets SCHEMA_GRACE seconds. Ctrl-C ends the wait.
+    """
+    from .. import report
+    from ..errors import JournalError
+
+    waited = False
+    appeared: float | None = None
+    while True:
+        try:
+            return report.open_journal(path)
+        except JournalError:
+            if _absent(path):
+                appeared = None
+            elif not waited:
+                raise
+            else:
+                appeared = appeared or time.monotonic()
+                if time.monotonic() - appeared > SCHEMA_GRACE:
+                    raise
+        if not waited:
+            print(f"forklift top: no journal at {path!r} yet; waiting for a pool to create it (Ctrl-C stops)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            waited = True
+        time.sleep(APPEAR_POLL)
+
+
+def _absent(path: str) -> bool:
+    """No file there, or an empty one (SQLite makes the file before it writes the journal)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # not ours to read: the journal's own error says so
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _watch(conn: Any, procs: dict[int, Any], path: str, interval: float) -> None:
