@@ -204,3 +204,38 @@ def test_start_is_about_as_fast_as_multiprocessing():
     ours = min(per_start(forklift.get_context("fork")) for _ in range(3))
     theirs = min(per_start(multiprocessing.get_context("fork")) for _ in range(3))
     assert ours < 3 * theirs + 0.05
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_child_that_leaves_a_pool_open_still_exits_cleanly(method, tmp_path):
+    """A stdlib Process whose target made a forklift Pool and returned without close():
+    multiprocessing's exit function (run before atexit in a child) joined the workers while
+    the scheduler closed them, and the child died with 'process object is closed', exit 1
+    (about 1 run in 3 under spawn)."""
+    script = tmp_path / "leave_open.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import multiprocessing, sys
+            import forklift
+
+            def child():
+                forklift.Pool(2).map(abs, [-1, -2])  # left open
+
+            if __name__ == "__main__":
+                ctx = multiprocessing.get_context(sys.argv[1])
+                codes = []
+                for _ in range(6):
+                    p = ctx.Process(target=child)
+                    p.start()
+                    p.join(30)
+                    codes.append(p.exitcode)
+                print(codes)
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script), method], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.stdout.strip() == "[0, 0, 0, 0, 0, 0]", out
+    assert "Traceback" not in out.stderr, out.stderr

@@ -43,6 +43,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import multiprocessing.util as mp_util
 import os
 import selectors
 import signal
@@ -934,3 +935,10 @@ def _terminate_all() -> None:
             engine.terminate()
         except Exception:
             pass
+
+
+# In a child process (a Process whose target made a pool and left it open), multiprocessing
+# runs its exit function directly, before any atexit hook: it joined the workers while the
+# scheduler closed them ("ValueError: process object is closed", exit code 1). Finalizers
+# with an exit priority run first in that function.
+mp_util.Finalize(None, _terminate_all, exitpriority=100)
