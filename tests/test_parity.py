@@ -94,3 +94,36 @@ def test_where_stdlib_fails_forklift_works():
         std.terminate()
     with forklift.Pool(1) as ours:
         assert ours.map(lambda x: x + 1, [1]) == [2]
+
+
+def _fails_at(n):
+    yield from range(n)
+    raise ValueError(f"the input fails at item {n}")
+
+
+def _until_error(it):
+    """The results an iterator gives before it raises the input's ValueError, and what follows it."""
+    out = []
+    with pytest.raises(ValueError, match="the input fails at item 3"):
+        for value in it:
+            out.append(value)
+    return out, next(it, "end")
+
+
+def test_imap_over_an_input_that_raises_gives_the_results_before_it(pools):
+    std, ours = pools
+    assert _until_error(std.imap(tasks.square, _fails_at(3))) == ([0, 1, 4], "end")
+    assert _until_error(ours.imap(tasks.square, _fails_at(3))) == ([0, 1, 4], "end")
+    assert _until_error(ours.imap(tasks.square, _fails_at(3), 2)) == ([0, 1, 4], "end")
+    # the stdlib's unordered error may come before the last result; forklift's comes after them all
+    results, after = _until_error(ours.imap_unordered(tasks.square, _fails_at(3)))
+    assert (sorted(results), after) == ([0, 1, 4], "end")
+
+
+def test_executor_map_over_an_input_that_raises_is_lazy_where_the_stdlib_is_eager():
+    with cf.ProcessPoolExecutor(1) as std, pytest.raises(ValueError, match="the input fails at item 3"):
+        std.map(tasks.square, _fails_at(3))  # it submits everything at the call
+    with forklift.Executor(2) as ours:
+        it = ours.map(tasks.square, _fails_at(3))  # lazy: the error comes in its place
+        assert _until_error(it) == ([0, 1, 4], "end")
+        assert _until_error(ours.map(tasks.add, _fails_at(3), range(9))) == ([0, 2, 4], "end")

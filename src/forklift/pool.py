@@ -7,7 +7,8 @@ options that the standard library lacks: ``retries``, ``timeout`` (per task),
 - a worker that dies fails only its task (``WorkerLostError``), never a hang;
 - lambdas, closures and ``__main__`` functions work (cloudpickle);
 - ``chunksize`` may be left out everywhere: chunks adapt to task duration;
-- ``imap`` / ``imap_unordered`` read their input lazily, with a bound;
+- ``imap`` / ``imap_unordered`` read their input lazily, with a bound (an input
+  that raises gives the results before it, then its error, as the stdlib's do);
 - an unfinished ``AsyncResult`` of a terminated pool raises instead of hanging.
 """
 
