@@ -1,8 +1,11 @@
 """forklift.Pool: the multiprocessing.Pool API, method by method."""
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -121,6 +124,7 @@ def test_exception_keeps_type_message_and_remote_traceback(pool):
         pool.apply(tasks.raise_custom, (5,))
     cause = info.value.__cause__
     assert isinstance(cause, forklift.RemoteTraceback)
+    assert isinstance(cause, multiprocessing.pool.RemoteTraceback)  # what stdlib code checks for
     assert "raise_custom" in cause.tb and "tasks.py" in cause.tb
     text = "".join(traceback.format_exception(info.value))
     assert "raise CustomError" in text
@@ -146,6 +150,35 @@ def test_unpicklable_result_fails_only_its_task(pool):
             out.append("err")
     assert out == [0, 1, "err", 3, 4]
     assert pool.map(tasks.square, range(3)) == [0, 1, 4]
+
+
+def test_traceback_of_a_main_function_shows_its_file_line_and_source(tmp_path):
+    script = tmp_path / "main_task.py"
+    script.write_text(
+        "import forklift\n"
+        "\n"
+        "def task(x):\n"
+        "    raise ValueError(f'boom {x}')\n"
+        "\n"
+        "if __name__ == '__main__':\n"
+        "    with forklift.Pool(1) as pool:\n"
+        "        try:\n"
+        "            pool.apply(task, (1,))\n"
+        "        except ValueError as exc:\n"
+        "            print(exc.__cause__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=_env_with_src()
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'File "{script}", line 4, in task' in done.stdout  # not "<dynamic-code>"
+    assert "raise ValueError(f'boom {x}')" in done.stdout
+
+
+def _env_with_src():
+    """This environment, importing the forklift under test in a child process."""
+    src = os.path.dirname(os.path.dirname(forklift.__file__))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
 
 
 def test_unpicklable_argument_names_task_and_type(pool):

@@ -4,6 +4,9 @@
   ``__main__`` or a notebook work (plain pickle refuses them).
 - Data goes with pickle protocol 5 (fast, out-of-band buffer capable); only if
   that fails is cloudpickle tried, so data holding a lambda still travels.
+- cloudpickle as forklift uses it (:func:`cloud_dumps`) keeps code's file name
+  (cloudpickle writes ``<dynamic-code>``), so a traceback from a ``__main__``
+  function shows its file, line and source.
 - Exceptions go as an *error record*: the pickled exception when it pickles,
   plus its type name, message and traceback text, so that even an exception
   that cannot be pickled or rebuilt reaches the parent with its text.
@@ -16,8 +19,10 @@ by-value function arrives).
 
 from __future__ import annotations
 
+import io
 import pickle
 import traceback
+import types
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -39,9 +44,7 @@ def dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None
     try:
         return pickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)
     except Exception:  # not BaseException: a SystemExit from a __reduce__ is the caller's to catch
-        import cloudpickle
-
-        return cloudpickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
+        return cloud_dumps(obj, buffer_callback)
 
 
 def dumps_callable(fn: Any) -> bytes:
@@ -58,9 +61,51 @@ def dumps_callable(fn: Any) -> bytes:
             return blob
     except Exception:
         pass
-    import cloudpickle
+    return cloud_dumps(fn)
 
-    return cloudpickle.dumps(fn, PROTOCOL)  # type: ignore[no-any-return]
+
+def cloud_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None) -> bytes:
+    """``cloudpickle.dumps``, keeping code's file names."""
+    with io.BytesIO() as file:
+        _cloud_pickler()(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+        return file.getvalue()
+
+
+_pickler: Any = None  # made on first use: cloudpickle is imported only when needed
+
+
+def _cloud_pickler() -> Any:
+    global _pickler
+    if _pickler is None:
+        from collections import ChainMap
+
+        import cloudpickle
+
+        table = cloudpickle.Pickler.dispatch_table
+        mine: dict[type, Any] = {}
+        reduce_code = _code_keeping_file_names(table[types.CodeType])
+        if reduce_code is not None:
+            mine[types.CodeType] = reduce_code
+        dispatch = ChainMap(mine, *getattr(table, "maps", [table]))  # one level: looked up per object
+        _pickler = type("Pickler", (cloudpickle.Pickler,), {"dispatch_table": dispatch})
+    return _pickler
+
+
+def _code_keeping_file_names(
+    by_value: Callable[[types.CodeType], Any],
+) -> Callable[[types.CodeType], Any] | None:
+    """cloudpickle's code reducer (``by_value``), with the code's own file name in place of
+    its ``"<dynamic-code>"``; None for a cloudpickle that keeps file names."""
+    args = by_value(_code_keeping_file_names.__code__)[1]
+    at = next((i for i, arg in enumerate(args) if type(arg) is str and arg == "<dynamic-code>"), -1)
+    if at < 0:
+        return None
+
+    def reduce_code(code: types.CodeType) -> Any:
+        rebuild, args = by_value(code)
+        return rebuild, (*args[:at], code.co_filename, *args[at + 1 :])
+
+    return reduce_code
 
 
 loads = pickle.loads

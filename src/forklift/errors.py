@@ -16,8 +16,9 @@ Each subclasses the standard library's closest exception, so code written for
     └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
 
 A task's own exception is re-raised with its own type; the worker's traceback
-text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`), as in
-``concurrent.futures``.
+text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`, which is also
+``multiprocessing.pool.RemoteTraceback`` and concurrent.futures' own), as in the
+standard library.
 
 A missing optional dependency is an ImportError whose message says what to
 install, not a ForkliftError: :class:`MissingMatplotlib` for PNG reports
@@ -30,7 +31,8 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import signal
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
+from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback  # type: ignore[attr-defined]
 
 __all__ = [
     "AuthenticationError",
@@ -53,15 +55,17 @@ class ForkliftError(Exception):
     """Base class of forklift's own errors."""
 
 
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker, as text.
+class RemoteTraceback(_PoolRemoteTraceback, _RemoteTraceback):  # type: ignore[misc]
+    """The traceback of an exception raised in a worker, as text (``tb``).
 
     Set as ``__cause__`` of the re-raised exception so that a printed
-    traceback shows where in the worker the error happened.
+    traceback shows where in the worker the error happened. Also the standard
+    library's own (``multiprocessing.pool.RemoteTraceback`` and the one
+    ``concurrent.futures`` chains), so code that checks for those keeps working.
     """
 
     def __init__(self, tb: str) -> None:
-        super().__init__(tb)
+        Exception.__init__(self, tb)  # (the stdlib's two set ``tb`` alone)
         self.tb = tb
 
     def __str__(self) -> str:
