@@ -4,6 +4,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -179,6 +180,19 @@ def _env_with_src():
     """This environment, importing the forklift under test in a child process."""
     src = os.path.dirname(os.path.dirname(forklift.__file__))
     return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_open_files_are_refused_as_arguments_results_and_in_closures(pool):
+    with open(__file__) as text, open(__file__, "rb") as binary, socket.socket() as sock:
+        # cloudpickle sent an open text file as a StringIO of its contents
+        for bad, name in ((text, r"_io\.TextIOWrapper"), (binary, r"_io\.BufferedReader"), (sock, "socket")):
+            with pytest.raises(forklift.SerializationError, match=f"cannot pickle '{name}' object"):
+                pool.map(tasks.identity, [bad])
+        with pytest.raises(forklift.SerializationError, match=r"cannot pickle '_io\.TextIOWrapper' object"):
+            pool.apply(lambda: text.readline())
+    with pytest.raises(forklift.SerializationError, match=r"the result .*TextIOWrapper"):
+        pool.apply(open, (__file__,))
+    assert pool.apply(lambda f: f(2), (lambda x: x * 21,)) == 42  # lambdas and closures still travel
 
 
 def test_unpicklable_argument_names_task_and_type(pool):

@@ -4,9 +4,13 @@
   ``__main__`` or a notebook work (plain pickle refuses them).
 - Data goes with pickle protocol 5 (fast, out-of-band buffer capable); only if
   that fails is cloudpickle tried, so data holding a lambda still travels.
-- cloudpickle as forklift uses it (:func:`cloud_dumps`) keeps code's file name
-  (cloudpickle writes ``<dynamic-code>``), so a traceback from a ``__main__``
-  function shows its file, line and source.
+- cloudpickle as forklift uses it (:func:`cloud_dumps`) differs from cloudpickle
+  in two ways: it refuses an open text file as plain pickle does (cloudpickle
+  sends a StringIO of its contents: a task's writes went nowhere and its reads saw
+  a copy, silently; ``sys.stdout`` and ``sys.stderr`` still go by name), and code
+  keeps its file name (cloudpickle writes ``<dynamic-code>``), so a traceback
+  from a ``__main__`` function shows its file, line and source. Plain pickle and
+  cloudpickle both refuse sockets, locks and binary files already.
 - Exceptions go as an *error record*: the pickled exception when it pickles,
   plus its type name, message and traceback text, so that even an exception
   that cannot be pickled or rebuilt reaches the parent with its text.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 import traceback
 import types
 from collections.abc import Callable
@@ -65,7 +70,7 @@ def dumps_callable(fn: Any) -> bytes:
 
 
 def cloud_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None) -> bytes:
-    """``cloudpickle.dumps``, keeping code's file names."""
+    """``cloudpickle.dumps``, refusing open text files and keeping code's file names."""
     with io.BytesIO() as file:
         _cloud_pickler()(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
         return file.getvalue()
@@ -82,7 +87,7 @@ def _cloud_pickler() -> Any:
         import cloudpickle
 
         table = cloudpickle.Pickler.dispatch_table
-        mine: dict[type, Any] = {}
+        mine: dict[type, Any] = {io.TextIOWrapper: _reduce_text_file}
         reduce_code = _code_keeping_file_names(table[types.CodeType])
         if reduce_code is not None:
             mine[types.CodeType] = reduce_code
@@ -106,6 +111,14 @@ def _code_keeping_file_names(
         return rebuild, (*args[:at], code.co_filename, *args[at + 1 :])
 
     return reduce_code
+
+
+def _reduce_text_file(file: io.TextIOWrapper) -> Any:
+    """sys.stdout and sys.stderr go by name (the worker's own); any other text file is refused."""
+    for name in ("stdout", "stderr"):
+        if file is getattr(sys, name):
+            return getattr, (sys, name)
+    return file.__reduce_ex__(PROTOCOL)  # TypeError: cannot pickle '_io.TextIOWrapper' object
 
 
 loads = pickle.loads
