@@ -3,6 +3,7 @@
 import multiprocessing
 import multiprocessing.pool
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -193,6 +194,30 @@ def test_open_files_are_refused_as_arguments_results_and_in_closures(pool):
     with pytest.raises(forklift.SerializationError, match=r"the result .*TextIOWrapper"):
         pool.apply(open, (__file__,))
     assert pool.apply(lambda f: f(2), (lambda x: x * 21,)) == 42  # lambdas and closures still travel
+
+
+def test_unpicklable_result_is_also_the_stdlibs_maybe_encoding_error(pool):
+    with pytest.raises(multiprocessing.pool.MaybeEncodingError) as info:
+        pool.map(tasks.return_lock, range(4))
+    err = info.value
+    assert isinstance(err, forklift.SerializationError)
+    assert str(err) == (
+        "task 2 of map(return_lock): cannot pickle the result (a _thread.lock): "
+        "TypeError: cannot pickle '_thread.lock' object"
+    )
+    assert err.exc == "TypeError(\"cannot pickle '_thread.lock' object\")"  # reprs, as the stdlib's
+    assert err.value.startswith("<unlocked _thread.lock object")
+    back = pickle.loads(pickle.dumps(err))  # it crossed from the worker; it crosses again
+    assert (type(back), str(back), back.exc, back.value, back.task) == (
+        type(err),
+        str(err),
+        err.exc,
+        err.value,
+        "task 2 of map(return_lock)",
+    )
+    with pytest.raises(forklift.SerializationError) as info:  # an argument: not a result's error
+        pool.map(tasks.identity, [threading.Lock()])
+    assert not isinstance(info.value, multiprocessing.pool.MaybeEncodingError)
 
 
 def test_unpicklable_argument_names_task_and_type(pool):

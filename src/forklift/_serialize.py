@@ -183,14 +183,29 @@ def rebuild_exception(record: ErrorRecord) -> BaseException:
 
 
 def serialization_error(
-    what: str, obj: object, exc: BaseException, *, task: str | None = None
+    what: str, obj: object, exc: BaseException, *, task: str | None = None, result: bool = False
 ) -> SerializationError:
-    """A SerializationError naming what failed, the offending type and the reason (and its task)."""
-    from .errors import SerializationError
+    """A SerializationError naming what failed, the offending type and the reason (and its task).
 
-    err = SerializationError(f"{what} (a {type_name(obj)}): {describe(exc)}")
+    For a ``result``, a ResultSerializationError (also the stdlib's MaybeEncodingError).
+    """
+    from .errors import ResultSerializationError, SerializationError
+
+    message = f"{what} (a {type_name(obj)}): {describe(exc)}"
+    err: SerializationError = SerializationError(message)
+    if result:
+        err = ResultSerializationError(message, short_repr(exc), short_repr(obj))
     err.__cause__ = exc
     return err if task is None else err.for_task(task)
+
+
+def short_repr(obj: object, limit: int = 200) -> str:
+    """``repr(obj)``, cut to ``limit`` characters; never raises."""
+    try:
+        text = repr(obj)
+    except BaseException:
+        return f"<{type_name(obj)} object (repr() failed)>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def fail_unpicklable(results: list[Any], errors: dict[int, ErrorRecord]) -> None:
@@ -205,5 +220,6 @@ def fail_unpicklable(results: list[Any], errors: dict[int, ErrorRecord]) -> None
         try:
             dumps(value)
         except BaseException as exc:  # SystemExit from a __reduce__ too: it is the item's fault
-            errors[i] = capture_exception(serialization_error("cannot pickle the result", value, exc), None)
+            err = serialization_error("cannot pickle the result", value, exc, result=True)
+            errors[i] = capture_exception(err, None)
             results[i] = None

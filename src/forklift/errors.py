@@ -7,6 +7,7 @@ Each subclasses the standard library's closest exception, so code written for
     ├── WorkerLostError      (also OSError)        a worker died while running the task
     ├── TaskTimeout          (also TimeoutError)   the task ran longer than ``timeout``
     ├── SerializationError   (also pickle.PickleError) an argument or result would not pickle
+    │   └── ResultSerializationError (also multiprocessing.pool.MaybeEncodingError) a result
     ├── RemoteError                                 a task's exception that could not be rebuilt
     ├── AuthenticationError  (also multiprocessing.AuthenticationError) a connection failed its handshake
     ├── SharingError         (also OSError)        a shared Queue, Lock, Value... whose owner is gone
@@ -32,6 +33,7 @@ import multiprocessing
 import pickle
 import signal
 from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
+from multiprocessing.pool import MaybeEncodingError  # type: ignore[attr-defined]  # (not in typeshed)
 from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback  # type: ignore[attr-defined]
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "MissingMatplotlib",
     "RemoteError",
     "RemoteTraceback",
+    "ResultSerializationError",
     "SerializationError",
     "SharingError",
     "TaskTimeout",
@@ -117,13 +120,35 @@ class SerializationError(ForkliftError, pickle.PickleError):
     task: str | None = None
 
     def for_task(self, task: str) -> SerializationError:
-        """This error naming ``task`` (a new one; itself when it already names its task)."""
+        """This error naming ``task`` (a new one of its class; itself when it already names its task)."""
         if self.task is not None:
             return self
-        named = SerializationError(f"{task}: {self}")
+        named = type(self)(f"{task}: {self}")
+        named.__dict__.update(self.__dict__)
         named.task = task
         named.__cause__ = self.__cause__
         return named
+
+
+class ResultSerializationError(SerializationError, MaybeEncodingError):  # type: ignore[misc]
+    """A task's result would not pickle in the worker, or not unpickle here.
+
+    Also ``multiprocessing.pool.MaybeEncodingError``, what the standard library raises
+    for a result that will not pickle, so code written for it keeps catching it; as
+    there, ``exc`` and ``value`` are the reprs of the error and of the result. The
+    message is forklift's, naming the task and the type.
+    """
+
+    def __init__(self, message: str, exc: str = "", value: str = "") -> None:
+        Exception.__init__(self, message)  # (MaybeEncodingError's takes the error and the value)
+        self.exc = exc
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.args[0]!r})"
 
 
 class RemoteError(ForkliftError):

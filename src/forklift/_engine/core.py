@@ -56,11 +56,12 @@ from typing import TYPE_CHECKING, Any
 from .. import _config
 from .._digest import signature as journal_signature
 from .._options import PoolOptions
-from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception
+from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception, short_repr
 from .._serialize import serialization_error as _ser_error
 from .._start_methods import resolve_context
 from ..errors import (
     BrokenPoolError,
+    ResultSerializationError,
     SerializationError,
     SharingError,
     TaskTimeout,
@@ -554,7 +555,9 @@ class Engine(SchedulerFront):
         if len(chunk.items) > 1:  # find the culprit: run the chunk again, one item at a time
             self._requeue_one_by_one(job, chunk.start, chunk.items, chunk.attempts)
             return
-        err = SerializationError(f"cannot unpickle the result in the parent: {describe(exc)}")
+        err = ResultSerializationError(
+            f"cannot unpickle the result in the parent: {describe(exc)}", short_repr(exc), "<not unpickled>"
+        )
         err.__cause__ = exc
         self._fail(job, chunk.start, err.for_task(job.describe(chunk.start)))
 
