@@ -127,3 +127,24 @@ def test_executor_map_over_an_input_that_raises_is_lazy_where_the_stdlib_is_eage
         it = ours.map(tasks.square, _fails_at(3))  # lazy: the error comes in its place
         assert _until_error(it) == ([0, 1, 4], "end")
         assert _until_error(ours.map(tasks.add, _fails_at(3), range(9))) == ([0, 2, 4], "end")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 0.5, 2.0, "12"])
+def test_bad_maxtasksperchild_is_the_stdlibs_value_error(bad):
+    for make in (multiprocessing.get_context("fork").Pool, forklift.Pool):
+        with pytest.raises(ValueError, match="maxtasksperchild must be a positive int or None"):
+            make(1, maxtasksperchild=bad)
+    with pytest.raises(ValueError, match="max_tasks_per_child must be a positive int or None"):
+        forklift.Pool(1, max_tasks_per_child=bad)  # the same option, forklift's spelling
+    error = ValueError if isinstance(bad, int) else TypeError  # ProcessPoolExecutor's own rule
+    with pytest.raises(error, match="max_tasks_per_child"):
+        cf.ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), max_tasks_per_child=bad)
+    with pytest.raises(error, match="max_tasks_per_child"):
+        forklift.Executor(1, max_tasks_per_child=bad)
+
+
+def test_maxtasksperchild_true_is_refused_and_both_spellings_at_once_too():
+    with pytest.raises(ValueError, match="not True"):  # the stdlib takes it for 1: a mistake
+        forklift.Pool(1, maxtasksperchild=True)
+    with pytest.raises(TypeError, match="not both"):  # one of them was silently ignored
+        forklift.Pool(1, maxtasksperchild=2, max_tasks_per_child=3)

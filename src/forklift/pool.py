@@ -26,7 +26,16 @@ from ._checks import wait_seconds
 from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
-from ._options import UNSET, CallKeywords, CallOptions, Journaling, MapKeywords, Maybe, PoolOptions
+from ._options import (
+    UNSET,
+    CallKeywords,
+    CallOptions,
+    Journaling,
+    MapKeywords,
+    Maybe,
+    PoolOptions,
+    pool_tasks_per_child,
+)
 from ._places import make_place
 from ._places.base import CALL_ONE, CALL_STAR, check_callable
 from ._start_methods import start_method_of
@@ -140,6 +149,7 @@ class Pool:
     - ``start_method``: "fork", "forkserver" (default on Linux) or "spawn".
     - ``max_tasks_per_child`` (same as ``maxtasksperchild``, counted in tasks,
       not chunks) and ``max_memory`` (bytes of RSS): replace a worker after it.
+      A bad ``maxtasksperchild`` (either spelling) is a ValueError, as in the stdlib.
     - ``init_timeout``: seconds a worker may take to start and run ``initializer``;
       past it the pool fails with ``BrokenPoolError`` instead of every call waiting.
       Default: no limit, or ``FORKLIFT_INIT_TIMEOUT`` (60 s) once a task timeout is set.
@@ -195,7 +205,7 @@ class Pool:
             initializer=initializer,
             initargs=tuple(initargs),
             start_method=start_method,
-            max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
+            max_tasks_per_child=pool_tasks_per_child(maxtasksperchild, max_tasks_per_child),
             max_memory=max_memory,
             init_timeout=init_timeout,
             calls=CallOptions.build(timeout, retries, progress),
