@@ -1,7 +1,9 @@
 """The same scenarios on multiprocessing.Pool / ProcessPoolExecutor and on forklift: same answers."""
 
 import concurrent.futures as cf
+import gc
 import multiprocessing
+import warnings
 
 import pytest
 
@@ -148,3 +150,19 @@ def test_maxtasksperchild_true_is_refused_and_both_spellings_at_once_too():
         forklift.Pool(1, maxtasksperchild=True)
     with pytest.raises(TypeError, match="not both"):  # one of them was silently ignored
         forklift.Pool(1, maxtasksperchild=2, max_tasks_per_child=3)
+
+
+def test_a_running_pool_dropped_unclosed_warns_as_the_stdlibs_does():
+    for make in (multiprocessing.get_context("fork").Pool, forklift.Pool):
+        pool = make(1)
+        with pytest.warns(ResourceWarning, match="^unclosed running multiprocessing pool <"):
+            del pool
+            gc.collect()
+    closed, terminated = forklift.Pool(1), forklift.Pool(1)
+    closed.close()
+    terminated.terminate()
+    executors = [cf.ProcessPoolExecutor(1), forklift.Executor(1)]  # neither warns: the stdlib's does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del closed, terminated, executors
+        gc.collect()

@@ -18,6 +18,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -426,6 +427,13 @@ class Pool:
 
     def __reduce__(self) -> Any:
         raise NotImplementedError("pool objects cannot be passed between processes or pickled")
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        """A pool dropped while running (never closed, terminated or left by ``with``) leaked
+        its workers until now: say so, with the stdlib's ResourceWarning and text."""
+        engine = getattr(self, "_engine", None)  # None: __init__ failed
+        if engine is not None and engine.alive and not engine.shut_down():
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
 
 
 def _wait(result: AsyncResult[T], pool: Pool) -> T:
