@@ -440,13 +440,17 @@ def test_an_empty_input_ends_at_once():
     assert (job.engine.fed, source.read) == ([(None, True)], 0)
 
 
-def test_an_input_that_raises():
+def test_an_input_that_raises_does_so_after_the_results_before_it():
     job, source = _stream(10, fail_at=2)
-    with pytest.raises(ValueError, match="bad input"):
+    with pytest.raises(TimeoutError):  # the items taken before the error run first
         job.next_piece(_now())
-    assert job.engine.fed == [(None, True)]  # the scheduler hears the input ended
+    assert job.engine.fed == [((0, [0, 1]), True)]  # and the scheduler hears the input ended
     assert source.read == 2
-    assert job.next_piece(_now()) is _END  # nothing was taken: nothing to wait for
+    job.deliver(0, ["r0", "r1"], None)
+    assert job.next_piece(_now()) == ["r0", "r1"]
+    error = job.next_piece(_now())  # then the input's own error, in its place (once)
+    assert isinstance(error, ValueError) and str(error) == "bad input"
+    assert job.next_piece(_now()) is _END
 
 
 def test_an_aborted_job_raises_then_ends():

@@ -26,6 +26,7 @@ def test_submit_kwargs_and_exceptions(executor):
         fut.result(5)
     assert isinstance(fut.exception(), tasks.CustomError)
     assert isinstance(fut.exception().__cause__, forklift.RemoteTraceback)
+    assert isinstance(fut.exception().__cause__, cf.process._RemoteTraceback)  # what the stdlib chains
 
 
 def test_map_is_ordered_lazy_and_multi_iterable(executor):

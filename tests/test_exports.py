@@ -88,12 +88,16 @@ def test_import_forklift_loads_no_tool_until_it_is_used():
 
 
 def test_errors_subclass_the_standard_library():
+    import multiprocessing.pool
     import pickle
     from concurrent.futures.process import BrokenProcessPool
 
     assert issubclass(errors.TaskTimeout, TimeoutError)
     assert issubclass(errors.WorkerLostError, OSError)
     assert issubclass(errors.SerializationError, pickle.PickleError)
+    assert issubclass(errors.ResultSerializationError, errors.SerializationError)
+    assert issubclass(errors.ResultSerializationError, multiprocessing.pool.MaybeEncodingError)
+    assert issubclass(errors.RemoteTraceback, multiprocessing.pool.RemoteTraceback)
     assert issubclass(errors.BrokenPoolError, BrokenProcessPool)
     assert issubclass(errors.SharingError, OSError)
     for name in errors.__all__:

@@ -1,7 +1,9 @@
 """The same scenarios on multiprocessing.Pool / ProcessPoolExecutor and on forklift: same answers."""
 
 import concurrent.futures as cf
+import gc
 import multiprocessing
+import warnings
 
 import pytest
 
@@ -94,3 +96,73 @@ def test_where_stdlib_fails_forklift_works():
         std.terminate()
     with forklift.Pool(1) as ours:
         assert ours.map(lambda x: x + 1, [1]) == [2]
+
+
+def _fails_at(n):
+    yield from range(n)
+    raise ValueError(f"the input fails at item {n}")
+
+
+def _until_error(it):
+    """The results an iterator gives before it raises the input's ValueError, and what follows it."""
+    out = []
+    with pytest.raises(ValueError, match="the input fails at item 3"):
+        for value in it:
+            out.append(value)
+    return out, next(it, "end")
+
+
+def test_imap_over_an_input_that_raises_gives_the_results_before_it(pools):
+    std, ours = pools
+    assert _until_error(std.imap(tasks.square, _fails_at(3))) == ([0, 1, 4], "end")
+    assert _until_error(ours.imap(tasks.square, _fails_at(3))) == ([0, 1, 4], "end")
+    assert _until_error(ours.imap(tasks.square, _fails_at(3), 2)) == ([0, 1, 4], "end")
+    # the stdlib's unordered error may come before the last result; forklift's comes after them all
+    results, after = _until_error(ours.imap_unordered(tasks.square, _fails_at(3)))
+    assert (sorted(results), after) == ([0, 1, 4], "end")
+
+
+def test_executor_map_over_an_input_that_raises_is_lazy_where_the_stdlib_is_eager():
+    with cf.ProcessPoolExecutor(1) as std, pytest.raises(ValueError, match="the input fails at item 3"):
+        std.map(tasks.square, _fails_at(3))  # it submits everything at the call
+    with forklift.Executor(2) as ours:
+        it = ours.map(tasks.square, _fails_at(3))  # lazy: the error comes in its place
+        assert _until_error(it) == ([0, 1, 4], "end")
+        assert _until_error(ours.map(tasks.add, _fails_at(3), range(9))) == ([0, 2, 4], "end")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 0.5, 2.0, "12"])
+def test_bad_maxtasksperchild_is_the_stdlibs_value_error(bad):
+    for make in (multiprocessing.get_context("fork").Pool, forklift.Pool):
+        with pytest.raises(ValueError, match="maxtasksperchild must be a positive int or None"):
+            make(1, maxtasksperchild=bad)
+    with pytest.raises(ValueError, match="max_tasks_per_child must be a positive int or None"):
+        forklift.Pool(1, max_tasks_per_child=bad)  # the same option, forklift's spelling
+    error = ValueError if isinstance(bad, int) else TypeError  # ProcessPoolExecutor's own rule
+    with pytest.raises(error, match="max_tasks_per_child"):
+        cf.ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), max_tasks_per_child=bad)
+    with pytest.raises(error, match="max_tasks_per_child"):
+        forklift.Executor(1, max_tasks_per_child=bad)
+
+
+def test_maxtasksperchild_true_is_refused_and_both_spellings_at_once_too():
+    with pytest.raises(ValueError, match="not True"):  # the stdlib takes it for 1: a mistake
+        forklift.Pool(1, maxtasksperchild=True)
+    with pytest.raises(TypeError, match="not both"):  # one of them was silently ignored
+        forklift.Pool(1, maxtasksperchild=2, max_tasks_per_child=3)
+
+
+def test_a_running_pool_dropped_unclosed_warns_as_the_stdlibs_does():
+    for make in (multiprocessing.get_context("fork").Pool, forklift.Pool):
+        pool = make(1)
+        with pytest.warns(ResourceWarning, match="^unclosed running multiprocessing pool <"):
+            del pool
+            gc.collect()
+    closed, terminated = forklift.Pool(1), forklift.Pool(1)
+    closed.close()
+    terminated.terminate()
+    executors = [cf.ProcessPoolExecutor(1), forklift.Executor(1)]  # neither warns: the stdlib's does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del closed, terminated, executors
+        gc.collect()

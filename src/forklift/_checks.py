@@ -1,7 +1,8 @@
 """Argument checks shared by the faces and the engine: early, precise errors.
 
 Messages follow the standard library's where it has one (``Pool(0)``,
-``chunksize=0``), so code that matched on them keeps working.
+``chunksize=0``, ``maxtasksperchild``: see ``_options.pool_tasks_per_child``), so
+code that matched on them keeps working.
 
 Three kinds of seconds, because the standard library's own conventions differ by use:
 

@@ -91,6 +91,22 @@ def check_processes(processes: int | None) -> int | None:
     return checked
 
 
+def pool_tasks_per_child(maxtasksperchild: Any, max_tasks_per_child: Any) -> int | None:
+    """Pool's ``maxtasksperchild`` (or forklift's spelling, not both), checked as the stdlib does.
+
+    multiprocessing.Pool raises ValueError for any bad value (0, -1, 0.5, "12"), where
+    ProcessPoolExecutor (and so Executor's ``max_tasks_per_child``) raises TypeError for a
+    wrong type. A bool, which the stdlib takes for 0 or 1, is refused as a mistake.
+    """
+    if maxtasksperchild is not None and max_tasks_per_child is not None:
+        raise TypeError("give maxtasksperchild or max_tasks_per_child, not both (they are one option)")
+    name = "maxtasksperchild" if max_tasks_per_child is None else "max_tasks_per_child"
+    value = maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive int or None, not {value!r}")
+    return value
+
+
 def check_keywords(given: Mapping[str, Any], allowed: frozenset[str]) -> None:
     """``**kwargs`` typed with a TypedDict are checked by mypy; this checks them at run time."""
     unknown = set(given) - allowed

@@ -4,6 +4,13 @@
   ``__main__`` or a notebook work (plain pickle refuses them).
 - Data goes with pickle protocol 5 (fast, out-of-band buffer capable); only if
   that fails is cloudpickle tried, so data holding a lambda still travels.
+- cloudpickle as forklift uses it (:func:`cloud_dumps`) differs from cloudpickle
+  in two ways: it refuses an open text file as plain pickle does (cloudpickle
+  sends a StringIO of its contents: a task's writes went nowhere and its reads saw
+  a copy, silently; ``sys.stdout`` and ``sys.stderr`` still go by name), and code
+  keeps its file name (cloudpickle writes ``<dynamic-code>``), so a traceback
+  from a ``__main__`` function shows its file, line and source. Plain pickle and
+  cloudpickle both refuse sockets, locks and binary files already.
 - Exceptions go as an *error record*: the pickled exception when it pickles,
   plus its type name, message and traceback text, so that even an exception
   that cannot be pickled or rebuilt reaches the parent with its text.
@@ -16,8 +23,11 @@ by-value function arrives).
 
 from __future__ import annotations
 
+import io
 import pickle
+import sys
 import traceback
+import types
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -39,9 +49,7 @@ def dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None
     try:
         return pickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)
     except Exception:  # not BaseException: a SystemExit from a __reduce__ is the caller's to catch
-        import cloudpickle
-
-        return cloudpickle.dumps(obj, PROTOCOL, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
+        return cloud_dumps(obj, buffer_callback)
 
 
 def dumps_callable(fn: Any) -> bytes:
@@ -58,9 +66,59 @@ def dumps_callable(fn: Any) -> bytes:
             return blob
     except Exception:
         pass
-    import cloudpickle
+    return cloud_dumps(fn)
 
-    return cloudpickle.dumps(fn, PROTOCOL)  # type: ignore[no-any-return]
+
+def cloud_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None) -> bytes:
+    """``cloudpickle.dumps``, refusing open text files and keeping code's file names."""
+    with io.BytesIO() as file:
+        _cloud_pickler()(file, PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+        return file.getvalue()
+
+
+_pickler: Any = None  # made on first use: cloudpickle is imported only when needed
+
+
+def _cloud_pickler() -> Any:
+    global _pickler
+    if _pickler is None:
+        from collections import ChainMap
+
+        import cloudpickle
+
+        table = cloudpickle.Pickler.dispatch_table
+        mine: dict[type, Any] = {io.TextIOWrapper: _reduce_text_file}
+        reduce_code = _code_keeping_file_names(table[types.CodeType])
+        if reduce_code is not None:
+            mine[types.CodeType] = reduce_code
+        dispatch = ChainMap(mine, *getattr(table, "maps", [table]))  # one level: looked up per object
+        _pickler = type("Pickler", (cloudpickle.Pickler,), {"dispatch_table": dispatch})
+    return _pickler
+
+
+def _code_keeping_file_names(
+    by_value: Callable[[types.CodeType], Any],
+) -> Callable[[types.CodeType], Any] | None:
+    """cloudpickle's code reducer (``by_value``), with the code's own file name in place of
+    its ``"<dynamic-code>"``; None for a cloudpickle that keeps file names."""
+    args = by_value(_code_keeping_file_names.__code__)[1]
+    at = next((i for i, arg in enumerate(args) if type(arg) is str and arg == "<dynamic-code>"), -1)
+    if at < 0:
+        return None
+
+    def reduce_code(code: types.CodeType) -> Any:
+        rebuild, args = by_value(code)
+        return rebuild, (*args[:at], code.co_filename, *args[at + 1 :])
+
+    return reduce_code
+
+
+def _reduce_text_file(file: io.TextIOWrapper) -> Any:
+    """sys.stdout and sys.stderr go by name (the worker's own); any other text file is refused."""
+    for name in ("stdout", "stderr"):
+        if file is getattr(sys, name):
+            return getattr, (sys, name)
+    return file.__reduce_ex__(PROTOCOL)  # TypeError: cannot pickle '_io.TextIOWrapper' object
 
 
 loads = pickle.loads
@@ -125,14 +183,29 @@ def rebuild_exception(record: ErrorRecord) -> BaseException:
 
 
 def serialization_error(
-    what: str, obj: object, exc: BaseException, *, task: str | None = None
+    what: str, obj: object, exc: BaseException, *, task: str | None = None, result: bool = False
 ) -> SerializationError:
-    """A SerializationError naming what failed, the offending type and the reason (and its task)."""
-    from .errors import SerializationError
+    """A SerializationError naming what failed, the offending type and the reason (and its task).
 
-    err = SerializationError(f"{what} (a {type_name(obj)}): {describe(exc)}")
+    For a ``result``, a ResultSerializationError (also the stdlib's MaybeEncodingError).
+    """
+    from .errors import ResultSerializationError, SerializationError
+
+    message = f"{what} (a {type_name(obj)}): {describe(exc)}"
+    err: SerializationError = SerializationError(message)
+    if result:
+        err = ResultSerializationError(message, short_repr(exc), short_repr(obj))
     err.__cause__ = exc
     return err if task is None else err.for_task(task)
+
+
+def short_repr(obj: object, limit: int = 200) -> str:
+    """``repr(obj)``, cut to ``limit`` characters; never raises."""
+    try:
+        text = repr(obj)
+    except BaseException:
+        return f"<{type_name(obj)} object (repr() failed)>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def fail_unpicklable(results: list[Any], errors: dict[int, ErrorRecord]) -> None:
@@ -147,5 +220,6 @@ def fail_unpicklable(results: list[Any], errors: dict[int, ErrorRecord]) -> None
         try:
             dumps(value)
         except BaseException as exc:  # SystemExit from a __reduce__ too: it is the item's fault
-            errors[i] = capture_exception(serialization_error("cannot pickle the result", value, exc), None)
+            err = serialization_error("cannot pickle the result", value, exc, result=True)
+            errors[i] = capture_exception(err, None)
             results[i] = None

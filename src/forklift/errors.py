@@ -7,6 +7,7 @@ Each subclasses the standard library's closest exception, so code written for
     ├── WorkerLostError      (also OSError)        a worker died while running the task
     ├── TaskTimeout          (also TimeoutError)   the task ran longer than ``timeout``
     ├── SerializationError   (also pickle.PickleError) an argument or result would not pickle
+    │   └── ResultSerializationError (also multiprocessing.pool.MaybeEncodingError) a result
     ├── RemoteError                                 a task's exception that could not be rebuilt
     ├── AuthenticationError  (also multiprocessing.AuthenticationError) a connection failed its handshake
     ├── SharingError         (also OSError)        a shared Queue, Lock, Value... whose owner is gone
@@ -16,8 +17,9 @@ Each subclasses the standard library's closest exception, so code written for
     └── BrokenPoolError      (also BrokenProcessPool) the pool cannot run tasks any more
 
 A task's own exception is re-raised with its own type; the worker's traceback
-text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`), as in
-``concurrent.futures``.
+text hangs on it as ``__cause__`` (a :class:`RemoteTraceback`, which is also
+``multiprocessing.pool.RemoteTraceback`` and concurrent.futures' own), as in the
+standard library.
 
 A missing optional dependency is an ImportError whose message says what to
 install, not a ForkliftError: :class:`MissingMatplotlib` for PNG reports
@@ -30,7 +32,9 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import signal
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
+from multiprocessing.pool import MaybeEncodingError  # type: ignore[attr-defined]  # (not in typeshed)
+from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback  # type: ignore[attr-defined]
 
 __all__ = [
     "AuthenticationError",
@@ -42,6 +46,7 @@ __all__ = [
     "MissingMatplotlib",
     "RemoteError",
     "RemoteTraceback",
+    "ResultSerializationError",
     "SerializationError",
     "SharingError",
     "TaskTimeout",
@@ -53,15 +58,17 @@ class ForkliftError(Exception):
     """Base class of forklift's own errors."""
 
 
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker, as text.
+class RemoteTraceback(_PoolRemoteTraceback, _RemoteTraceback):  # type: ignore[misc]
+    """The traceback of an exception raised in a worker, as text (``tb``).
 
     Set as ``__cause__`` of the re-raised exception so that a printed
-    traceback shows where in the worker the error happened.
+    traceback shows where in the worker the error happened. Also the standard
+    library's own (``multiprocessing.pool.RemoteTraceback`` and the one
+    ``concurrent.futures`` chains), so code that checks for those keeps working.
     """
 
     def __init__(self, tb: str) -> None:
-        super().__init__(tb)
+        Exception.__init__(self, tb)  # (the stdlib's two set ``tb`` alone)
         self.tb = tb
 
     def __str__(self) -> str:
@@ -113,13 +120,35 @@ class SerializationError(ForkliftError, pickle.PickleError):
     task: str | None = None
 
     def for_task(self, task: str) -> SerializationError:
-        """This error naming ``task`` (a new one; itself when it already names its task)."""
+        """This error naming ``task`` (a new one of its class; itself when it already names its task)."""
         if self.task is not None:
             return self
-        named = SerializationError(f"{task}: {self}")
+        named = type(self)(f"{task}: {self}")
+        named.__dict__.update(self.__dict__)
         named.task = task
         named.__cause__ = self.__cause__
         return named
+
+
+class ResultSerializationError(SerializationError, MaybeEncodingError):  # type: ignore[misc]
+    """A task's result would not pickle in the worker, or not unpickle here.
+
+    Also ``multiprocessing.pool.MaybeEncodingError``, what the standard library raises
+    for a result that will not pickle, so code written for it keeps catching it; as
+    there, ``exc`` and ``value`` are the reprs of the error and of the result. The
+    message is forklift's, naming the task and the type.
+    """
+
+    def __init__(self, message: str, exc: str = "", value: str = "") -> None:
+        Exception.__init__(self, message)  # (MaybeEncodingError's takes the error and the value)
+        self.exc = exc
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.args[0]!r})"
 
 
 class RemoteError(ForkliftError):

@@ -5,7 +5,9 @@ and ``wait`` work. Unlike ``ProcessPoolExecutor``:
 
 - a worker that dies fails only the future it was running (``WorkerLostError``);
   the executor is never "broken" by it and goes on;
-- ``map`` is lazy, with bounded read-ahead, and chunks tiny tasks by itself;
+- ``map`` is lazy, with bounded read-ahead, and chunks tiny tasks by itself; so
+  an input that raises gives the results of the items before it, then its error
+  (ProcessPoolExecutor reads the whole input at the ``map()`` call and raises there);
 - leaving a ``with`` block by Ctrl-C kills the workers at once instead of
   waiting for every queued task.
 """
@@ -134,7 +136,8 @@ class Executor(concurrent.futures.Executor):
         ``timeout`` counts from this call: a result not ready by then raises
         ``TimeoutError`` (as in concurrent.futures). ``task_timeout`` bounds each
         task's run time instead (see the class). ``chunksize`` is chosen
-        automatically when left out.
+        automatically when left out. The input is read as results are taken: an
+        input that raises does so after the results of the items before it.
         """
         call = self._place.defaults.given(task_timeout, retries, progress)
         return self._map(fn, iterables, timeout, chunksize, call)

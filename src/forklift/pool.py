@@ -7,7 +7,8 @@ options that the standard library lacks: ``retries``, ``timeout`` (per task),
 - a worker that dies fails only its task (``WorkerLostError``), never a hang;
 - lambdas, closures and ``__main__`` functions work (cloudpickle);
 - ``chunksize`` may be left out everywhere: chunks adapt to task duration;
-- ``imap`` / ``imap_unordered`` read their input lazily, with a bound;
+- ``imap`` / ``imap_unordered`` read their input lazily, with a bound (an input
+  that raises gives the results before it, then its error, as the stdlib's do);
 - an unfinished ``AsyncResult`` of a terminated pool raises instead of hanging.
 """
 
@@ -17,6 +18,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -25,7 +27,16 @@ from ._checks import wait_seconds
 from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
-from ._options import UNSET, CallKeywords, CallOptions, Journaling, MapKeywords, Maybe, PoolOptions
+from ._options import (
+    UNSET,
+    CallKeywords,
+    CallOptions,
+    Journaling,
+    MapKeywords,
+    Maybe,
+    PoolOptions,
+    pool_tasks_per_child,
+)
 from ._places import make_place
 from ._places.base import CALL_ONE, CALL_STAR, check_callable
 from ._start_methods import start_method_of
@@ -139,6 +150,7 @@ class Pool:
     - ``start_method``: "fork", "forkserver" (default on Linux) or "spawn".
     - ``max_tasks_per_child`` (same as ``maxtasksperchild``, counted in tasks,
       not chunks) and ``max_memory`` (bytes of RSS): replace a worker after it.
+      A bad ``maxtasksperchild`` (either spelling) is a ValueError, as in the stdlib.
     - ``init_timeout``: seconds a worker may take to start and run ``initializer``;
       past it the pool fails with ``BrokenPoolError`` instead of every call waiting.
       Default: no limit, or ``FORKLIFT_INIT_TIMEOUT`` (60 s) once a task timeout is set.
@@ -194,7 +206,7 @@ class Pool:
             initializer=initializer,
             initargs=tuple(initargs),
             start_method=start_method,
-            max_tasks_per_child=maxtasksperchild if max_tasks_per_child is None else max_tasks_per_child,
+            max_tasks_per_child=pool_tasks_per_child(maxtasksperchild, max_tasks_per_child),
             max_memory=max_memory,
             init_timeout=init_timeout,
             calls=CallOptions.build(timeout, retries, progress),
@@ -415,6 +427,13 @@ class Pool:
 
     def __reduce__(self) -> Any:
         raise NotImplementedError("pool objects cannot be passed between processes or pickled")
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        """A pool dropped while running (never closed, terminated or left by ``with``) leaked
+        its workers until now: say so, with the stdlib's ResourceWarning and text."""
+        engine = getattr(self, "_engine", None)  # None: __init__ failed
+        if engine is not None and engine.alive and not engine.shut_down():
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
 
 
 def _wait(result: AsyncResult[T], pool: Pool) -> T:

@@ -57,11 +57,12 @@ from typing import TYPE_CHECKING, Any
 from .. import _config
 from .._digest import signature as journal_signature
 from .._options import PoolOptions
-from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception
+from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception, short_repr
 from .._serialize import serialization_error as _ser_error
 from .._start_methods import resolve_context
 from ..errors import (
     BrokenPoolError,
+    ResultSerializationError,
     SerializationError,
     SharingError,
     TaskTimeout,
@@ -76,7 +77,7 @@ from .front import COUNTERS, SchedulerFront
 from .futures import Outcomes
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
 from .recording import WORKERS_EVERY, record_chunk, record_task, refresh_workers
-from .supervise import WorkerHandle, fork_server_pid
+from .supervise import WorkerHandle, check_main_module, fork_server_pid, no_main_guard_error
 from .watch import WATCH_AFTER, watcher
 from .worker import is_dying
 
@@ -120,6 +121,7 @@ class Engine(SchedulerFront):
         self.max_memory = options.max_memory
         self._ctx = resolve_context(options.start_method)
         self.start_method = self._ctx.get_start_method()
+        check_main_module(self._ctx)
         initializer = options.initializer
         self._init_blob = dumps_callable((initializer, options.initargs)) if initializer else None
         self._commands: deque[Callable[[], None]] = deque()
@@ -555,7 +557,9 @@ class Engine(SchedulerFront):
         if len(chunk.items) > 1:  # find the culprit: run the chunk again, one item at a time
             self._requeue_one_by_one(job, chunk.start, chunk.items, chunk.attempts)
             return
-        err = SerializationError(f"cannot unpickle the result in the parent: {describe(exc)}")
+        err = ResultSerializationError(
+            f"cannot unpickle the result in the parent: {describe(exc)}", short_repr(exc), "<not unpickled>"
+        )
         err.__cause__ = exc
         self._fail(job, chunk.start, err.for_task(job.describe(chunk.start)))
 
@@ -735,14 +739,26 @@ class Engine(SchedulerFront):
             pass
 
     def _start_failed(self, w: WorkerHandle, exitcode: int | None) -> None:
+        if exitcode == protocol.EXIT_NO_MAIN_GUARD:
+            self._abort_all(no_main_guard_error(self.start_method))
+            return
         self._start_failures += 1
         if self._start_failures >= _config.START_FAILURES:
             self._abort_all(
                 BrokenPoolError(
                     f"{self._start_failures} workers in a row died before they were ready; "
-                    f"the last, pid {w.pid}, {describe_exit(exitcode)}"
+                    f"the last, pid {w.pid}, {self._start_exit(exitcode)}"
                 )
             )
+
+    def _start_exit(self, exitcode: int | None) -> str:
+        """How a worker that was not ready yet ended (no task of it ran: none is to blame)."""
+        if exitcode is None or exitcode < 0:
+            return describe_exit(exitcode)  # vanished, or killed by a signal
+        how = f"exited with code {exitcode} as it started, before running any task"
+        if self.start_method != "fork":
+            how += f" ({self.start_method} workers import the main module again first: its error is above)"
+        return how
 
     def _recover(self, w: WorkerHandle, exitcode: int | None) -> None:
         """Bring back the chunks a dead worker held (invariants 2-4)."""

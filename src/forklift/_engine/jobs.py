@@ -343,6 +343,7 @@ class StreamJob(Job):
         self._exhausted = False
         self.abandoned = False  # set by the consumer's thread when it drops the iterator
         self._cut_short = False  # stop_input() ended the input early
+        self._input_error: Exception | None = None  # the input raised: after the results before it
         self._pulled = 0
         self._handed = 0
         self._head = 0
@@ -381,16 +382,22 @@ class StreamJob(Job):
         with self._source_lock:
             if self._exhausted:
                 return
-            try:
-                items = list(itertools.islice(self._source, room))
-            except BaseException:
-                self._exhausted = True
-                self.engine.feed(self, None, last=True)
+            items: list[Any] = []
+            try:  # list.extend keeps the items taken before the input raised
+                items.extend(itertools.islice(self._source, room))
+            except Exception as exc:  # raised in its place, after the results before it
+                self._input_error = exc
+            except BaseException:  # Ctrl-C: at once (the items taken still run)
+                self._take(items, last=True)
                 raise
-            start = self._pulled
-            self._pulled += len(items)
-            self._exhausted = len(items) < room
-            self.engine.feed(self, Slab(start, items) if items else None, last=self._exhausted)
+            self._take(items, last=self._input_error is not None or len(items) < room)
+
+    def _take(self, items: list[Any], *, last: bool) -> None:
+        """Pass items just pulled to the scheduler (under the source lock)."""
+        start = self._pulled
+        self._pulled += len(items)
+        self._exhausted = last
+        self.engine.feed(self, Slab(start, items) if items else None, last=last)
 
     def stop_input(self) -> None:
         """Take no more input (Executor.shutdown without waiting): what was taken still runs.
@@ -418,13 +425,7 @@ class StreamJob(Job):
         while not self._ready:
             self.pull()
             if self._exhausted and self._handed >= self._pulled:
-                if self._cut_short:
-                    raise RuntimeError(
-                        f"{self.name}: the executor was shut down before this map read all of its "
-                        f"input; {self._pulled} results were produced. Consume the results before "
-                        "shutdown (inside the with block), or shut down with wait=True."
-                    )
-                return _END
+                return self._end()
             if self.ordered and self._head in self._waiting:
                 values, errors = self._waiting.pop(self._head)
                 self._waiting_items -= len(values)
@@ -434,6 +435,7 @@ class StreamJob(Job):
             if isinstance(batch, BaseException):
                 self._exhausted = True
                 self._pulled = self._handed
+                self._input_error = None
                 raise batch
             start, values, errors = batch
             if self.ordered and start != self._head:
@@ -444,6 +446,17 @@ class StreamJob(Job):
         piece = self._ready.popleft()
         self._handed += len(piece) if isinstance(piece, list) else 1
         return piece
+
+    def _end(self) -> Any:
+        """Every result taken is handed out: the input's own error (once), else the end."""
+        if self._cut_short:
+            raise RuntimeError(
+                f"{self.name}: the executor was shut down before this map read all of its "
+                f"input; {self._pulled} results were produced. Consume the results before "
+                "shutdown (inside the with block), or shut down with wait=True."
+            )
+        error, self._input_error = self._input_error, None
+        return _END if error is None else error
 
     def _get_batch(self, deadline: float | None) -> Any:
         if deadline is None:

@@ -53,6 +53,10 @@ SLOT_SEQ, SLOT_IDX, SLOT_START, SLOT_NOTE, SLOT_SIZE = 0, 1, 2, 3, 4
 PHASE_UNPICKLE, PHASE_PICKLE, PHASE_IDLE = -1, -2, -3
 NOTE_SERVER_GONE, NOTE_PARENT_GONE = 1, 2
 
+# A worker's exit status when, importing the main module again as it starts (spawn,
+# forkserver), it was asked to start a pool: the script has no __main__ guard.
+EXIT_NO_MAIN_GUARD = 86
+
 
 def send(conn: Connection, kind: int, fields: tuple[Any, ...] = (), payload: bytes | None = None) -> None:
     conn.send_bytes(pickle.dumps((kind, payload is not None, fields), pickle.HIGHEST_PROTOCOL))

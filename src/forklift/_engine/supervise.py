@@ -1,8 +1,18 @@
-"""Starting, watching and killing worker processes (parent side)."""
+"""Starting, watching and killing worker processes (parent side).
+
+Under spawn and forkserver a worker imports the main module again as it starts.
+:func:`check_main_module` catches the two ways that fails before any worker
+dies of it: a main module that is no file (``python - < script.py``) is refused
+at once, and a worker asked to start a pool while it imports the main module
+(no ``if __name__ == "__main__":`` guard) exits quietly with EXIT_NO_MAIN_GUARD,
+for its pool to say what to do in one message instead of each worker printing
+a traceback.
+"""
 
 from __future__ import annotations
 
 import multiprocessing.context
+import os
 import signal
 import sys
 import time
@@ -11,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from .. import _config
+from ..errors import BrokenPoolError
 from ..trees import kill_tree
 from . import forks, protocol
 from .slot import Slot
@@ -18,6 +29,9 @@ from .worker import worker_main
 
 if TYPE_CHECKING:
     from .jobs import Chunk
+
+
+WORKER_NAME = "forklift-worker"  # also what a worker is called while it imports the main module
 
 
 class WorkerHandle:
@@ -39,7 +53,7 @@ class WorkerHandle:
             self.process: Any = ctx.Process(  # type: ignore[attr-defined]
                 target=worker_main,
                 args=(child_end, self.slot, init_blob, report_rss, forks.identity()),
-                name="forklift-worker",
+                name=WORKER_NAME,
             )
             try:
                 self.process.start()
@@ -108,6 +122,46 @@ class WorkerHandle:
 
     def __repr__(self) -> str:
         return f"<worker pid={self.pid} held={len(self.held)} done={self.tasks_done}>"
+
+
+def check_main_module(ctx: multiprocessing.context.BaseContext) -> None:
+    """Before a pool starts: can its workers import the main module again, as they will?"""
+    me = multiprocessing.current_process()
+    if getattr(me, "_inheriting", False) and me.name == WORKER_NAME:
+        os._exit(protocol.EXIT_NO_MAIN_GUARD)  # the pool that started this worker says why
+    method = ctx.get_start_method()
+    path = _main_path()
+    if method != "fork" and path is not None and not os.path.exists(path):
+        raise BrokenPoolError(
+            f"the main module is {os.path.basename(path)!r}, not a file, and {method} workers import "
+            "it again as they start: save the script to a file and run that, or use "
+            'start_method="fork"'
+        )
+
+
+def no_main_guard_error(method: str) -> BrokenPoolError:
+    """Why a worker exited with EXIT_NO_MAIN_GUARD, and what to do."""
+    main = sys.modules.get("__main__")
+    path = _main_path() or getattr(getattr(main, "__spec__", None), "name", None)
+    script = f" ({path})" if path else ""
+    return BrokenPoolError(
+        f"{method} workers import the main module{script} again as they start, and it started a pool "
+        'again: put the code that starts the pool under `if __name__ == "__main__":`, or use '
+        'start_method="fork"'
+    )
+
+
+def _main_path() -> str | None:
+    """The file a spawn or forkserver worker runs as its main module, as multiprocessing finds it
+    (``spawn.get_preparation_data``); None when it imports it by name or not at all."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        return None  # python -m: imported by name
+    path: str | None = getattr(main, "__file__", None)
+    if path is None:
+        return None  # python -c, an interactive session, a notebook
+    origin = getattr(multiprocessing.process, "ORIGINAL_DIR", None)
+    return os.path.normpath(path if os.path.isabs(path) or origin is None else os.path.join(origin, path))
 
 
 def fork_server_pid() -> int | None:
