@@ -2,6 +2,10 @@
 
 - Callables go with cloudpickle, so lambdas, closures and functions defined in
   ``__main__`` or a notebook work (plain pickle refuses them).
+- A Process target goes while multiprocessing starts the child, with
+  multiprocessing's own reducers (``ForkingPickler``, then
+  :func:`dumps_by_value_spawning`), so the stdlib's Queue, Lock, Value or
+  Connection it holds travel as they would in ``args``.
 - Data goes with pickle protocol 5 (fast, out-of-band buffer capable); only if
   that fails is cloudpickle tried, so data holding a lambda still travels.
 - Exceptions go as an *error record*: the pickled exception when it pickles,
@@ -16,9 +20,13 @@ by-value function arrives).
 
 from __future__ import annotations
 
+import functools
+import io
 import pickle
 import traceback
+from collections import ChainMap
 from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +69,30 @@ def dumps_callable(fn: Any) -> bytes:
     import cloudpickle
 
     return cloudpickle.dumps(fn, PROTOCOL)  # type: ignore[no-any-return]
+
+
+def dumps_by_value_spawning(fn: Any) -> bytes:
+    """Pickle a callable by value (cloudpickle) while multiprocessing starts a child.
+
+    multiprocessing's reducers (``ForkingPickler``'s) are added, so the stdlib's
+    Queue, Connection, Value... a closure or an instance holds pass their
+    descriptors to the child being started: plain pickle would copy a
+    Connection's bare descriptor number, and refuses a Value's mmap.
+    """
+    buf = io.BytesIO()
+    _forking_cloudpickler()(buf, PROTOCOL).dump(fn)
+    return buf.getvalue()
+
+
+@functools.cache
+def _forking_cloudpickler() -> type[pickle.Pickler]:
+    import cloudpickle
+
+    class ForkingCloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
+        # ForkingPickler's registry is read at each lookup: types register as their modules load.
+        dispatch_table = ChainMap(ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table)  # type: ignore[attr-defined]
+
+    return ForkingCloudPickler
 
 
 loads = pickle.loads
