@@ -354,3 +354,9 @@ def test_tls_needs_both_sides_and_fork_to_start(tls):
 def test_only_pickle_is_spoken():
     with pytest.raises(ValueError, match="pickle only"):
         BaseManager(serializer="xmlrpclib")
+
+
+def test_a_manager_used_before_start_says_so():
+    # The standard library's ValueError; forklift's Client(None) used to dial a random path.
+    with pytest.raises(ValueError, match=r"the manager has no address: start\(\) it"):
+        SharedMemoryManager().SharedMemory(9)

@@ -109,6 +109,8 @@ def _serializer_named(name: str) -> str:
 def _client(
     address: Any, authkey: bytes | None = None, *, ssl_context: ssl.SSLContext | None = None
 ) -> Connection:
+    if address is None:  # the standard library's type, saying why
+        raise ValueError("the manager has no address: start() it, or connect() to a server's address, first")
     return Client(address, authkey=authkey, ssl_context=ssl_context)
 
 
