@@ -180,7 +180,6 @@ def test_the_public_names_of_multiprocessing_connection():
     # CHALLENGE/WELCOME/FAILURE/MESSAGE_LENGTH; RawListener is its SocketListener).
     internals = {"BUFSIZE", "CHALLENGE", "CONNECTION_TIMEOUT", "FAILURE", "MESSAGE_LENGTH", "WELCOME"}
     internals |= {"SocketClient", "SocketListener", "rebuild_connection", "reduce_connection"}
-    internals |= {"ConnectionWrapper", "XmlClient", "XmlListener"}  # managers' xmlrpclib: not spoken
     public = {name for name, obj in vars(mpc).items() if not name.startswith("_")}
     public -= {name for name, obj in vars(mpc).items() if isinstance(obj, type(mpc))}  # imported modules
     assert sorted(public - internals - set(connection.__all__)) == []
@@ -265,6 +264,27 @@ def test_deliver_and_answer_challenge_authenticate_a_pipe():
         assert [str(e) for e in failures] == (
             [] if ok else ["authentication failed: the peer does not know the key; connection dropped"]
         )
+
+
+def test_xml_listener_and_client_speak_xmlrpc_after_the_handshake():
+    from forklift.connection import XmlClient, XmlListener
+
+    with XmlListener(authkey=KEY) as listener:
+
+        def echo():
+            conn = listener.accept()
+            conn.send(conn.recv())
+            conn.close()
+
+        thread = threading.Thread(target=echo)
+        thread.start()
+        conn = XmlClient(listener.address, authkey=KEY)
+        with pytest.raises(TypeError, match="cannot marshal"):
+            conn.send(object())  # only plain values travel
+        conn.send({"a": (1, "two", None)})
+        assert conn.recv() == {"a": [1, "two", None]}
+        conn.close()
+        thread.join(10)
 
 
 # -- authentication -----------------------------------------------------------------

@@ -6,8 +6,9 @@ context managers, ``Listener.address`` and ``last_accepted``, the same wire fram
 The module has the standard library's other public names too: :func:`Pipe` (forklift's,
 whose ends pickle at any time), ``families``, ``default_family``, :func:`address_type`,
 :func:`arbitrary_address`, ``BufferTooShort``, :func:`deliver_challenge` and
-:func:`answer_challenge` (forklift's handshake, each side); not the standard library's
-own protocol constants and socket plumbing. The differences:
+:func:`answer_challenge` (forklift's handshake, each side), ``ConnectionWrapper``,
+:class:`XmlListener` and :func:`XmlClient`; not the standard library's own protocol
+constants and socket plumbing. The differences:
 
 Addresses
     A TCP address ``(host, port)`` binds 127.0.0.1 unless a host is given, and host
@@ -93,8 +94,11 @@ __all__ = [
     "BufferTooShort",
     "Client",
     "Connection",
+    "ConnectionWrapper",
     "Listener",
     "Pipe",
+    "XmlClient",
+    "XmlListener",
     "address_type",
     "answer_challenge",
     "arbitrary_address",
@@ -628,3 +632,46 @@ def Client(
             conn._start_tls(ssl_context, server_side=False, server_hostname=host)
         _client_handshake(conn, authkey, who, key_source)
     return conn
+
+
+# -- the xmlrpclib serializer (managers' serializer='xmlrpclib') --------------------------
+
+#: ``multiprocessing.connection.ConnectionWrapper``: a connection whose send() and recv()
+#: go through other functions than pickle's.
+ConnectionWrapper: Any = mpc.ConnectionWrapper  # type: ignore[attr-defined]
+
+
+def _xml_dumps(obj: Any) -> bytes:
+    import xmlrpc.client
+
+    return xmlrpc.client.dumps((obj,), None, None, None, True).encode("utf-8")
+
+
+def _xml_loads(data: bytes) -> Any:
+    import xmlrpc.client
+
+    (obj,), _ = xmlrpc.client.loads(data.decode("utf-8"))
+    return obj
+
+
+def wrap_xmlrpc(conn: Any) -> Any:
+    """``conn`` with send() and recv() in XML-RPC's format instead of pickle's.
+
+    Only None, bools, 32-bit ints, floats, strings, bytes (received as
+    ``xmlrpc.client.Binary``), datetimes, lists (tuples arrive as lists) and dicts with
+    string keys travel, and receiving them runs no code of the sender's.
+    """
+    return ConnectionWrapper(conn, _xml_dumps, _xml_loads)
+
+
+class XmlListener(Listener):
+    """A :class:`Listener` whose connections send and receive XML-RPC (``wrap_xmlrpc``)."""
+
+    def accept(self) -> Any:
+        """Wait for a client that passes the handshake; its connection, speaking XML-RPC."""
+        return wrap_xmlrpc(super().accept())
+
+
+def XmlClient(*args: Any, **kwargs: Any) -> Any:
+    """:func:`Client`'s connection (the same arguments), speaking XML-RPC (``wrap_xmlrpc``)."""
+    return wrap_xmlrpc(Client(*args, **kwargs))
