@@ -49,7 +49,9 @@ Handshake
     authenticates). So a Client made before ``accept()`` in the thread that is to call
     it can never finish: it gives up after ``handshake_timeout`` (``HANDSHAKE_TIMEOUT``,
     5 s, from the connect; None waits for ever) with an AuthenticationError saying so.
-    Call ``accept()`` in another thread, or before.
+    Call ``accept()`` in another thread (as a server loop does). A client of a server
+    that may take longer to come back to ``accept()`` (one serving clients one at a
+    time) passes a longer ``handshake_timeout``.
 
 TLS
     ``ssl_context=`` (an :class:`ssl.SSLContext`) wraps the socket before the handshake:
