@@ -132,7 +132,18 @@ def test_a_bound_method_target_may_hold_stdlib_multiprocessing_objects(start_met
     assert p.result(timeout=30) == 42 and h.v.value == 42
 
 
-def test_a_stdlib_queue_in_the_target_and_in_args_reaches_the_child_twice(start_method):
+@pytest.fixture
+def no_gc():
+    """Descriptors counted: no collection midway (it would close earlier tests' garbage)."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_a_stdlib_queue_in_the_target_and_in_args_reaches_the_child_twice(start_method, no_gc):
     # Pickled apart, the target's Queue and args' own descriptors (spawn refuses
     # one number twice); the parent closes the copies it made once the child starts.
     h = Holder(multiprocessing.get_context(start_method))
@@ -142,6 +153,18 @@ def test_a_stdlib_queue_in_the_target_and_in_args_reaches_the_child_twice(start_
     assert [h.q.get(timeout=30), h.q.get(timeout=30)] == [("hi", 42)] * 2
     assert p.result(timeout=30) == 42
     p.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_process_dropped_without_close_frees_its_descriptors_at_once(start_method, no_gc):
+    # Refcounting alone must free the popen (its sentinel): no cycle through the
+    # handover that pickled the target's descriptors.
+    h = Holder(multiprocessing.get_context(start_method))
+    before = len(os.listdir("/proc/self/fd"))
+    p = forklift.get_context(start_method).Process(target=h.run, args=(h.q,))
+    p.start()
+    assert p.result(timeout=30) == 42 and h.q.get(timeout=30) == h.q.get(timeout=30)
+    del p
     assert len(os.listdir("/proc/self/fd")) == before
 
 

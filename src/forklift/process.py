@@ -145,6 +145,7 @@ class Process(process.BaseProcess):
             handover, self._handover = self._handover, None
             if handover is not None:
                 handover.close_copies()
+                _Handover.remove(self._popen)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the process to end; return what ``run()`` returned or raise what it raised.
@@ -285,6 +286,12 @@ class _Handover:
         if not isinstance(popen.duplicate_for_child, _Handover):
             popen.duplicate_for_child = cls(popen.duplicate_for_child)
         return popen.duplicate_for_child
+
+    @staticmethod
+    def remove(popen: Any) -> None:
+        """Take the handover off the popen (it refers to the popen: a cycle, and its fds with it)."""
+        if isinstance(vars(popen).get("duplicate_for_child"), _Handover):
+            del popen.duplicate_for_child
 
     def __call__(self, fd: int) -> Any:
         if self._pickle is not None and fd in self._pickle:
