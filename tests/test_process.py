@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import psutil
@@ -166,6 +167,14 @@ def test_a_process_dropped_without_close_frees_its_descriptors_at_once(start_met
     assert p.result(timeout=30) == 42 and h.q.get(timeout=30) == h.q.get(timeout=30)
     del p
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_target_that_cannot_be_pickled_fails_at_start_saying_why(method):
+    lock = threading.Lock()
+    p = forklift.get_context(method).Process(target=lambda: lock)
+    with pytest.raises(TypeError, match=r"cannot pickle '_thread\.lock' object"):
+        p.start()
 
 
 def test_a_closure_over_a_stdlib_queue_goes_by_value_with_its_descriptors(start_method):

@@ -145,6 +145,7 @@ class Process(process.BaseProcess):
             handover, self._handover = self._handover, None
             if handover is not None:
                 handover.close_copies()
+            if self._popen is not None:
                 _Handover.remove(self._popen)
 
     def result(self, timeout: float | None = None) -> Any:
