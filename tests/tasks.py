@@ -39,6 +39,14 @@ def sleep_return(seconds, value=None):
     return value
 
 
+def put_print_return(q, x):
+    """Put ``x`` into ``q``, print it on stdout, and return it after a short nap."""
+    q.put(x)
+    print(f"task {x}", flush=True)
+    time.sleep(0.005)
+    return x
+
+
 def fail_on(x, bad=3):
     if x == bad:
         raise ValueError(f"bad input {x}")

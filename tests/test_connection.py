@@ -13,6 +13,7 @@ import ssl
 import stat
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections import namedtuple
@@ -166,6 +167,126 @@ def test_wait_returns_ready_connections(echo_server):
         assert wait([conn], 5) == [conn]
 
 
+def test_the_public_names_of_multiprocessing_connection():
+    import multiprocessing.connection as mpc
+
+    from forklift import connection
+
+    assert set(mpc.__all__) <= set(connection.__all__)
+    assert connection.families == ["AF_INET", "AF_UNIX"] and connection.default_family == "AF_UNIX"
+    assert connection.BufferTooShort is mpc.BufferTooShort
+    assert issubclass(connection.AuthenticationError, mpc.AuthenticationError)
+    # The standard library's own protocol and its plumbing (forklift's handshake replaces
+    # CHALLENGE/WELCOME/FAILURE/MESSAGE_LENGTH; RawListener is its SocketListener).
+    internals = {"BUFSIZE", "CHALLENGE", "CONNECTION_TIMEOUT", "FAILURE", "MESSAGE_LENGTH", "WELCOME"}
+    internals |= {"SocketClient", "SocketListener", "rebuild_connection", "reduce_connection"}
+    public = {name for name, obj in vars(mpc).items() if not name.startswith("_")}
+    public -= {name for name, obj in vars(mpc).items() if isinstance(obj, type(mpc))}  # imported modules
+    assert sorted(public - internals - set(connection.__all__)) == []
+    for name in connection.__all__:
+        assert getattr(connection, name) is not None
+
+
+def test_pipe_is_forklifts_whose_ends_go_to_pool_tasks(pool):
+    from forklift import connection
+
+    import primitive_tasks as pt
+
+    reader, writer = connection.Pipe(duplex=False)
+    assert (reader.writable, writer.readable) == (False, False)
+    assert pool.apply(pt.send, (writer, "through a pickled end"))  # a stdlib end would not pickle
+    assert reader.recv() == "through a pickled end"
+    here, there = connection.Pipe()
+    there.send(1)
+    assert here.recv() == 1
+
+
+@pytest.mark.parametrize("family", [None, "AF_UNIX", "AF_INET"])
+def test_client_with_no_address_is_a_value_error_as_in_the_standard_library(family):
+    # It used to dial a fresh random AF_UNIX path: FileNotFoundError.
+    with pytest.raises(ValueError, match="address type of None unrecognized"):
+        Client(None, family=family, authkey=KEY)
+
+
+@pytest.mark.parametrize(
+    ("address", "family", "error", "message"),
+    [
+        (
+            ("127.0.0.1",),
+            None,
+            TypeError,
+            r"an AF_INET address is a pair \(host, port\), not \('127.0.0.1',\)",
+        ),
+        ("/tmp/x.sock", "AF_INET", TypeError, "an AF_INET address is a pair"),
+        (("127.0.0.1", 1), "AF_UNIX", TypeError, r"an AF_UNIX address is a path \(str, or bytes\)"),
+        (["127.0.0.1", 1], None, TypeError, "address type of .* unrecognized"),
+        (42, None, TypeError, "address type of 42 unrecognized"),
+        ("/tmp/x.sock", "AF_PIPE", ValueError, "family 'AF_PIPE' is not supported"),
+    ],
+)
+def test_bad_addresses_say_what_is_wrong(address, family, error, message):
+    for make in (Client, Listener):
+        with pytest.raises(error, match=message):
+            make(address, family=family, authkey=KEY)
+
+
+def test_listener_with_an_empty_path_gets_a_fresh_one_as_in_the_standard_library():
+    # It used to bind Linux's autobind name and, at exit, fail to unlink '' (a traceback).
+    code = (
+        "from forklift.connection import Listener\n"
+        "l = Listener('', authkey=b'k')\n"
+        "print(type(l.address).__name__, l.address.startswith('/'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (out.stdout, out.stderr) == ("str True\n", "")
+
+
+def test_deliver_and_answer_challenge_authenticate_a_pipe():
+    from forklift.connection import Pipe, answer_challenge, deliver_challenge
+
+    def server(conn, key, failures):
+        try:
+            deliver_challenge(conn, key)
+        except forklift.AuthenticationError as exc:
+            failures.append(exc)
+
+    for server_key, ok in ((KEY, True), (b"another key", False)):
+        a, b = Pipe()
+        failures = []
+        thread = threading.Thread(target=server, args=(a, server_key, failures))
+        thread.start()
+        if ok:
+            answer_challenge(b, KEY)
+        else:
+            with pytest.raises(forklift.AuthenticationError, match="refused our key"):
+                answer_challenge(b, KEY)
+        thread.join(10)
+        assert [str(e) for e in failures] == (
+            [] if ok else ["authentication failed: the peer does not know the key; connection dropped"]
+        )
+
+
+def test_xml_listener_and_client_speak_xmlrpc_after_the_handshake():
+    from forklift.connection import XmlClient, XmlListener
+
+    with XmlListener(authkey=KEY) as listener:
+
+        def echo():
+            conn = listener.accept()
+            conn.send(conn.recv())
+            conn.close()
+
+        thread = threading.Thread(target=echo)
+        thread.start()
+        conn = XmlClient(listener.address, authkey=KEY)
+        with pytest.raises(TypeError, match="cannot marshal"):
+            conn.send(object())  # only plain values travel
+        conn.send({"a": (1, "two", None)})
+        assert conn.recv() == {"a": [1, "two", None]}
+        conn.close()
+        thread.join(10)
+
+
 # -- authentication -----------------------------------------------------------------
 
 
@@ -265,6 +386,32 @@ def test_stdlib_client_is_refused(echo_server):
     with pytest.raises((EOFError, OSError, mpc.AuthenticationError)):
         mpc.Client(listener.address, authkey=KEY)
     assert _echo(listener.address) == b"ping"
+
+
+def test_a_client_before_accept_in_the_same_thread_times_out_saying_why():
+    # The handshake needs the server in accept(); the standard library with an authkey
+    # waits for ever here. The thread is a backstop: before the fix it never ended.
+    from forklift.connection import HANDSHAKE_TIMEOUT
+
+    outcome = []
+    with Listener(authkey=KEY) as listener:
+
+        def client_first():
+            try:
+                Client(listener.address, authkey=KEY)
+            except Exception as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=client_first, daemon=True)
+        start = time.monotonic()
+        thread.start()
+        thread.join(HANDSHAKE_TIMEOUT + 10)
+        assert not thread.is_alive(), "Client() is still waiting for accept()"
+    assert HANDSHAKE_TIMEOUT - 0.5 < time.monotonic() - start < HANDSHAKE_TIMEOUT + 10
+    (exc,) = outcome
+    assert isinstance(exc, forklift.AuthenticationError)
+    assert f"did not finish the handshake within {HANDSHAKE_TIMEOUT} s" in str(exc)
+    assert "a Client made before accept() in the thread that is to call it waits for ever" in str(exc)
 
 
 # -- the key file -------------------------------------------------------------------

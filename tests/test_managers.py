@@ -351,6 +351,40 @@ def test_tls_needs_both_sides_and_fork_to_start(tls):
         spawned.start()
 
 
-def test_only_pickle_is_spoken():
-    with pytest.raises(ValueError, match="pickle only"):
-        BaseManager(serializer="xmlrpclib")
+def test_a_manager_used_before_start_says_so():
+    # The standard library's ValueError; forklift's Client(None) used to dial a random path.
+    with pytest.raises(ValueError, match=r"the manager has no address: start\(\) it"):
+        SharedMemoryManager().SharedMemory(9)
+
+
+def test_serializer_xmlrpclib_as_in_the_standard_library(start_method):
+    with SyncManager(serializer="xmlrpclib") as manager:
+        d, q = manager.dict(), manager.Queue()
+        d["a"] = 1
+        assert d.copy() == {"a": 1}
+        with forklift.Pool(2, start_method=start_method) as pool:  # proxies keep their serializer
+            pool.map(put_item, [(q, i) for i in range(3)])
+        assert sorted(q.get(timeout=5) for _ in range(3)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="serializer must be 'pickle' or 'xmlrpclib', not 'json'"):
+        BaseManager(serializer="json")
+
+
+class _RunsWhenUnpickled:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize(("serializer", "runs"), [("pickle", True), ("xmlrpclib", False)])
+def test_an_xmlrpclib_manager_unpickles_nothing_a_client_sends(tmp_path, serializer, runs):
+    # A client with the key can make a pickle manager run code; an xmlrpclib one only
+    # parses XML (the pickle one is the control: the payload does run there).
+    from forklift.connection import Client
+
+    marker = tmp_path / "ran"
+    with SyncManager(serializer=serializer) as manager, Client(manager.address) as conn:
+        conn.send(_RunsWhenUnpickled(marker))
+        assert b"#TRACEBACK" in conn.recv_bytes()
+    assert marker.exists() == runs

@@ -2,6 +2,10 @@
 
 - Callables go with cloudpickle, so lambdas, closures and functions defined in
   ``__main__`` or a notebook work (plain pickle refuses them).
+- A Process target goes while multiprocessing starts the child, with
+  multiprocessing's own reducers (``ForkingPickler``, then
+  :func:`dumps_by_value_spawning`), so the stdlib's Queue, Lock, Value or
+  Connection it holds travel as they would in ``args``.
 - Data goes with pickle protocol 5 (fast, out-of-band buffer capable); only if
   that fails is cloudpickle tried, so data holding a lambda still travels.
 - cloudpickle as forklift uses it (:func:`cloud_dumps`) differs from cloudpickle
@@ -23,12 +27,15 @@ by-value function arrives).
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import sys
 import traceback
 import types
+from collections import ChainMap
 from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -82,8 +89,6 @@ _pickler: Any = None  # made on first use: cloudpickle is imported only when nee
 def _cloud_pickler() -> Any:
     global _pickler
     if _pickler is None:
-        from collections import ChainMap
-
         import cloudpickle
 
         table = cloudpickle.Pickler.dispatch_table
@@ -119,6 +124,30 @@ def _reduce_text_file(file: io.TextIOWrapper) -> Any:
         if file is getattr(sys, name):
             return getattr, (sys, name)
     return file.__reduce_ex__(PROTOCOL)  # TypeError: cannot pickle '_io.TextIOWrapper' object
+
+
+def dumps_by_value_spawning(fn: Any) -> bytes:
+    """Pickle a callable by value (cloudpickle) while multiprocessing starts a child.
+
+    multiprocessing's reducers (``ForkingPickler``'s) are added, so the stdlib's
+    Queue, Connection, Value... a closure or an instance holds pass their
+    descriptors to the child being started: plain pickle would copy a
+    Connection's bare descriptor number, and refuses a Value's mmap.
+    """
+    buf = io.BytesIO()
+    _forking_cloudpickler()(buf, PROTOCOL).dump(fn)
+    return buf.getvalue()
+
+
+@functools.cache
+def _forking_cloudpickler() -> type[pickle.Pickler]:
+    base = _cloud_pickler()  # forklift's cloudpickle: file names kept, open text files refused
+
+    class ForkingCloudPickler(base):  # type: ignore[misc,valid-type]
+        # ForkingPickler's registry is read at each lookup: types register as their modules load.
+        dispatch_table = ChainMap(ForkingPickler._extra_reducers, *base.dispatch_table.maps)  # type: ignore[attr-defined]
+
+    return ForkingCloudPickler
 
 
 loads = pickle.loads

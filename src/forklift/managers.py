@@ -26,6 +26,12 @@ standard library's own. What changes:
   proxy sent to another process connects without TLS, so a TLS server refuses it; such
   processes should ``connect()`` a manager of their own.
 
+- ``serializer='xmlrpclib'`` works as in the standard library, over the same
+  authenticated connections: the server then parses XML-RPC and unpickles nothing, so
+  even a client that knows the key can only call exposed methods with plain values
+  (None, bools, 32-bit ints, floats, strings, lists, dicts; no slices, so
+  ``list_proxy[:]`` fails, as in the standard library).
+
 Known limit, shared with the standard library: a proxy unpickled in another process
 authenticates with that process's ``multiprocessing`` authkey, so proxies of a TCP
 manager with its own key work in processes that ``connect()`` themselves, not as Pool
@@ -33,9 +39,10 @@ task arguments.
 
 How it plugs in: the standard library looks up Listener and Client by serializer name
 in ``multiprocessing.managers.listener_client``, and every proxy carries that name.
-forklift's managers use ``"forklift"``, bound to :class:`~forklift.connection.RawListener`
-(the server authenticates) and a Client that runs forklift's handshake; a manager with
-``ssl_context=`` gets a name of its own whose Client speaks TLS with that context.
+forklift's managers use ``"forklift"`` (``"forklift-xmlrpclib"`` for XML-RPC), bound to
+:class:`~forklift.connection.RawListener` (the server authenticates) and a Client that
+runs forklift's handshake; a manager with ``ssl_context=`` gets a name of its own whose
+Client speaks TLS with that context.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from .connection import (
     describe_address,
     load_authkey,
     server_handshake,
+    wrap_xmlrpc,
 )
 from .errors import AuthenticationError
 
@@ -103,25 +111,44 @@ class _SerializerName(str):
 def _serializer_named(name: str) -> str:
     # A TLS manager's name is known only in the processes holding its SSLContext;
     # elsewhere its proxies connect without TLS, and the server refuses them, saying so.
-    return _SerializerName(name) if name in _std.listener_client else _SERIALIZER
+    if name in _std.listener_client:
+        return _SerializerName(name)
+    return _XML_SERIALIZER if _speaks_xml(name) else _SERIALIZER
 
 
 def _client(
     address: Any, authkey: bytes | None = None, *, ssl_context: ssl.SSLContext | None = None
 ) -> Connection:
+    if address is None:  # the standard library's type, saying why
+        raise ValueError("the manager has no address: start() it, or connect() to a server's address, first")
     return Client(address, authkey=authkey, ssl_context=ssl_context)
 
 
-def _tls_serializer(context: ssl.SSLContext) -> _SerializerName:
+def _xml_client(
+    address: Any, authkey: bytes | None = None, *, ssl_context: ssl.SSLContext | None = None
+) -> Any:
+    return wrap_xmlrpc(_client(address, authkey, ssl_context=ssl_context))
+
+
+def _tls_serializer(context: ssl.SSLContext, base: _SerializerName) -> _SerializerName:
     """A serializer name whose Client speaks TLS with ``context``: the standard library's
     proxies call Client(address, authkey=...) with no other argument."""
-    name = _SerializerName(f"forklift-tls-{id(context):x}")  # the entry keeps context, so the id stays its
-    _std.listener_client[name] = (RawListener, functools.partial(_client, ssl_context=context))
+    name = _SerializerName(f"{base}-tls-{id(context):x}")  # the entry keeps context, so the id stays its
+    client = _xml_client if _speaks_xml(base) else _client
+    _std.listener_client[name] = (RawListener, functools.partial(client, ssl_context=context))
     return name
 
 
+def _speaks_xml(name: str) -> bool:
+    return name.startswith(_XML_SERIALIZER)
+
+
+# serializer= -> the name proxies carry ("forklift", "forklift-xmlrpclib", then "-tls-..." for TLS)
 _SERIALIZER = _SerializerName("forklift")
+_XML_SERIALIZER = _SerializerName("forklift-xmlrpclib")
+_SERIALIZERS = {"pickle": _SERIALIZER, "xmlrpclib": _XML_SERIALIZER}
 _std.listener_client[_SERIALIZER] = (RawListener, _client)
+_std.listener_client[_XML_SERIALIZER] = (RawListener, _xml_client)
 
 
 class Server(managers.Server):
@@ -144,6 +171,7 @@ class Server(managers.Server):
         super().__init__(registry, address, authkey, serializer)
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
+        self._xml = _speaks_xml(serializer)
 
     def accepter(self) -> None:
         """Accept connections until the listener closes, each served by a thread of its own."""
@@ -164,7 +192,7 @@ class Server(managers.Server):
         except AuthenticationError as exc:
             _log.warning("manager at %s: %s", describe_address(self.address), exc)
             return
-        self.handle_request(conn)
+        self.handle_request(wrap_xmlrpc(conn) if self._xml else conn)
 
     def handle_request(self, conn: _StdConnection[Any, Any]) -> None:
         """Answer one request on an authenticated connection, then close it."""
@@ -203,8 +231,9 @@ class BaseManager(managers.BaseManager):
 
     Same API and arguments, plus keyword-only ``ssl_context`` (client side),
     ``server_ssl_context`` (server side) and ``handshake_timeout`` (seconds a new
-    connection gets to authenticate). ``serializer`` must be ``'pickle'``. See the
-    module's docstring for the defaults of ``address`` and ``authkey``.
+    connection gets to authenticate). ``serializer`` is ``'pickle'`` or ``'xmlrpclib'``,
+    as in the standard library. See the module's docstring for the defaults of
+    ``address`` and ``authkey``.
     """
 
     _Server: ClassVar[type[Server]] = Server
@@ -228,9 +257,10 @@ class BaseManager(managers.BaseManager):
         server_ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
-        if serializer != "pickle":
-            raise ValueError(f"forklift's managers speak pickle only, not serializer={serializer!r}")
-        name = _SERIALIZER if ssl_context is None else _tls_serializer(ssl_context)
+        if serializer not in _SERIALIZERS:
+            raise ValueError(f"serializer must be 'pickle' or 'xmlrpclib', not {serializer!r}")
+        base = _SERIALIZERS[serializer]
+        name = base if ssl_context is None else _tls_serializer(ssl_context, base)
         super().__init__(address, authkey, name, ctx)
         self._shutdown_timeout = shutdown_timeout  # read by the standard library from Python 3.11
         self._key_given = authkey is not None

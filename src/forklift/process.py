@@ -11,18 +11,22 @@ when nobody asks for the result (the "joining processes that use queues"
 trap). A child that dies without writing (killed, ``os._exit``, a crash) leaves
 the file empty: ``WorkerLostError``.
 
-The target travels with cloudpickle when plain pickle refuses it, so lambdas,
-closures and ``__main__`` functions work under spawn and forkserver.
+The target is pickled as multiprocessing pickles a process (its
+``ForkingPickler``, while the child starts), so the stdlib's Queue, Value or
+Lock held by a bound method's instance reach the child as they would in
+``args``; with cloudpickle (the same reducers added) when that refuses it, so
+lambdas, closures and ``__main__`` functions work under spawn and forkserver.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
 import os
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing import context as mp_context
 from multiprocessing import process, reduction
 from typing import Any
@@ -113,6 +117,7 @@ class Process(process.BaseProcess):
 
     _results: _ResultFile | None = None
     _outcome: Outcome | None = None
+    _handover: _Handover | None = None  # while the child starts (spawn, forkserver)
 
     @staticmethod
     def _Popen(process_obj: process.BaseProcess) -> Any:
@@ -134,7 +139,14 @@ class Process(process.BaseProcess):
             raise TypeError(f"target must be callable, not {type(self._target).__name__}")
         if self._popen is None and not self._closed:  # else the stdlib says why it cannot start
             self._results = _ResultFile.new()
-        super().start()
+        try:
+            super().start()
+        finally:  # the child has its descriptors now (or never will)
+            handover, self._handover = self._handover, None
+            if handover is not None:
+                handover.close_copies()
+            if self._popen is not None:
+                _Handover.remove(self._popen)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the process to end; return what ``run()`` returned or raise what it raised.
@@ -235,7 +247,14 @@ class Process(process.BaseProcess):
     # -- pickling (spawn and forkserver only) -----------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_target"] = _pack_target(self._target)
+        state.pop("_handover", None)
+        popen = mp_context.get_spawning_popen()
+        if popen is None:  # pickled outside a start
+            state["_target"] = _pack_target(self._target)
+            return state
+        self._handover = _Handover.of(popen)
+        with self._handover.one_pickle():
+            state["_target"] = _pack_target(self._target)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -243,22 +262,85 @@ class Process(process.BaseProcess):
         self._target = _unpack_target(state["_target"])
 
 
+class _Handover:
+    """Wraps a starting child's ``Popen.duplicate_for_child``: each pickle hands a descriptor once.
+
+    The target is pickled apart from the rest of the process, a ``__main__`` one
+    twice (by reference and by value), so one descriptor (a stdlib Queue's pipe)
+    may be handed more than once. Within the target's pickles it is handed once:
+    the child loads only one of them. Handed again (the same Queue in ``args``),
+    it goes as a copy, closed once the child has started, as the stdlib's single
+    pickle would have made one object of both: two objects in the child never own
+    one descriptor (each would close it under the other), and spawn, which
+    passes the number itself, is never given one number twice (it refuses).
+    """
+
+    def __init__(self, hand: Callable[[int], Any]) -> None:
+        self._hand = hand
+        self._handed: set[int] = set()
+        self._pickle: dict[int, Any] | None = None  # fd -> what the current target pickle was given
+        self._copies: list[int] = []
+
+    @classmethod
+    def of(cls, popen: Any) -> _Handover:
+        """The popen's handover, installed on it at the first call."""
+        if not isinstance(popen.duplicate_for_child, _Handover):
+            popen.duplicate_for_child = cls(popen.duplicate_for_child)
+        return popen.duplicate_for_child
+
+    @staticmethod
+    def remove(popen: Any) -> None:
+        """Take the handover off the popen (it refers to the popen: a cycle, and its fds with it)."""
+        if isinstance(vars(popen).get("duplicate_for_child"), _Handover):
+            del popen.duplicate_for_child
+
+    def __call__(self, fd: int) -> Any:
+        if self._pickle is not None and fd in self._pickle:
+            return self._pickle[fd]
+        handed = fd
+        if fd in self._handed:
+            handed = os.dup(fd)
+            self._copies.append(handed)
+        self._handed.add(fd)
+        given = self._hand(handed)
+        if self._pickle is not None:
+            self._pickle[fd] = given
+        return given
+
+    @contextlib.contextmanager
+    def one_pickle(self) -> Iterator[None]:
+        """The descriptors handed inside count as one pickle's."""
+        outer, self._pickle = self._pickle, {}
+        try:
+            yield
+        finally:
+            self._pickle = outer
+
+    def close_copies(self) -> None:
+        copies, self._copies = self._copies, []
+        for fd in copies:
+            os.close(fd)
+
+
 # The target, (by reference, by value): the child tries the first, then the second.
 PackedTarget = tuple[bytes | None, bytes | None]
 
 
 def _pack_target(target: Callable[..., Any] | None) -> PackedTarget:
+    # Pickled while multiprocessing starts the child, with its reducers: the
+    # stdlib's Queue, Value, Lock... held by a bound method's instance or a
+    # closure pass their descriptors to the child as they would in args.
     try:
-        by_reference = pickle.dumps(target, _serialize.PROTOCOL)
+        by_reference = bytes(reduction.ForkingPickler.dumps(target, _serialize.PROTOCOL))
     except Exception:  # a lambda, a closure
-        return (None, _serialize.dumps_callable(target))
+        return (None, _serialize.dumps_by_value_spawning(target))
     if b"__main__" not in by_reference:
         return (by_reference, None)
     # A __main__ function. The child re-imports the parent's main script and
     # usually finds it there, as multiprocessing relies on, without importing
     # cloudpickle (~15 ms per child). One it cannot find (defined under
     # `if __name__ == "__main__":`, in a notebook) comes by value.
-    return (by_reference, _serialize.dumps_callable(target))
+    return (by_reference, _serialize.dumps_by_value_spawning(target))
 
 
 def _unpack_target(packed: PackedTarget) -> Any:

@@ -13,6 +13,8 @@ usage: victim.py START_METHOD OUT_DIR MODE
                         descriptor the victim holds (the worker pipes' parent ends, the
                         fork server's alive fd): only the pidfd guard can see the death
   MODE = map            a `with Pool` block runs map over long sleeps (Ctrl-C test)
+  MODE = noisy-map      a `with Pool` block runs a long map whose tasks put into a Queue
+                        and print on stdout (the workers must die quietly)
 Prints one JSON line with the worker pids once the tasks run, then (fork and leak
 modes) one line with the pid of the child that outlives it.
 """
@@ -49,6 +51,9 @@ def main():
         mode = "grandchildren"
     if mode == "map":
         run_map(method, out_dir)
+        return
+    if mode == "noisy-map":
+        run_noisy_map(method)
         return
     pool = forklift.Pool(2, start_method=method)
     task = {"daemons": tasks.daemonize_and_sleep, "gil": tasks.spawn_child_and_hog_gil}.get(
@@ -107,6 +112,13 @@ def run_map(method, out_dir):
             with open(os.path.join(out_dir, "interrupted"), "w") as f:
                 f.write(str(time.monotonic()))
             raise
+
+
+def run_noisy_map(method):
+    q = forklift.Queue()
+    with forklift.Pool(2, start_method=method) as pool:
+        print(json.dumps(pool.worker_pids()), flush=True)
+        pool.starmap(tasks.put_print_return, [(q, i) for i in range(10**6)], chunksize=1)
 
 
 if __name__ == "__main__":
