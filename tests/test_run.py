@@ -225,6 +225,50 @@ def test_interrupted_run_resumes_without_rerunning_or_losing_jobs(how, tmp_path)
     assert sorted(int(row[0]) for row in joblog_rows(log)) == list(range(1, 13))
 
 
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_while_waiting_for_stdin_stops_the_run_at_once(how, tmp_path):
+    """``slow | forklift run``: a signal is acted on at once, not when stdin ends (it once waited for EOF
+    and exited 0); the job that had ended is printed and logged, so --resume will not run it again."""
+    log, ran = tmp_path / "log", tmp_path / "ran"
+    proc = subprocess.Popen(
+        [*RUN, "--joblog", str(log), f"touch {ran}; echo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        proc.stdin.write(b"a\n")
+        proc.stdin.flush()  # and stdin stays open: forklift waits for the next line
+        deadline = time.monotonic() + 20
+        while not ran.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ran.exists(), "job 1 did not run"
+        time.sleep(0.2)  # forklift is back waiting for stdin
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert code == 128 + getattr(signal, how)
+    assert proc.stdout.read() == b"a\n"
+    assert [row[0] for row in joblog_rows(log)] == ["1"]
+
+
+def test_ctrl_c_while_reading_arguments_from_the_terminal_stops_at_once():
+    """At a terminal, Ctrl-C did nothing until Ctrl-D."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*RUN, "echo"], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(follower)
+    try:
+        assert b"reading arguments from the terminal" in proc.stderr.readline()
+        time.sleep(0.2)  # past the message: waiting for the first line
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert code == 130
+
+
 def test_guardian_finds_marked_processes_only():
     assert find_marked("no-such-run-id") == []
 
@@ -436,6 +480,51 @@ def test_cluster_interrupt_leaves_no_job_running(how):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@needs_dask
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP"])
+def test_cluster_sigterm_stops_the_run_as_ctrl_c_does(how, tmp_path):
+    """SIGTERM once killed forklift outright (no exit status of its own, the journal left "running"),
+    also while it waited for stdin; now it stops the run as Ctrl-C does, with 128 + the signal."""
+    db = tmp_path / "run.db"
+    proc = subprocess.Popen(
+        [*RUN, "--cluster", "local", "--journal", str(db), "echo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        proc.stdin.write(b"a\n")
+        proc.stdin.flush()  # stdin stays open: forklift waits for more (or starts its cluster)
+        deadline = time.monotonic() + 40
+        while not _journal_runs(db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    err = proc.stderr.read()
+    assert code == 128 + getattr(signal, how), err
+    assert b"Traceback" not in err
+    assert _journal_runs(db) == ["interrupted"]
+
+
+def _journal_runs(db) -> list[str]:
+    """The status of each run in the journal ``db`` ([] before it exists)."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return [status for (status,) in conn.execute("SELECT status FROM runs")]
+    except sqlite3.OperationalError:  # being created
+        return []
+    finally:
+        conn.close()
 
 
 @needs_dask

@@ -154,7 +154,7 @@ class Recorder:
     ) -> None:
         """Close the books of a run: one an exception stopped is aborted (interrupted, for Ctrl-C)."""
         if isinstance(exc, KeyboardInterrupt):
-            self.summary.interrupted = signal.SIGINT
+            self.summary.interrupted = self.summary.interrupted or signal.SIGINT  # SIGTERM's, on a cluster
         elif exc is not None:
             self.summary.aborted = True  # a job could not start (RunError), or a bug
         self._close()

@@ -34,6 +34,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,8 +181,12 @@ def run_on_cluster(
     began = time.monotonic()
     books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
     run = _ClusterRun(options, books, warn)
-    with books:
-        guardian, pool = _guarded_pool(run.run_id, address, credentials)
+    with books, _like_ctrl_c(books.summary):
+        try:
+            guardian, pool = _guarded_pool(run.run_id, address, credentials)
+        except KeyboardInterrupt:  # before any job started: nothing to stop
+            _interrupted(books.summary)
+            return books.final(began)
         try:
             run.drive(pool, run.jobs(template, items))
         finally:
@@ -230,7 +235,7 @@ class _ClusterRun:
                 if self.books.halt(result.attempt) is not None and self.halt(pool):
                     return
         except KeyboardInterrupt:
-            self.books.summary.interrupted = signal.SIGINT
+            _interrupted(self.books.summary)
             self.stop_jobs = True
         except BaseException:  # as a local run: an error stops every job
             self.stop_jobs = True
@@ -265,6 +270,29 @@ class _ClusterRun:
             sweep(self.run_id, KILL_GRACE)  # this machine's, whatever happened to its workers
         pool.terminate() if self.stop_jobs or self.books.halted is not None else pool.close()
         pool.join()
+
+
+@contextmanager
+def _like_ctrl_c(summary: RunSummary) -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the run as Ctrl-C does (a local run's way): the first one raises
+    KeyboardInterrupt, also through a wait for input, and is the run's ``interrupted``."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        if not summary.interrupted:  # once: a second one must not break the stopping of the jobs
+            summary.interrupted = signum
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(summary: RunSummary) -> None:
+    """A KeyboardInterrupt stopped the run: Ctrl-C's, unless SIGTERM or SIGHUP raised it."""
+    summary.interrupted = summary.interrupted or signal.SIGINT
 
 
 def _ran(results: Iterator[RemoteResult]) -> Iterator[RemoteResult]:
