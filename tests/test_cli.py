@@ -1,7 +1,10 @@
 """The command-line tool: --help, --version, the demo."""
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 import forklift
 
@@ -56,3 +59,53 @@ def test_a_command_imports_only_what_it_uses():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- output into a pipe whose reader has gone (| head) ------------------------------------------
+
+
+def run_into_closed_pipe(*args, unbuffered=False, **kw):
+    """The CLI with its stdout a pipe nobody reads any more, as in ``forklift ... | head -1``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "forklift", *args],
+            stdout=write_end, stderr=subprocess.PIPE, env=env, text=True, timeout=120, **kw,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["ps"],
+        ["run", "echo", ":::", "a"],
+        ["run", "-k", "echo", ":::", "a", "b"],
+    ],
+)
+def test_a_reader_gone_is_a_quiet_exit_141(args):
+    """As GNU parallel and coreutils, which SIGPIPE kills: the shell sees 141, and no traceback
+    (once a BrokenPipeError traceback, or "Exception ignored" and exit 120)."""
+    out = run_into_closed_pipe(*args)
+    assert (out.returncode, out.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("args", [["ps"], ["run", "echo", ":::", "a"]])
+def test_a_reader_gone_is_a_quiet_exit_141_unbuffered_too(args):
+    out = run_into_closed_pipe(*args, unbuffered=True)
+    assert (out.returncode, out.stderr) == (141, "")
+
+
+def test_report_into_a_closed_pipe_still_writes_the_page(tmp_path):
+    db = tmp_path / "run.db"
+    assert run("run", "--journal", str(db), "true", ":::", "1").returncode == 0
+    out = run_into_closed_pipe("report", str(db), "-o", str(tmp_path / "t.html"))
+    assert (out.returncode, out.stderr) == (141, "")
+    assert (tmp_path / "t.html").stat().st_size > 0

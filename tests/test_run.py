@@ -269,6 +269,60 @@ def test_ctrl_c_while_reading_arguments_from_the_terminal_stops_at_once():
     assert code == 130
 
 
+def test_a_reader_gone_stops_the_run_with_true_books(tmp_path):
+    """``forklift run ... | head``: exit 141 as GNU parallel (SIGPIPE), no traceback; no job whose output
+    was not printed is logged or journaled, and the journal's run is interrupted, not failed."""
+    import sqlite3
+
+    log, db = tmp_path / "log", tmp_path / "run.db"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    args = [
+        "-k",
+        "-j2",
+        "--joblog",
+        str(log),
+        "--journal",
+        str(db),
+        "sleep 0.{}; echo {}",
+        ":::",
+        "3",
+        "1",
+        "2",
+    ]
+    try:
+        out = subprocess.run([*RUN, *args], stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=50)
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (141, b"")
+    assert joblog_rows(log) == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+        assert conn.execute("SELECT count(*) FROM task_rows").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_runner_whose_output_fails_still_cleans_up():
+    """Printing the jobs -k held back fails again while the run stops: the rest of the cleanup
+    (signal handlers, guardian, descriptors) still happens."""
+    from forklift._run.runner import Runner, RunOptions
+
+    def gone(fd: int, data: bytes) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    before = signal.getsignal(signal.SIGTERM)
+    # Job 1 ends first in order, while job 2 waits to be printed after it and job 3 still runs.
+    inputs = iter([("3",), ("1",), ("9",)])
+    runner = Runner(
+        Template(["sleep 0.{}; echo {}"]), inputs, RunOptions(jobs=2, keep_order=True), write_out=gone
+    )
+    with pytest.raises(BrokenPipeError):
+        runner.run()
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert runner.ep.closed
+
+
 def test_guardian_finds_marked_processes_only():
     assert find_marked("no-such-run-id") == []
 

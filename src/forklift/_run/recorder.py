@@ -155,6 +155,8 @@ class Recorder:
         """Close the books of a run: one an exception stopped is aborted (interrupted, for Ctrl-C)."""
         if isinstance(exc, KeyboardInterrupt):
             self.summary.interrupted = self.summary.interrupted or signal.SIGINT  # SIGTERM's, on a cluster
+        elif isinstance(exc, BrokenPipeError):  # the output's reader left (| head): SIGPIPE's way
+            self.summary.interrupted = signal.SIGPIPE
         elif exc is not None:
             self.summary.aborted = True  # a job could not start (RunError), or a bug
         self._close()

@@ -184,14 +184,16 @@ class Runner:
             while self._step(wake_r):
                 pass
         finally:
-            self._kill_all()
-            signal.set_wakeup_fd(old_wakeup)
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-            os.close(wake_r)
-            os.close(wake_w)
-            self._close()
-            guardian.release()
+            try:
+                self._kill_all()  # it prints the jobs -k held back: that fails if stdout is gone
+            finally:
+                signal.set_wakeup_fd(old_wakeup)
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+                os.close(wake_r)
+                os.close(wake_w)
+                self._close()
+                guardian.release()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         """SIGINT, SIGTERM or SIGHUP: the loop stops at its next turn, or now if it waits for input."""
