@@ -109,3 +109,28 @@ def test_report_into_a_closed_pipe_still_writes_the_page(tmp_path):
     out = run_into_closed_pipe("report", str(db), "-o", str(tmp_path / "t.html"))
     assert (out.returncode, out.stderr) == (141, "")
     assert (tmp_path / "t.html").stat().st_size > 0
+
+
+# -- messages in the command line's words --------------------------------------------------------
+
+
+def test_credentials_refusal_names_the_flag(tmp_path):
+    """It said "pass force=True (--force)", the Python API's words."""
+    pytest.importorskip("cryptography")
+    assert run("cluster", "credentials", str(tmp_path / "c")).returncode == 0
+    out = run("cluster", "credentials", str(tmp_path / "c"))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "pass --force to replace them" in out.stderr and "force=True" not in out.stderr
+
+
+def test_library_messages_in_cli_words():
+    """Every keyword the CLI rewords is in the messages it rewords (the table cannot go stale)."""
+    from forklift._cluster.place import _connect_error, _url
+    from forklift.cli._args import in_cli_words
+
+    refused = _connect_error("tcp://h:1", OSError("Stream is closed"), 1.0, tls=False)
+    with pytest.raises(ValueError) as no_credentials:
+        _url("tls://h:1", tls=False)
+    for message in (str(refused), str(no_credentials.value)):
+        assert "credentials=DIR" in message
+        assert "--credentials DIR" in in_cli_words(message) and "=DIR" not in in_cli_words(message)

@@ -671,6 +671,15 @@ def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
     assert out.returncode == 255 and out.stderr.count(b"\n") == 1 and b"credentials" in out.stderr
 
 
+@pytest.mark.parametrize("address", ["tls://127.0.0.1:9", "127.0.0.1:9"])
+def test_cluster_messages_name_the_flags_not_python_keywords(monkeypatch, address):
+    """It said "give credentials=DIR", the Python API's words: the command line has --credentials DIR."""
+    monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
+    out = run("--cluster", address, "true", ":::", "1")
+    assert out.returncode == 255 and out.stderr.count(b"\n") == 1
+    assert b"give --credentials DIR" in out.stderr and b"credentials=" not in out.stderr
+
+
 def test_a_cluster_run_that_cannot_start_its_pool_is_failed_in_the_journal(monkeypatch, tmp_path):
     """As a local run stopped by an error: the journal's run ends "failed", not "running" forever."""
     import sqlite3

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..trees import signal_group
+from ._args import in_cli_words
 
 DESCRIPTION = """\
 Run forklift's Pool and Executor on several machines, on Dask distributed:
@@ -142,7 +143,7 @@ def run_credentials(args: argparse.Namespace) -> int:
     try:
         creds = make_credentials(args.directory, days=args.days, force=args.force)
     except (FileExistsError, ImportError, OSError) as exc:
-        _say(str(exc))
+        _say(in_cli_words(str(exc)))
         return 1
     print(f"credentials written to {creds.directory} (ca.pem, node.pem, node.key, client.pem, client.key)")
     print("copy this directory to every machine of the cluster and to the programs that use it;")

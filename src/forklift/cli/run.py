@@ -30,6 +30,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ._args import in_cli_words
+
 if TYPE_CHECKING:  # imported when the command runs: every other command starts faster
     from .._run.inputs import Inputs, Source
     from .._run.recorder import RunSummary
@@ -317,10 +319,15 @@ def _run_on_cluster(
             template, items, options, args.cluster, args.credentials, write_out=write_all, warn=_warn
         )
     except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
-        from .._run.runner import RunError
-
-        raise RunError(f"the cluster {args.cluster!r}: {exc}") from None
+        raise _cluster_error(args.cluster, exc) from None
     return _reported(args, summary)
+
+
+def _cluster_error(address: str, exc: Exception) -> Exception:
+    """Why a run could not use the cluster, in the command line's words: one line, exit 255."""
+    from .._run.runner import RunError
+
+    return RunError(f"the cluster {address!r}: {in_cli_words(str(exc))}")
 
 
 def _warn(text: str) -> None:
