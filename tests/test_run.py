@@ -680,6 +680,22 @@ def test_cluster_messages_name_the_flags_not_python_keywords(monkeypatch, addres
     assert b"give --credentials DIR" in out.stderr and b"credentials=" not in out.stderr
 
 
+def test_cluster_without_the_cluster_extra_is_one_line_and_255():
+    """Without Dask distributed (hidden here), --cluster printed a traceback."""
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if not installed: importing it raises ImportError\n"
+        "from forklift.cli.main import main\n"
+        "raise SystemExit(main(['run', '--cluster', 'local', 'echo', ':::', 'a']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert out.returncode == 255 and out.stdout == b""
+    assert out.stderr == (
+        b"forklift run: --cluster runs on Dask distributed, which is not installed:"
+        b" pip install 'forklift[cluster]'\n"
+    )
+
+
 def test_a_cluster_run_that_cannot_start_its_pool_is_failed_in_the_journal(monkeypatch, tmp_path):
     """As a local run stopped by an error: the journal's run ends "failed", not "running" forever."""
     import sqlite3

@@ -21,6 +21,7 @@ def positive(text: str) -> int:
 KEYWORD_FLAGS = (
     ("pass force=True (--force)", "pass --force"),
     ("credentials=DIR", "--credentials DIR"),
+    ("Pool(address=...)", "--cluster"),
 )
 
 

@@ -318,7 +318,7 @@ def _run_on_cluster(
         summary = run_on_cluster(
             template, items, options, args.cluster, args.credentials, write_out=write_all, warn=_warn
         )
-    except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
+    except (ImportError, ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
         raise _cluster_error(args.cluster, exc) from None
     return _reported(args, summary)
 
@@ -327,7 +327,13 @@ def _cluster_error(address: str, exc: Exception) -> Exception:
     """Why a run could not use the cluster, in the command line's words: one line, exit 255."""
     from .._run.runner import RunError
 
-    return RunError(f"the cluster {address!r}: {in_cli_words(str(exc))}")
+    if not isinstance(exc, ImportError):
+        return RunError(f"the cluster {address!r}: {in_cli_words(str(exc))}")
+    if (exc.name or "").partition(".")[0] == "forklift":
+        return exc  # forklift's own module: a bug, shown as one
+    # the cluster extra (Dask distributed) is not installed, or not whole
+    extra = " (--cluster needs: pip install 'forklift[cluster]')" if exc.name else ""
+    return RunError(in_cli_words(str(exc)) + extra)
 
 
 def _warn(text: str) -> None:
