@@ -376,6 +376,7 @@ def test_bar_always_draws_and_summarises():
         (["--timeout", "soon", "echo", ":::", "a"], "--timeout takes"),
         (["--resume", "echo", ":::", "a"], "--resume needs --joblog"),
         (["--retries", "0", "echo", ":::", "a"], "--retries must be at least 1"),
+        (["--joblog", "-", "--resume", "echo", ":::", "a"], "--resume reads the joblog of the run to resume"),
         (["--colsep", "(", "echo", ":::", "a"], "not a valid regular expression"),
         (["--shell", "/no/shell", "echo", ":::", "a"], "cannot be run"),
         (["echo", "::::"], ":::: needs a file name"),
@@ -394,6 +395,13 @@ def test_a_file_that_is_not_a_joblog_is_refused_not_overwritten(tmp_path):
     out = run("--joblog", str(precious), "--resume", "echo", ":::", "a")
     assert out.returncode == 255 and b"is not a joblog" in out.stderr
     assert precious.read_text() == "my notes\n"
+
+
+def test_joblog_plus_dash_appends_to_a_file_named_dash(tmp_path):
+    """As GNU parallel: only ``-`` itself is stdout."""
+    out = run("-k", "--joblog", "+-", "echo", ":::", "a", "b", cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (0, b"a\nb\n")
+    assert [row[0] for row in joblog_rows(tmp_path / "-")] == ["1", "2"]
 
 
 def test_dry_run_runs_nothing(tmp_path):

@@ -165,3 +165,21 @@ def test_resume_same_as_gnu_parallel(mode, tmp_path):
         proc = subprocess.run([*tool, *second], capture_output=True, env=ENV, timeout=30, cwd=tmp_path)
         results.append((proc.returncode, proc.stdout, read_joblog(log)))
     assert results[0] == results[1]
+
+
+def test_joblog_to_stdout_same_as_gnu_parallel(tmp_path):
+    """--joblog -: the header, then each job's line right after its output, on stdout (forklift once
+    wrote a file named -)."""
+    args = ["-k", "-j1", "--joblog", "-", "echo {}; exit {}", ":::", "0", "1"]
+    results = []
+    for tool in (FORKLIFT, GNU):
+        proc = subprocess.run([*tool, *args], capture_output=True, env=ENV, timeout=30, cwd=tmp_path)
+        results.append((proc.returncode, _timeless(proc.stdout)))
+    assert results[0] == results[1]
+    assert results[0][1].startswith(b"Seq\tHost\t") and results[0][1].count(b"\t:\tT\tT\t") == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def _timeless(joblog_lines: bytes) -> bytes:
+    """Joblog lines with their Starttime and JobRuntime as T."""
+    return re.sub(rb"(?m)^(\d+\t:\t)[0-9.]+\t *[0-9.]+\t", rb"\1T\tT\t", joblog_lines)

@@ -98,7 +98,11 @@ class Recorder:
         self.warn = warn
         self.summary = RunSummary()
         self.halted: int | None = None  # the exit status --halt stopped the run with
-        self.joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
+        self.joblog = (
+            Joblog(options.joblog, append=options.joblog_append, write_out=printer.write_out)
+            if options.joblog
+            else None
+        )
         self.journal, self.journal_run = _open_journal(template, options, workers)
 
     def skipped(self) -> None:

@@ -100,7 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--joblog",
         metavar="FILE",
-        help="log each finished job to FILE in GNU parallel's format (+FILE appends)",
+        help="log each finished job to FILE in GNU parallel's format (+FILE appends; - is stdout,"
+        " each line after its job's output)",
     )
     p.add_argument(
         "--journal",
@@ -265,15 +266,19 @@ def _options(args: argparse.Namespace, jobs: int) -> RunOptions:
 
 
 def _joblog(args: argparse.Namespace) -> tuple[str | None, bool, frozenset[int]]:
-    """--joblog's file, whether to append to it, and the jobs --resume skips: those it holds."""
-    from .._run.joblog import read_done
+    """--joblog's file (``-``: stdout), whether to append to it, and the jobs --resume skips."""
+    from .._run.joblog import STDOUT, read_done
 
     resume = args.resume or args.resume_failed
     if resume and not args.joblog:
         raise UsageError("--resume needs --joblog FILE (the log of the run to resume)")
+    if resume and args.joblog == STDOUT:
+        raise UsageError("--resume reads the joblog of the run to resume: give its file, not - (stdout)")
     joblog, append = args.joblog, False
     if joblog and joblog.startswith("+"):
         joblog, append = joblog[1:], True
+        if joblog == STDOUT:
+            joblog = f"./{STDOUT}"  # as GNU parallel: +- appends to a file named -
     if not (joblog and resume):
         return joblog, append, frozenset()
     return joblog, True, frozenset(read_done(joblog, failed_too=not args.resume_failed))
