@@ -343,7 +343,8 @@ def test_jobs_option_forms():
     cores = len(os.sched_getaffinity(0))
     forms = [("1", 1), ("0", None), ("50%", max(1, cores // 2)), ("+1", cores + 1), ("-1", max(1, cores - 1))]
     for jobs, expected in forms:
-        for option in (["-j", jobs], ["--jobs", jobs], [f"--jobs={jobs}"], ["--timeout", "5", "-j", jobs]):
+        spellings = (["-j", jobs], ["--jobs", jobs], [f"--jobs={jobs}"], ["--timeout", "5", "-j", jobs])
+        for option in (*spellings, ["-kj", jobs]):
             out = run(*option, "--dry-run", "echo {%}", ":::", *map(str, range(40)))
             assert out.returncode == 0, (option, out.stderr)
             slots = {int(line.split()[1]) for line in out.stdout.splitlines()}
@@ -376,6 +377,7 @@ def test_bar_always_draws_and_summarises():
         (["--timeout", "soon", "echo", ":::", "a"], "--timeout takes"),
         (["--resume", "echo", ":::", "a"], "--resume needs --joblog"),
         (["--retries", "0", "echo", ":::", "a"], "--retries must be at least 1"),
+        (["--retries", "-2", "echo", ":::", "a"], "--retries must be at least 1, not -2"),
         (["--joblog", "-", "--resume", "echo", ":::", "a"], "--resume reads the joblog of the run to resume"),
         (["--colsep", "(", "echo", ":::", "a"], "not a valid regular expression"),
         (["--shell", "/no/shell", "echo", ":::", "a"], "cannot be run"),

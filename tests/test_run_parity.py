@@ -68,6 +68,7 @@ CASES = [
         True,
     ),
     ("halt-success", ["-j1", "--halt", "now,success=1", "exit {}"], [":::", "1", "0", "1"], None, True),
+    ("halt-minus-1", ["-j1", "--halt", "-1", "exit {}"], [":::", "1", "0", "1"], None, True),
     ("retries", ["--retries", "3", "echo try; exit 3"], [":::", "a"], None, True),
     ("timeout", ["--timeout", "0.5", "sleep {}; echo {}"], [":::", "3", "0.1"], None, True),
     ("tag", ["-k", "--tag", "echo x; echo y"], [":::", "a", "b", ":::", "1"], None, False),

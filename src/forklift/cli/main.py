@@ -63,9 +63,9 @@ def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv else None)
     if argv[:1] == ["run"]:
-        from .run import join_negative_jobs
+        from .run import join_negative_values
 
-        argv = ["run", *join_negative_jobs(_subparser(parser, "run"), argv[1:])]
+        argv = ["run", *join_negative_values(_subparser(parser, "run"), argv[1:])]
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, which knows its own exit status
         _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")

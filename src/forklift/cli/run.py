@@ -152,30 +152,53 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=main)
 
 
-_NEGATIVE = re.compile(r"-\d+%?")
+_NEGATIVE = re.compile(r"-\d+(?:\.\d*)?%?")
 
 
-def join_negative_jobs(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
-    """``-j -2`` (GNU parallel: the cores minus 2) as ``--jobs=-2``.
+def join_negative_values(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``-j -2`` (GNU parallel: the cores minus 2) as ``--jobs=-2``; so for every option's value.
 
     argparse takes ``-2`` for an option, since ``forklift run`` has one that looks
-    like a number (``-0``), so ``-j -2`` would be "expected one argument". Only the
-    options before the command are looked at: ``forklift run make -j -2 ::: x``
-    passes ``-j -2`` to make untouched.
+    like a number (``-0``), so ``-j -2`` would be "expected one argument", and so would
+    ``--halt -1`` (GNU parallel's soon,success=1) and ``--retries -2`` (which then gets
+    its own message). Only the options before the command are looked at:
+    ``forklift run make -j -2 ::: x`` passes ``-j -2`` to make untouched.
     """
     out = list(words)
     i = 0
     while i < len(out):
-        word = out[i]
-        action = parser._option_string_actions.get(word.split("=", 1)[0])
-        if word == "--" or action is None:  # the command (or something argparse will refuse)
+        takes = _takes_next(parser, out[i])
+        if out[i] == "--" or takes is None:  # the command (or something argparse will refuse)
             break
-        if action.dest == "jobs" and "=" not in word and i + 1 < len(out) and _NEGATIVE.fullmatch(out[i + 1]):
-            out[i : i + 2] = [f"--jobs={out[i + 1]}"]
-        elif action.nargs != 0 and "=" not in word:
-            i += 1  # the option's value
+        if takes and i + 1 < len(out):
+            if _NEGATIVE.fullmatch(out[i + 1]):
+                out[i : i + 2] = [_joined(parser, out[i], out[i + 1])]
+            else:
+                i += 1  # the option's value
         i += 1
     return out
+
+
+def _takes_next(parser: argparse.ArgumentParser, word: str) -> bool | None:
+    """Whether the option ``word`` takes the next word as its value; None if it is no option."""
+    actions = parser._option_string_actions
+    name, equals, _ = word.partition("=")
+    if name in actions:
+        return actions[name].nargs != 0 and not equals
+    if word.startswith("--") or word[:2] not in actions:
+        return None
+    if actions[word[:2]].nargs != 0:
+        return False  # -j4: the value is attached
+    last = actions.get(f"-{word[-1]}")  # flags together, the last one may take a value: -kj 4
+    return last is not None and last.nargs != 0
+
+
+def _joined(parser: argparse.ArgumentParser, option: str, value: str) -> str:
+    """``option`` and its value as one word: --jobs=-2 for -j, -kj-2 for flags together."""
+    action = parser._option_string_actions.get(option)
+    if action is None:
+        return option + value
+    return f"{max(action.option_strings, key=len)}={value}"
 
 
 def main(args: argparse.Namespace) -> int:
