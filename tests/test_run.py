@@ -378,6 +378,8 @@ def test_bar_always_draws_and_summarises():
         (["--resume", "echo", ":::", "a"], "--resume needs --joblog"),
         (["--retries", "0", "echo", ":::", "a"], "--retries must be at least 1"),
         (["--retries", "-2", "echo", ":::", "a"], "--retries must be at least 1, not -2"),
+        (["echo", "{= s/a/b/ =}", ":::", "a"], "{= perl expression =} replacement strings are not supported"),
+        (["-q", "echo", "{=1 uc =}", ":::", "a"], "are not supported (forklift runs no Perl): '{=1 uc =}'"),
         (["--joblog", "-", "--resume", "echo", ":::", "a"], "--resume reads the joblog of the run to resume"),
         (["--colsep", "(", "echo", ":::", "a"], "not a valid regular expression"),
         (["--shell", "/no/shell", "echo", ":::", "a"], "cannot be run"),
