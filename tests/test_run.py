@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -361,6 +362,20 @@ def test_bar_always_draws_and_summarises():
     out = run("--bar-always", "-j2", "true", ":::", *map(str, range(20)))
     assert out.returncode == 0
     assert re.search(rb"20 jobs in [0-9.]+ s.*20 succeeded, 0 failed", out.stderr)
+
+
+def test_help_agrees_with_the_docs():
+    """The help said jobs on a cluster "finish even after Ctrl-C" (docs/run.md, rightly: they are
+    killed), and its exit statuses left out some of those docs/run.md lists."""
+    text = " ".join(run("--help").stdout.decode().split())
+    assert "finish even after Ctrl-C" not in text
+    assert "Ctrl-C (or --halt now) kills the jobs running there too" in text
+    docs = (Path(__file__).parents[1] / "docs" / "run.md").read_text()
+    bold = re.findall(r"\*\*([^*]+)\*\*", docs.split("## Exit status")[1].split("\n## ")[0])
+    statuses = {n for words in bold for n in re.findall(r"\d+", words)}
+    assert statuses >= {"0", "1", "100", "101", "130", "143", "129", "141", "255"}
+    in_help = set(re.findall(r"\d+", text.split("Exit status")[1].split("options:")[0]))
+    assert statuses <= in_help
 
 
 # -- bad input ---------------------------------------------------------------------------------

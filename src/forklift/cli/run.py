@@ -2,22 +2,27 @@
 
   forklift run [OPTIONS] COMMAND [ARG...] ::: A B C        one job per argument
   forklift run [OPTIONS] COMMAND ::: A B ::: 1 2           the product: A 1, A 2, B 1, B 2
+  forklift run [OPTIONS] COMMAND ::: A B :::+ 1 2          linked (:::+, ::::+): A 1, B 2
   forklift run [OPTIONS] COMMAND :::: FILE                 one job per line of FILE ('-' = stdin)
   ... | forklift run [OPTIONS] COMMAND                     one job per line of stdin
   forklift run [OPTIONS] ::: 'cmd one' 'cmd two'           no command: each argument is one
 
 Replacement strings in COMMAND: {} the argument, {.} without extension, {/} basename,
 {//} dirname, {/.} basename without extension, {#} job number, {%} job slot,
-{1} {2} ... the n-th source or --colsep column (also {1.} {1/} {1//} {1/.}).
-Without any, the argument is appended. Arguments are shell-quoted: a name with
-spaces, quotes, $, ; or a newline is one argument and is never run.
+{1} {2} ... the n-th source or --colsep column, {-1} the last (also {1.} {1/} {1//}
+{1/.}). Without any, the argument is appended. Arguments are shell-quoted: a name
+with spaces, quotes, $, ; or a newline is one argument and is never run.
+{=perl=} is not supported (refused).
 
-Each job runs with /bin/sh -c (--shell to change) in its own process group. Its
-stdout and stderr are printed whole when it ends, never mixed with another job's.
+Each job runs with /bin/sh -c (--shell to change) in its own session. Its stdout
+and stderr are printed whole when it ends, never mixed with another job's.
+SIGINT, SIGTERM or SIGHUP kill the running jobs; the jobs that had ended are
+printed and logged, so --resume runs exactly the rest.
 
 Exit status (GNU parallel's): 0 all jobs succeeded; 1-100 that many failed;
-101 more than 100 failed; with --halt, see --halt; 130/143 interrupted by
-SIGINT/SIGTERM; 255 bad usage or another error.
+101 more than 100 failed; with --halt, see --halt; 130/143/129 interrupted by
+SIGINT/SIGTERM/SIGHUP; 141 the output's reader went away (| head); 255 bad
+usage or another error (one line on stderr).
 """
 
 from __future__ import annotations
@@ -71,13 +76,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="kill a job (its whole process group) after SECS seconds (also 1h2m3s, or N%% of"
         " the median runtime so far); it counts as failed, Exitval -1 in the joblog",
     )
-    p.add_argument("--retries", type=int, default=1, metavar="N", help="run a failing job up to N times")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run a failing job up to N times in all (default 1); only its last attempt is printed"
+        " and logged",
+    )
     p.add_argument(
         "--halt",
         metavar="WHEN,WHAT=N",
-        help="stop early: WHEN is 'now' (kill running jobs) or 'soon' (let them finish), WHAT is"
-        " fail|success|done, N a count or a percentage, e.g. now,fail=1 or soon,fail=20%%. The exit"
-        " status is then the failing job's (fail=1), the number failed, or the percentage failed",
+        help="stop early: WHEN is 'now' (kill running jobs; they are not printed nor logged) or"
+        " 'soon' (let them finish), WHAT is fail|success|done, N a count or a percentage, e.g."
+        " now,fail=1 or soon,fail=20%%; also 1 (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1),"
+        " -2 (now,success=1). The exit status is then the failing job's (fail=1), the number"
+        " failed, the percentage failed, or 0 (success)",
     )
     p.add_argument("-k", "--keep-order", action="store_true", help="print output in input order")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -86,15 +100,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--lb",
         action="store_true",
         help="print output line by line as jobs run (lines of different jobs may alternate;"
-        " a line is never torn)",
+        " a line is never torn, unless longer than 64 KiB)",
     )
-    p.add_argument("--tag", action="store_true", help="prefix each output line with the job's arguments")
+    p.add_argument(
+        "--tag", action="store_true", help="prefix each output line with the job's arguments and a TAB"
+    )
     p.add_argument(
         "--bar",
         "--progress",
         action="store_true",
         dest="bar",
-        help="progress bar on stderr (when it is a terminal) and a summary line at the end",
+        help="progress bar on stderr (when it is a terminal) and a summary line at the end;"
+        " all inputs are read first, for the total",
     )
     p.add_argument("--bar-always", action="store_true", help="show the bar even if stderr is no terminal")
     p.add_argument(
@@ -119,7 +136,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="like --resume, but run the jobs that failed again",
     )
-    p.add_argument("--colsep", metavar="REGEX", help="split each input line into columns {1} {2} ...")
+    p.add_argument(
+        "--colsep",
+        metavar="REGEX",
+        help="split each input line into columns {1} {2} ..., trimmed of spaces and tabs",
+    )
     p.add_argument("-0", "--null", action="store_true", help="input items end with NUL, not newline")
     p.add_argument(
         "-a",
@@ -140,7 +161,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--cluster",
         metavar="ADDRESS",
         help="run the jobs on a Dask cluster's workers instead (tls://host:8786, or 'local');"
-        " see docs/cluster.md. Jobs already running there finish even after Ctrl-C",
+        " see docs/cluster.md. Ctrl-C (or --halt now) kills the jobs running there too;"
+        " -j and --line-buffer do not apply",
     )
     p.add_argument(
         "--credentials",
