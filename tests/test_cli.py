@@ -134,3 +134,48 @@ def test_library_messages_in_cli_words():
     for message in (str(refused), str(no_credentials.value)):
         assert "credentials=DIR" in message
         assert "--credentials DIR" in in_cli_words(message) and "=DIR" not in in_cli_words(message)
+
+
+# -- forklift cluster scheduler ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("distributed") is None, reason="needs forklift[cluster]"
+)
+def test_scheduler_on_port_0_says_its_real_address_and_its_log_names_no_dashboard(tmp_path):
+    """--port 0 printed "tcp://127.0.0.1:0" (the real port only in Dask's log), and Dask's log named a
+    dashboard (http://...:PORT/status, a 404) that docs/cluster.md says is off."""
+    import re
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    log = tmp_path / "scheduler.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "forklift", "cluster", "scheduler", "--insecure", "--port", "0"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "forklift cluster: scheduler at" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        text = log.read_text()
+        host, port = re.search(r"forklift cluster: scheduler at tcp://([\d.]+):(\d+) ", text).groups()
+        assert port != "0"
+        socket.create_connection((host, int(port)), timeout=5).close()  # the scheduler listens there
+        link = re.search(r"dashboard at: +(\S+)(.*)", text)
+        assert "no dashboard" in link[2] and "/status" not in link[1]
+        with urllib.request.urlopen(link[1], timeout=5) as page:  # the server it names answers there
+            assert page.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(timeout=30) == 0
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its group
+            except ProcessLookupError:
+                pass
