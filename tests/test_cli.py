@@ -1,6 +1,7 @@
 """The command-line tool: --help, --version, the demo."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,18 @@ def test_demo_small():
     out = run("demo", "--tasks", "300", "--workers", "2")
     assert out.returncode == 0, out.stderr
     assert "300 done, 0 failed" in out.stdout and "speedup" in out.stdout and "same results" in out.stdout
+
+
+@pytest.mark.parametrize("serial", [True, False])
+def test_demo_prints_the_effective_parallelism(serial):
+    """A speedup of 1.05x on a busy machine read as "the pool does nothing": the effective parallelism
+    (time inside tasks / wall time) is printed beside it, as the benchmarks do."""
+    out = run("demo", "--tasks", "300", "--workers", "2", *([] if serial else ["--no-serial"]))
+    assert out.returncode == 0, out.stderr
+    parallelism = float(re.search(r"(\d+\.\d\d)x effective parallelism", out.stdout)[1])
+    assert 0 < parallelism <= 2.05
+    if serial:
+        assert re.search(r"speedup +\d+\.\d\dx on 2 workers; \d+\.\d\dx effective parallelism", out.stdout)
 
 
 def test_demo_rejects_bad_input_with_one_line():
@@ -145,7 +158,6 @@ def test_library_messages_in_cli_words():
 def test_scheduler_on_port_0_says_its_real_address_and_its_log_names_no_dashboard(tmp_path):
     """--port 0 printed "tcp://127.0.0.1:0" (the real port only in Dask's log), and Dask's log named a
     dashboard (http://...:PORT/status, a 404) that docs/cluster.md says is off."""
-    import re
     import signal
     import socket
     import time
