@@ -34,6 +34,13 @@ def test_demo_small():
     assert "300 done, 0 failed" in out.stdout and "speedup" in out.stdout and "same results" in out.stdout
 
 
+def test_demo_help_says_plainly_what_it_does_and_how_long():
+    """It said "the main job on its embedded default, no server needed"."""
+    text = " ".join(run("demo", "--help").stdout.split())
+    assert "embedded default" not in text
+    assert "It counts the divisors of 20,000 numbers" in text and "in 5 to 10 seconds" in text
+
+
 @pytest.mark.parametrize("serial", [True, False])
 def test_demo_prints_the_effective_parallelism(serial):
     """A speedup of 1.05x on a busy machine read as "the pool does nothing": the effective parallelism

@@ -1,9 +1,16 @@
-"""forklift demo: the main job on its embedded default, no server needed.
+"""forklift demo: watch a process pool put every CPU to work, in 5 to 10 seconds.
 
-A CPU-bound map: count the divisors of each of N numbers from 10,000,000 up,
-by trial division to the square root (about 3,000 steps of pure Python each).
-It runs on a forklift Pool with a progress bar, then as a plain serial loop,
-and prints the speedup.
+It counts the divisors of 20,000 numbers from 10,000,000 up, by plain trial
+division (a fraction of a millisecond of pure Python each): first on a forklift
+Pool, one worker per CPU, with a progress bar; then again in an ordinary loop in
+this process. It checks that both found the same counts and prints the speedup,
+and the effective parallelism: how many tasks ran at once on average (time spent
+inside the tasks / the pool's wall time), which hardly suffers, unlike the
+speedup, when other programs share the CPUs.
+
+The loop takes 3 to 4 s on one core of a recent machine, the pool about that
+divided by the number of CPUs. Nothing to set up: no server, no files. --tasks
+sets the amount of work, --no-serial skips the loop.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ def count_divisors(n: int) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "demo",
-        help="run the built-in demo job: a CPU-bound map with a progress bar",
+        help="watch a pool put every CPU to work, against a plain loop (5-10 s)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
