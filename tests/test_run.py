@@ -564,10 +564,11 @@ def test_cluster_interrupt_leaves_no_job_running(how):
 
 
 @needs_dask
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP"])
-def test_cluster_sigterm_stops_the_run_as_ctrl_c_does(how, tmp_path):
+@pytest.mark.parametrize(("how", "after"), [("SIGTERM", 0.5), ("SIGHUP", 0.5), ("SIGTERM", 6)])
+def test_cluster_sigterm_stops_the_run_as_ctrl_c_does(how, after, tmp_path):
     """SIGTERM once killed forklift outright (no exit status of its own, the journal left "running"),
-    also while it waited for stdin; now it stops the run as Ctrl-C does, with 128 + the signal."""
+    also while it waited for stdin; now it stops the run as Ctrl-C does, with 128 + the signal: while
+    the embedded cluster starts (0.5 s in) or once it waits for stdin (6 s)."""
     db = tmp_path / "run.db"
     proc = subprocess.Popen(
         [*RUN, "--cluster", "local", "--journal", str(db), "echo"],
@@ -581,7 +582,7 @@ def test_cluster_sigterm_stops_the_run_as_ctrl_c_does(how, tmp_path):
         deadline = time.monotonic() + 40
         while not _journal_runs(db) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(1)
+        time.sleep(after)
         proc.send_signal(getattr(signal, how))
         code = proc.wait(timeout=30)
     finally:
