@@ -158,7 +158,7 @@ class Recorder:
     ) -> None:
         """Close the books of a run: one an exception stopped is aborted (interrupted, for Ctrl-C)."""
         if isinstance(exc, KeyboardInterrupt):
-            self.summary.interrupted = self.summary.interrupted or signal.SIGINT  # SIGTERM's, on a cluster
+            self.summary.interrupted = self.summary.interrupted or signal.SIGINT  # a signal noted first wins
         elif isinstance(exc, BrokenPipeError):  # the output's reader left (| head): SIGPIPE's way
             self.summary.interrupted = signal.SIGPIPE
         elif exc is not None:

@@ -185,15 +185,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
         return 1
     cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     cmd += ["--host", args.host, "--port", str(args.port), "--protocol", protocol, *flags]
-    env = dict(os.environ)
-    if args.dashboard_address:
-        cmd += ["--dashboard", "--dashboard-address", args.dashboard_address]
-    else:
-        # Dask serves HTTP (health, metrics) even with --no-dashboard, by default on
-        # 0.0.0.0:8787: keep it on this machine, on any free port. Its log calls that
-        # server "dashboard at: http://.../status", a page it does not serve: say what it is.
-        cmd += ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
-        env["DASK_DISTRIBUTED__DASHBOARD__LINK"] = NO_DASHBOARD_LINK
+    http, env = _http_server(args.dashboard_address)
+    cmd += http
     if protocol == "tcp":
         _warn_insecure(args.host)
     how = f"mutual TLS, credentials {args.credentials}"
@@ -207,6 +200,18 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 # What Dask's scheduler logs as its "dashboard" link when forklift turned the dashboard off.
 NO_DASHBOARD_LINK = "{scheme}://{host}:{port}/health (no dashboard: Dask's HTTP server, health and metrics)"
+
+
+def _http_server(dashboard_address: str | None) -> tuple[list[str], dict[str, str]]:
+    """Dask's scheduler flags for its HTTP server, and the environment to run it in."""
+    env = dict(os.environ)
+    if dashboard_address:
+        return ["--dashboard", "--dashboard-address", dashboard_address], env
+    # Dask serves HTTP (health, metrics) even with --no-dashboard, by default on 0.0.0.0:8787:
+    # keep it on this machine, on any free port. Its log calls that server "dashboard at:
+    # http://.../status", a page it then does not serve: have the line say what it is.
+    env["DASK_DISTRIBUTED__DASHBOARD__LINK"] = NO_DASHBOARD_LINK
+    return ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"], env
 
 
 @contextmanager
