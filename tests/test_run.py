@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -225,6 +226,104 @@ def test_interrupted_run_resumes_without_rerunning_or_losing_jobs(how, tmp_path)
     assert sorted(int(row[0]) for row in joblog_rows(log)) == list(range(1, 13))
 
 
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_while_waiting_for_stdin_stops_the_run_at_once(how, tmp_path):
+    """``slow | forklift run``: a signal is acted on at once, not when stdin ends (it once waited for EOF
+    and exited 0); the job that had ended is printed and logged, so --resume will not run it again."""
+    log, ran = tmp_path / "log", tmp_path / "ran"
+    proc = subprocess.Popen(
+        [*RUN, "--joblog", str(log), f"touch {ran}; echo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        proc.stdin.write(b"a\n")
+        proc.stdin.flush()  # and stdin stays open: forklift waits for the next line
+        deadline = time.monotonic() + 20
+        while not ran.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ran.exists(), "job 1 did not run"
+        time.sleep(0.2)  # forklift is back waiting for stdin
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert code == 128 + getattr(signal, how)
+    assert proc.stdout.read() == b"a\n"
+    assert [row[0] for row in joblog_rows(log)] == ["1"]
+
+
+def test_ctrl_c_while_reading_arguments_from_the_terminal_stops_at_once():
+    """At a terminal, Ctrl-C did nothing until Ctrl-D."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*RUN, "echo"], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(follower)
+    try:
+        assert b"reading arguments from the terminal" in proc.stderr.readline()
+        time.sleep(0.2)  # past the message: waiting for the first line
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert code == 130
+
+
+def test_a_reader_gone_stops_the_run_with_true_books(tmp_path):
+    """``forklift run ... | head``: exit 141 as GNU parallel (SIGPIPE), no traceback; no job whose output
+    was not printed is logged or journaled, and the journal's run is interrupted, not failed."""
+    import sqlite3
+
+    log, db = tmp_path / "log", tmp_path / "run.db"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    args = [
+        "-k",
+        "-j2",
+        "--joblog",
+        str(log),
+        "--journal",
+        str(db),
+        "sleep 0.{}; echo {}",
+        ":::",
+        "3",
+        "1",
+        "2",
+    ]
+    try:
+        out = subprocess.run([*RUN, *args], stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=50)
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (141, b"")
+    assert joblog_rows(log) == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+        assert conn.execute("SELECT count(*) FROM task_rows").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_runner_whose_output_fails_still_cleans_up():
+    """Printing the jobs -k held back fails again while the run stops: the rest of the cleanup
+    (signal handlers, guardian, descriptors) still happens."""
+    from forklift._run.runner import Runner, RunOptions
+
+    def gone(fd: int, data: bytes) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    before = signal.getsignal(signal.SIGTERM)
+    # Job 1 ends first in order, while job 2 waits to be printed after it and job 3 still runs.
+    inputs = iter([("3",), ("1",), ("9",)])
+    runner = Runner(
+        Template(["sleep 0.{}; echo {}"]), inputs, RunOptions(jobs=2, keep_order=True), write_out=gone
+    )
+    with pytest.raises(BrokenPipeError):
+        runner.run()
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert runner.ep.closed
+
+
 def test_guardian_finds_marked_processes_only():
     assert find_marked("no-such-run-id") == []
 
@@ -245,7 +344,8 @@ def test_jobs_option_forms():
     cores = len(os.sched_getaffinity(0))
     forms = [("1", 1), ("0", None), ("50%", max(1, cores // 2)), ("+1", cores + 1), ("-1", max(1, cores - 1))]
     for jobs, expected in forms:
-        for option in (["-j", jobs], ["--jobs", jobs], [f"--jobs={jobs}"], ["--timeout", "5", "-j", jobs]):
+        spellings = (["-j", jobs], ["--jobs", jobs], [f"--jobs={jobs}"], ["--timeout", "5", "-j", jobs])
+        for option in (*spellings, ["-kj", jobs]):
             out = run(*option, "--dry-run", "echo {%}", ":::", *map(str, range(40)))
             assert out.returncode == 0, (option, out.stderr)
             slots = {int(line.split()[1]) for line in out.stdout.splitlines()}
@@ -264,6 +364,20 @@ def test_bar_always_draws_and_summarises():
     assert re.search(rb"20 jobs in [0-9.]+ s.*20 succeeded, 0 failed", out.stderr)
 
 
+def test_help_agrees_with_the_docs():
+    """The help said jobs on a cluster "finish even after Ctrl-C" (docs/run.md, rightly: they are
+    killed), and its exit statuses left out some of those docs/run.md lists."""
+    text = " ".join(run("--help").stdout.decode().split())
+    assert "finish even after Ctrl-C" not in text
+    assert "Ctrl-C (or --halt now) kills the jobs running there too" in text
+    docs = (Path(__file__).parents[1] / "docs" / "run.md").read_text()
+    bold = re.findall(r"\*\*([^*]+)\*\*", docs.split("## Exit status")[1].split("\n## ")[0])
+    statuses = {n for words in bold for n in re.findall(r"\d+", words)}
+    assert statuses >= {"0", "1", "100", "101", "130", "143", "129", "141", "255"}
+    in_help = set(re.findall(r"\d+", text.split("Exit status")[1].split("options:")[0]))
+    assert statuses <= in_help
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 
@@ -278,6 +392,10 @@ def test_bar_always_draws_and_summarises():
         (["--timeout", "soon", "echo", ":::", "a"], "--timeout takes"),
         (["--resume", "echo", ":::", "a"], "--resume needs --joblog"),
         (["--retries", "0", "echo", ":::", "a"], "--retries must be at least 1"),
+        (["--retries", "-2", "echo", ":::", "a"], "--retries must be at least 1, not -2"),
+        (["echo", "{= s/a/b/ =}", ":::", "a"], "{= perl expression =} replacement strings are not supported"),
+        (["-q", "echo", "{=1 uc =}", ":::", "a"], "are not supported (forklift runs no Perl): '{=1 uc =}'"),
+        (["--joblog", "-", "--resume", "echo", ":::", "a"], "--resume reads the joblog of the run to resume"),
         (["--colsep", "(", "echo", ":::", "a"], "not a valid regular expression"),
         (["--shell", "/no/shell", "echo", ":::", "a"], "cannot be run"),
         (["echo", "::::"], ":::: needs a file name"),
@@ -296,6 +414,13 @@ def test_a_file_that_is_not_a_joblog_is_refused_not_overwritten(tmp_path):
     out = run("--joblog", str(precious), "--resume", "echo", ":::", "a")
     assert out.returncode == 255 and b"is not a joblog" in out.stderr
     assert precious.read_text() == "my notes\n"
+
+
+def test_joblog_plus_dash_appends_to_a_file_named_dash(tmp_path):
+    """As GNU parallel: only ``-`` itself is stdout."""
+    out = run("-k", "--joblog", "+-", "echo", ":::", "a", "b", cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (0, b"a\nb\n")
+    assert [row[0] for row in joblog_rows(tmp_path / "-")] == ["1", "2"]
 
 
 def test_dry_run_runs_nothing(tmp_path):
@@ -439,6 +564,52 @@ def test_cluster_interrupt_leaves_no_job_running(how):
 
 
 @needs_dask
+@pytest.mark.parametrize(("how", "after"), [("SIGTERM", 0.5), ("SIGHUP", 0.5), ("SIGTERM", 6)])
+def test_cluster_sigterm_stops_the_run_as_ctrl_c_does(how, after, tmp_path):
+    """SIGTERM once killed forklift outright (no exit status of its own, the journal left "running"),
+    also while it waited for stdin; now it stops the run as Ctrl-C does, with 128 + the signal: while
+    the embedded cluster starts (0.5 s in) or once it waits for stdin (6 s)."""
+    db = tmp_path / "run.db"
+    proc = subprocess.Popen(
+        [*RUN, "--cluster", "local", "--journal", str(db), "echo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        proc.stdin.write(b"a\n")
+        proc.stdin.flush()  # stdin stays open: forklift waits for more (or starts its cluster)
+        deadline = time.monotonic() + 40
+        while not _journal_runs(db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(after)
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    err = proc.stderr.read()
+    assert code == 128 + getattr(signal, how), err
+    assert b"Traceback" not in err
+    assert _journal_runs(db) == ["interrupted"]
+
+
+def _journal_runs(db) -> list[str]:
+    """The status of each run in the journal ``db`` ([] before it exists)."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return [status for (status,) in conn.execute("SELECT status FROM runs")]
+    except sqlite3.OperationalError:  # being created
+        return []
+    finally:
+        conn.close()
+
+
+@needs_dask
 def test_cluster_halt_now_kills_the_running_jobs():
     tag = f"41.{os.getpid()}"
     started = time.monotonic()
@@ -526,6 +697,31 @@ def test_cluster_without_credentials_is_one_line_and_255(monkeypatch):
     monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
     out = run("--cluster", "tls://127.0.0.1:9", "true", ":::", "1")
     assert out.returncode == 255 and out.stderr.count(b"\n") == 1 and b"credentials" in out.stderr
+
+
+@pytest.mark.parametrize("address", ["tls://127.0.0.1:9", "127.0.0.1:9"])
+def test_cluster_messages_name_the_flags_not_python_keywords(monkeypatch, address):
+    """It said "give credentials=DIR", the Python API's words: the command line has --credentials DIR."""
+    monkeypatch.delenv("FORKLIFT_CREDENTIALS", raising=False)
+    out = run("--cluster", address, "true", ":::", "1")
+    assert out.returncode == 255 and out.stderr.count(b"\n") == 1
+    assert b"give --credentials DIR" in out.stderr and b"credentials=" not in out.stderr
+
+
+def test_cluster_without_the_cluster_extra_is_one_line_and_255():
+    """Without Dask distributed (hidden here), --cluster printed a traceback."""
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if not installed: importing it raises ImportError\n"
+        "from forklift.cli.main import main\n"
+        "raise SystemExit(main(['run', '--cluster', 'local', 'echo', ':::', 'a']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert out.returncode == 255 and out.stdout == b""
+    assert out.stderr == (
+        b"forklift run: --cluster runs on Dask distributed, which is not installed:"
+        b" pip install 'forklift[cluster]'\n"
+    )
 
 
 def test_a_cluster_run_that_cannot_start_its_pool_is_failed_in_the_journal(monkeypatch, tmp_path):

@@ -68,6 +68,7 @@ CASES = [
         True,
     ),
     ("halt-success", ["-j1", "--halt", "now,success=1", "exit {}"], [":::", "1", "0", "1"], None, True),
+    ("halt-minus-1", ["-j1", "--halt", "-1", "exit {}"], [":::", "1", "0", "1"], None, True),
     ("retries", ["--retries", "3", "echo try; exit 3"], [":::", "a"], None, True),
     ("timeout", ["--timeout", "0.5", "sleep {}; echo {}"], [":::", "3", "0.1"], None, True),
     ("tag", ["-k", "--tag", "echo x; echo y"], [":::", "a", "b", ":::", "1"], None, False),
@@ -165,3 +166,21 @@ def test_resume_same_as_gnu_parallel(mode, tmp_path):
         proc = subprocess.run([*tool, *second], capture_output=True, env=ENV, timeout=30, cwd=tmp_path)
         results.append((proc.returncode, proc.stdout, read_joblog(log)))
     assert results[0] == results[1]
+
+
+def test_joblog_to_stdout_same_as_gnu_parallel(tmp_path):
+    """--joblog -: the header, then each job's line right after its output, on stdout (forklift once
+    wrote a file named -)."""
+    args = ["-k", "-j1", "--joblog", "-", "echo {}; exit {}", ":::", "0", "1"]
+    results = []
+    for tool in (FORKLIFT, GNU):
+        proc = subprocess.run([*tool, *args], capture_output=True, env=ENV, timeout=30, cwd=tmp_path)
+        results.append((proc.returncode, _timeless(proc.stdout)))
+    assert results[0] == results[1]
+    assert results[0][1].startswith(b"Seq\tHost\t") and results[0][1].count(b"\t:\tT\tT\t") == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def _timeless(joblog_lines: bytes) -> bytes:
+    """Joblog lines with their Starttime and JobRuntime as T."""
+    return re.sub(rb"(?m)^(\d+\t:\t)[0-9.]+\t *[0-9.]+\t", rb"\1T\tT\t", joblog_lines)

@@ -10,8 +10,11 @@ log whose every line is a job that is really done (and printed).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-__all__ = ["HEADER", "Joblog", "JoblogError", "read_done"]
+from .output import write_all
+
+__all__ = ["HEADER", "STDOUT", "Joblog", "JoblogError", "read_done"]
 
 HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
 
@@ -20,10 +23,24 @@ class JoblogError(ValueError):
     """The joblog file cannot be used (not a joblog, unreadable)."""
 
 
-class Joblog:
-    """An open joblog; ``write()`` appends one job's line."""
+STDOUT = "-"  # --joblog -: the joblog goes to stdout, each line after its job's output (GNU parallel)
 
-    def __init__(self, path: str, *, append: bool) -> None:
+
+class Joblog:
+    """An open joblog; ``write()`` appends one job's line.
+
+    ``path`` ``-`` is stdout, written through ``write_out`` (the jobs' output goes
+    that way too, so a progress bar stays whole); it always gets the header.
+    """
+
+    def __init__(
+        self, path: str, *, append: bool, write_out: Callable[[int, bytes], None] | None = None
+    ) -> None:
+        self.write_out = write_out or write_all
+        if path == STDOUT:
+            self.fd = -1
+            self.write_out(1, HEADER.encode())
+            return
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         if not append:
             flags |= os.O_TRUNC
@@ -47,10 +64,14 @@ class Joblog:
     ) -> None:
         command = command.replace("\n", "\0")  # as GNU parallel: one line per job
         line = f"{seq}\t{host}\t{start:.3f}\t{runtime:10.3f}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n"
-        os.write(self.fd, os.fsencode(line))
+        if self.fd < 0:
+            self.write_out(1, os.fsencode(line))
+        else:
+            os.write(self.fd, os.fsencode(line))
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
 
 
 def read_done(path: str, *, failed_too: bool) -> set[int]:

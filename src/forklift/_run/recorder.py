@@ -98,7 +98,11 @@ class Recorder:
         self.warn = warn
         self.summary = RunSummary()
         self.halted: int | None = None  # the exit status --halt stopped the run with
-        self.joblog = Joblog(options.joblog, append=options.joblog_append) if options.joblog else None
+        self.joblog = (
+            Joblog(options.joblog, append=options.joblog_append, write_out=printer.write_out)
+            if options.joblog
+            else None
+        )
         self.journal, self.journal_run = _open_journal(template, options, workers)
 
     def skipped(self) -> None:
@@ -154,7 +158,9 @@ class Recorder:
     ) -> None:
         """Close the books of a run: one an exception stopped is aborted (interrupted, for Ctrl-C)."""
         if isinstance(exc, KeyboardInterrupt):
-            self.summary.interrupted = signal.SIGINT
+            self.summary.interrupted = self.summary.interrupted or signal.SIGINT  # a signal noted first wins
+        elif isinstance(exc, BrokenPipeError):  # the output's reader left (| head): SIGPIPE's way
+            self.summary.interrupted = signal.SIGPIPE
         elif exc is not None:
             self.summary.aborted = True  # a job could not start (RunError), or a bug
         self._close()

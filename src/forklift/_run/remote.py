@@ -34,6 +34,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,7 +181,7 @@ def run_on_cluster(
     began = time.monotonic()
     books = Recorder(template, options, Printer(write_out, tag=options.tag), warn, workers=None)
     run = _ClusterRun(options, books, warn)
-    with books:
+    with books, run.stopped_by_signals():
         guardian, pool = _guarded_pool(run.run_id, address, credentials)
         try:
             run.drive(pool, run.jobs(template, items))
@@ -211,6 +212,26 @@ class _ClusterRun:
         self.warn = warn
         self.run_id = f"{os.getpid()}-{time.time_ns()}"
         self.stop_jobs = False  # end this run's jobs on every worker when it ends
+        self.pool_up = False  # once it is, SIGTERM and SIGHUP stop the run at once
+
+    @contextmanager
+    def stopped_by_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGHUP stop the run as Ctrl-C does (a local run's way), through a wait
+        for input too. One that comes while the pool starts stops the run once it is up: Dask's
+        LocalCluster, broken off as it starts, is left half made (tracebacks at exit)."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.books.summary.interrupted:
+            return  # once: a second one must not break the stopping of the jobs
+        self.books.summary.interrupted = signum
+        if self.pool_up:
+            raise KeyboardInterrupt
 
     def jobs(self, template: Template, items: Iterator[tuple[str, ...]]) -> Iterator[RemoteJob]:
         opt = self.opt
@@ -224,13 +245,17 @@ class _ClusterRun:
     def drive(self, pool: Any, jobs: Iterator[RemoteJob]) -> None:
         """Book each job's result as it comes, until all are done or ``--halt`` or Ctrl-C stops the run."""
         try:
+            self.pool_up = True
+            if self.books.summary.interrupted:  # SIGTERM or SIGHUP came while the pool started
+                raise KeyboardInterrupt
             imap = pool.imap if self.opt.keep_order else pool.imap_unordered
             for result in _ran(imap(run_remote_job, jobs)):
                 self.record(result)
                 if self.books.halt(result.attempt) is not None and self.halt(pool):
                     return
         except KeyboardInterrupt:
-            self.books.summary.interrupted = signal.SIGINT
+            summary = self.books.summary
+            summary.interrupted = summary.interrupted or signal.SIGINT  # Ctrl-C's, unless TERM or HUP
             self.stop_jobs = True
         except BaseException:  # as a local run: an error stops every job
             self.stop_jobs = True

@@ -158,6 +158,8 @@ class Runner:
         self.seq = 0
         self.exhausted = False
         self.stopping = False  # start no new jobs (halt soon, or all done)
+        self.caught: list[int] = []  # signals received (SIGINT, SIGTERM, SIGHUP): the run stops
+        self.reading = False  # blocked reading the inputs: a signal must interrupt the read
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.max_waiting = _fd_budget(options.jobs)
 
@@ -174,31 +176,40 @@ class Runner:
         guardian = Guardian(self.run_id)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        caught: list[int] = []
         handlers = {
-            sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         }
         self.ep.register(wake_r, select.EPOLLIN)
         try:
-            while self._step(caught, wake_r):
+            while self._step(wake_r):
                 pass
         finally:
-            self._kill_all()
-            signal.set_wakeup_fd(old_wakeup)
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-            os.close(wake_r)
-            os.close(wake_w)
-            self._close()
-            guardian.release()
+            try:
+                self._kill_all()  # it prints the jobs -k held back: that fails if stdout is gone
+            finally:
+                signal.set_wakeup_fd(old_wakeup)
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+                os.close(wake_r)
+                os.close(wake_w)
+                self._close()
+                guardian.release()
 
-    def _step(self, caught: list[int], wake_r: int) -> bool:
+    def _on_signal(self, signum: int, frame: object) -> None:
+        """SIGINT, SIGTERM or SIGHUP: the loop stops at its next turn, or now if it waits for input."""
+        self.caught.append(signum)
+        if self.reading:  # blocked in a read of stdin, which Python retries after this handler
+            raise _Interrupted
+
+    def _step(self, wake_r: int) -> bool:
         """One turn of the loop: start what may start, wait, handle what happened."""
-        self._start_jobs()
-        if not self.running and (self.exhausted or self.stopping) and not self.retry_queue:
+        try:
+            self._start_jobs()
+        except _Interrupted:
+            pass  # self.caught holds the signal: the jobs that ended are booked below, then the run stops
+        if not self.caught and self._all_done():
             return False
-        for fd, _ in self.ep.poll(self._wait_time()):
+        for fd, _ in self.ep.poll(0 if self.caught else self._wait_time()):
             if fd == wake_r:
                 _drain(wake_r)
             elif fd in self.running:
@@ -206,12 +217,16 @@ class Runner:
             elif fd in self.pipes:
                 self._read_pipe(fd, self.pipes[fd])
         self._expire(time.monotonic())
-        if caught:
-            self.summary.interrupted = caught[0]
+        if self.caught:
+            self.summary.interrupted = self.caught[0]
             self.stopping = True
             self.retry_queue.clear()
             return False
         return True
+
+    def _all_done(self) -> bool:
+        """No job runs, and none will start: nothing waits to start or to run again."""
+        return not self.running and (self.exhausted or self.stopping) and not self.retry_queue
 
     def _wait_time(self) -> float:
         """How long epoll may wait: until the nearest deadline or kill, or for good (-1) if none."""
@@ -223,7 +238,7 @@ class Runner:
     # -- starting ------------------------------------------------------------------------
 
     def _start_jobs(self) -> None:
-        while self.free_slots and not self.stopping and len(self.order) < self.max_waiting:
+        while self.free_slots and not (self.stopping or self.caught) and len(self.order) < self.max_waiting:
             job = self._next_job()
             if job is None:
                 return
@@ -233,10 +248,8 @@ class Runner:
         if self.retry_queue:
             return self.retry_queue.popleft()
         while not self.exhausted:
-            try:
-                args = next(self.inputs)
-            except StopIteration:
-                self.exhausted = True
+            args = self._next_input()
+            if args is None:
                 return None
             self.seq += 1
             if self.seq in self.opt.skip:
@@ -244,6 +257,23 @@ class Runner:
                 continue
             return _Job(self.seq, args)
         return None
+
+    def _next_input(self) -> tuple[str, ...] | None:
+        """The next job's arguments; None when there are no more, or a signal came first.
+
+        Reading may block (a pipe into stdin, a terminal): while it does, a signal
+        interrupts it (``_on_signal`` raises ``_Interrupted`` through the read).
+        """
+        try:
+            self.reading = True
+            if self.caught:  # came before the read began: do not start waiting
+                return None
+            return next(self.inputs)
+        except StopIteration:
+            self.exhausted = True
+            return None
+        finally:
+            self.reading = False
 
     def _spawn(self, job: _Job) -> None:
         job.slot = heapq.heappop(self.free_slots)
@@ -504,6 +534,10 @@ class Runner:
         self.free_files.clear()
         os.close(self.devnull)
         self.ep.close()
+
+
+class _Interrupted(BaseException):
+    """A signal came while the loop was blocked reading its inputs (BaseException: nothing catches it)."""
 
 
 class RunError(RuntimeError):

@@ -32,6 +32,7 @@ __all__ = ["Template", "TemplateError", "quote"]
 _SAFE = re.compile(r"[-A-Za-z0-9_+./]+")
 _FIELD = re.compile(r"\{(?:(?P<n>-?[1-9][0-9]*)?(?P<op>/\.|//|/|\.)?|(?P<special>[#%]))\}")
 _EXTENSION = re.compile(r"\.[^/.]*$")
+_PERL = re.compile(r"\{=.*?=\}", re.DOTALL)  # GNU parallel's {= perl expression =} (and {=N ... =})
 
 Part = Callable[[Sequence[str], int, int], str]
 
@@ -96,6 +97,12 @@ class Template:
         self.bare = not words
         self.words = list(words)
         text = " ".join(quote(w) for w in words) if quote_command else " ".join(words)
+        perl = _PERL.search(text)
+        if perl:  # passed on as text, the command would run with the expression in it
+            raise TemplateError(
+                f"{{= perl expression =}} replacement strings are not supported (forklift runs no Perl):"
+                f" {perl[0]!r}"
+            )
         self.parts: list[str | Part] = []
         self.max_index = 0
         pos = 0

@@ -12,16 +12,21 @@ the scheduler restarted (Dask's workers then shut down), is started again.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..trees import signal_group
+from ._args import in_cli_words
 
 DESCRIPTION = """\
 Run forklift's Pool and Executor on several machines, on Dask distributed:
@@ -142,7 +147,7 @@ def run_credentials(args: argparse.Namespace) -> int:
     try:
         creds = make_credentials(args.directory, days=args.days, force=args.force)
     except (FileExistsError, ImportError, OSError) as exc:
-        _say(str(exc))
+        _say(in_cli_words(str(exc)))
         return 1
     print(f"credentials written to {creds.directory} (ca.pem, node.pem, node.key, client.pem, client.key)")
     print("copy this directory to every machine of the cluster and to the programs that use it;")
@@ -180,22 +185,73 @@ def run_scheduler(args: argparse.Namespace) -> int:
         return 1
     cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     cmd += ["--host", args.host, "--port", str(args.port), "--protocol", protocol, *flags]
-    if args.dashboard_address:
-        cmd += ["--dashboard", "--dashboard-address", args.dashboard_address]
-    else:
-        # Dask serves HTTP (health, metrics) even with --no-dashboard, by default on
-        # 0.0.0.0:8787: keep it on this machine, on any free port.
-        cmd += ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
-    if args.scheduler_file:
-        cmd += ["--scheduler-file", args.scheduler_file]
+    http, env = _http_server(args.dashboard_address)
+    cmd += http
     if protocol == "tcp":
         _warn_insecure(args.host)
-    shown = f"{protocol}://{args.host}:{args.port}"
     how = f"mutual TLS, credentials {args.credentials}"
     if protocol == "tcp":
         how = "plain TCP, NO authentication"
-    _say(f"scheduler at {shown} ({how}); Ctrl-C stops it")
-    return _supervise(cmd, dict(os.environ), restart=False, what="scheduler")
+    with _address_file(args.scheduler_file) as path:
+        cmd += ["--scheduler-file", path]
+        ready = _announcer(path, f"({how}); Ctrl-C stops it")
+        return _supervise(cmd, env, restart=False, what="scheduler", ready=ready)
+
+
+# What Dask's scheduler logs as its "dashboard" link when forklift turned the dashboard off.
+NO_DASHBOARD_LINK = "{scheme}://{host}:{port}/health (no dashboard: Dask's HTTP server, health and metrics)"
+
+
+def _http_server(dashboard_address: str | None) -> tuple[list[str], dict[str, str]]:
+    """Dask's scheduler flags for its HTTP server, and the environment to run it in."""
+    env = dict(os.environ)
+    if dashboard_address:
+        return ["--dashboard", "--dashboard-address", dashboard_address], env
+    # Dask serves HTTP (health, metrics) even with --no-dashboard, by default on 0.0.0.0:8787:
+    # keep it on this machine, on any free port. Its log calls that server "dashboard at:
+    # http://.../status", a page it then does not serve: have the line say what it is.
+    env["DASK_DISTRIBUTED__DASHBOARD__LINK"] = NO_DASHBOARD_LINK
+    return ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"], env
+
+
+@contextmanager
+def _address_file(given: str | None) -> Iterator[str]:
+    """Where Dask's scheduler writes its address: the --scheduler-file, or a file of our own."""
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="forklift-scheduler-") as directory:
+        yield os.path.join(directory, "scheduler.json")
+
+
+def _announcer(path: str, how: str) -> Callable[[], bool]:
+    """Says the scheduler's real address (the port --port 0 got) once Dask has written it to ``path``.
+
+    A file already there is from an earlier scheduler: only a newer one counts.
+    """
+    before = _stat(path)
+
+    def ready() -> bool:
+        now = _stat(path)
+        if now is None or now == before:
+            return False
+        try:
+            with open(path) as f:
+                address = json.load(f)["address"]
+        except (OSError, ValueError, KeyError):  # being written: next time
+            return False
+        _say(f"scheduler at {address} {how}")
+        return True
+
+    return ready
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -251,8 +307,13 @@ def _missing_distributed() -> bool:
     return False
 
 
-def _supervise(cmd: list[str], env: dict[str, str], *, restart: bool, what: str) -> int:
-    """Run ``cmd`` until SIGINT / SIGTERM; with ``restart``, start it again whenever it exits."""
+def _supervise(
+    cmd: list[str], env: dict[str, str], *, restart: bool, what: str, ready: Callable[[], bool] | None = None
+) -> int:
+    """Run ``cmd`` until SIGINT / SIGTERM; with ``restart``, start it again whenever it exits.
+
+    ``ready`` is called while the child runs, until it returns True (it has said the child is up).
+    """
     stop = threading.Event()
     previous: dict[int, Any] = {}
 
@@ -266,7 +327,7 @@ def _supervise(cmd: list[str], env: dict[str, str], *, restart: bool, what: str)
         while True:
             started = time.monotonic()
             proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
-            code = _wait(proc, stop)
+            code = _wait(proc, stop, ready)
             if stop.is_set():
                 _stop(proc, what)
                 return 0
@@ -302,12 +363,13 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _wait(proc: subprocess.Popen[bytes], stop: threading.Event) -> int:
+def _wait(proc: subprocess.Popen[bytes], stop: threading.Event, ready: Callable[[], bool] | None) -> int:
     while not stop.is_set():
         try:
             return proc.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
-            continue
+            if ready is not None and ready():
+                ready = None
     return -1
 
 

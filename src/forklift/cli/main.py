@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,13 +42,30 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Exit status when whoever reads our output has gone (`forklift ps | head -1`): what a shell
+# reports for GNU parallel or coreutils there, killed by SIGPIPE: 128 + 13.
+BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, where a broken pipe is caught, not at the interpreter's exit
+    except BrokenPipeError:
+        if not _quiet_gone_outputs():
+            raise  # not stdout or stderr: a bug, shown as one
+        return BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv else None)
     if argv[:1] == ["run"]:
-        from .run import join_negative_jobs
+        from .run import join_negative_values
 
-        argv = ["run", *join_negative_jobs(_subparser(parser, "run"), argv[1:])]
+        argv = ["run", *join_negative_values(_subparser(parser, "run"), argv[1:])]
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, which knows its own exit status
         _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
@@ -59,6 +77,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_gone_outputs() -> bool:
+    """Point stdout and stderr at /dev/null if their reader has gone; True if one had.
+
+    Then nothing more is written there, the interpreter's last flush included, which
+    would print a second BrokenPipeError on the way out.
+    """
+    import select
+
+    poller = select.poll()
+    for fd in (1, 2):
+        poller.register(fd, 0)  # a pipe whose reader closed reports POLLERR
+    gone = [fd for fd, events in poller.poll(0) if events & (select.POLLERR | select.POLLHUP)]
+    if gone:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in gone:
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    return bool(gone)
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:

@@ -2,22 +2,27 @@
 
   forklift run [OPTIONS] COMMAND [ARG...] ::: A B C        one job per argument
   forklift run [OPTIONS] COMMAND ::: A B ::: 1 2           the product: A 1, A 2, B 1, B 2
+  forklift run [OPTIONS] COMMAND ::: A B :::+ 1 2          linked (:::+, ::::+): A 1, B 2
   forklift run [OPTIONS] COMMAND :::: FILE                 one job per line of FILE ('-' = stdin)
   ... | forklift run [OPTIONS] COMMAND                     one job per line of stdin
   forklift run [OPTIONS] ::: 'cmd one' 'cmd two'           no command: each argument is one
 
 Replacement strings in COMMAND: {} the argument, {.} without extension, {/} basename,
 {//} dirname, {/.} basename without extension, {#} job number, {%} job slot,
-{1} {2} ... the n-th source or --colsep column (also {1.} {1/} {1//} {1/.}).
-Without any, the argument is appended. Arguments are shell-quoted: a name with
-spaces, quotes, $, ; or a newline is one argument and is never run.
+{1} {2} ... the n-th source or --colsep column, {-1} the last (also {1.} {1/} {1//}
+{1/.}). Without any, the argument is appended. Arguments are shell-quoted: a name
+with spaces, quotes, $, ; or a newline is one argument and is never run.
+{=perl=} is not supported (refused).
 
-Each job runs with /bin/sh -c (--shell to change) in its own process group. Its
-stdout and stderr are printed whole when it ends, never mixed with another job's.
+Each job runs with /bin/sh -c (--shell to change) in its own session. Its stdout
+and stderr are printed whole when it ends, never mixed with another job's.
+SIGINT, SIGTERM or SIGHUP kill the running jobs; the jobs that had ended are
+printed and logged, so --resume runs exactly the rest.
 
 Exit status (GNU parallel's): 0 all jobs succeeded; 1-100 that many failed;
-101 more than 100 failed; with --halt, see --halt; 130/143 interrupted by
-SIGINT/SIGTERM; 255 bad usage or another error.
+101 more than 100 failed; with --halt, see --halt; 130/143/129 interrupted by
+SIGINT/SIGTERM/SIGHUP; 141 the output's reader went away (| head); 255 bad
+usage or another error (one line on stderr).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import re
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
+
+from ._args import in_cli_words
 
 if TYPE_CHECKING:  # imported when the command runs: every other command starts faster
     from .._run.inputs import Inputs, Source
@@ -69,13 +76,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="kill a job (its whole process group) after SECS seconds (also 1h2m3s, or N%% of"
         " the median runtime so far); it counts as failed, Exitval -1 in the joblog",
     )
-    p.add_argument("--retries", type=int, default=1, metavar="N", help="run a failing job up to N times")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run a failing job up to N times in all (default 1); only its last attempt is printed"
+        " and logged",
+    )
     p.add_argument(
         "--halt",
         metavar="WHEN,WHAT=N",
-        help="stop early: WHEN is 'now' (kill running jobs) or 'soon' (let them finish), WHAT is"
-        " fail|success|done, N a count or a percentage, e.g. now,fail=1 or soon,fail=20%%. The exit"
-        " status is then the failing job's (fail=1), the number failed, or the percentage failed",
+        help="stop early: WHEN is 'now' (kill running jobs; they are not printed nor logged) or"
+        " 'soon' (let them finish), WHAT is fail|success|done, N a count or a percentage, e.g."
+        " now,fail=1 or soon,fail=20%%; also 1 (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1),"
+        " -2 (now,success=1). The exit status is then the failing job's (fail=1), the number"
+        " failed, the percentage failed, or 0 (success)",
     )
     p.add_argument("-k", "--keep-order", action="store_true", help="print output in input order")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -84,21 +100,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--lb",
         action="store_true",
         help="print output line by line as jobs run (lines of different jobs may alternate;"
-        " a line is never torn)",
+        " a line is never torn, unless longer than 64 KiB)",
     )
-    p.add_argument("--tag", action="store_true", help="prefix each output line with the job's arguments")
+    p.add_argument(
+        "--tag", action="store_true", help="prefix each output line with the job's arguments and a TAB"
+    )
     p.add_argument(
         "--bar",
         "--progress",
         action="store_true",
         dest="bar",
-        help="progress bar on stderr (when it is a terminal) and a summary line at the end",
+        help="progress bar on stderr (when it is a terminal) and a summary line at the end;"
+        " all inputs are read first, for the total",
     )
     p.add_argument("--bar-always", action="store_true", help="show the bar even if stderr is no terminal")
     p.add_argument(
         "--joblog",
         metavar="FILE",
-        help="log each finished job to FILE in GNU parallel's format (+FILE appends)",
+        help="log each finished job to FILE in GNU parallel's format (+FILE appends; - is stdout,"
+        " each line after its job's output)",
     )
     p.add_argument(
         "--journal",
@@ -116,7 +136,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="like --resume, but run the jobs that failed again",
     )
-    p.add_argument("--colsep", metavar="REGEX", help="split each input line into columns {1} {2} ...")
+    p.add_argument(
+        "--colsep",
+        metavar="REGEX",
+        help="split each input line into columns {1} {2} ..., trimmed of spaces and tabs",
+    )
     p.add_argument("-0", "--null", action="store_true", help="input items end with NUL, not newline")
     p.add_argument(
         "-a",
@@ -137,7 +161,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--cluster",
         metavar="ADDRESS",
         help="run the jobs on a Dask cluster's workers instead (tls://host:8786, or 'local');"
-        " see docs/cluster.md. Jobs already running there finish even after Ctrl-C",
+        " see docs/cluster.md. Ctrl-C (or --halt now) kills the jobs running there too;"
+        " -j and --line-buffer do not apply",
     )
     p.add_argument(
         "--credentials",
@@ -149,30 +174,53 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=main)
 
 
-_NEGATIVE = re.compile(r"-\d+%?")
+_NEGATIVE = re.compile(r"-\d+(?:\.\d*)?%?")
 
 
-def join_negative_jobs(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
-    """``-j -2`` (GNU parallel: the cores minus 2) as ``--jobs=-2``.
+def join_negative_values(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``-j -2`` (GNU parallel: the cores minus 2) as ``--jobs=-2``; so for every option's value.
 
     argparse takes ``-2`` for an option, since ``forklift run`` has one that looks
-    like a number (``-0``), so ``-j -2`` would be "expected one argument". Only the
-    options before the command are looked at: ``forklift run make -j -2 ::: x``
-    passes ``-j -2`` to make untouched.
+    like a number (``-0``), so ``-j -2`` would be "expected one argument", and so would
+    ``--halt -1`` (GNU parallel's soon,success=1) and ``--retries -2`` (which then gets
+    its own message). Only the options before the command are looked at:
+    ``forklift run make -j -2 ::: x`` passes ``-j -2`` to make untouched.
     """
     out = list(words)
     i = 0
     while i < len(out):
-        word = out[i]
-        action = parser._option_string_actions.get(word.split("=", 1)[0])
-        if word == "--" or action is None:  # the command (or something argparse will refuse)
+        takes = _takes_next(parser, out[i])
+        if out[i] == "--" or takes is None:  # the command (or something argparse will refuse)
             break
-        if action.dest == "jobs" and "=" not in word and i + 1 < len(out) and _NEGATIVE.fullmatch(out[i + 1]):
-            out[i : i + 2] = [f"--jobs={out[i + 1]}"]
-        elif action.nargs != 0 and "=" not in word:
-            i += 1  # the option's value
+        if takes and i + 1 < len(out):
+            if _NEGATIVE.fullmatch(out[i + 1]):
+                out[i : i + 2] = [_joined(parser, out[i], out[i + 1])]
+            else:
+                i += 1  # the option's value
         i += 1
     return out
+
+
+def _takes_next(parser: argparse.ArgumentParser, word: str) -> bool | None:
+    """Whether the option ``word`` takes the next word as its value; None if it is no option."""
+    actions = parser._option_string_actions
+    name, equals, _ = word.partition("=")
+    if name in actions:
+        return actions[name].nargs != 0 and not equals
+    if word.startswith("--") or word[:2] not in actions:
+        return None
+    if actions[word[:2]].nargs != 0:
+        return False  # -j4: the value is attached
+    last = actions.get(f"-{word[-1]}")  # flags together, the last one may take a value: -kj 4
+    return last is not None and last.nargs != 0
+
+
+def _joined(parser: argparse.ArgumentParser, option: str, value: str) -> str:
+    """``option`` and its value as one word: --jobs=-2 for -j, -kj-2 for flags together."""
+    action = parser._option_string_actions.get(option)
+    if action is None:
+        return option + value
+    return f"{max(action.option_strings, key=len)}={value}"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -263,15 +311,19 @@ def _options(args: argparse.Namespace, jobs: int) -> RunOptions:
 
 
 def _joblog(args: argparse.Namespace) -> tuple[str | None, bool, frozenset[int]]:
-    """--joblog's file, whether to append to it, and the jobs --resume skips: those it holds."""
-    from .._run.joblog import read_done
+    """--joblog's file (``-``: stdout), whether to append to it, and the jobs --resume skips."""
+    from .._run.joblog import STDOUT, read_done
 
     resume = args.resume or args.resume_failed
     if resume and not args.joblog:
         raise UsageError("--resume needs --joblog FILE (the log of the run to resume)")
+    if resume and args.joblog == STDOUT:
+        raise UsageError("--resume reads the joblog of the run to resume: give its file, not - (stdout)")
     joblog, append = args.joblog, False
     if joblog and joblog.startswith("+"):
         joblog, append = joblog[1:], True
+        if joblog == STDOUT:
+            joblog = f"./{STDOUT}"  # as GNU parallel: +- appends to a file named -
     if not (joblog and resume):
         return joblog, append, frozenset()
     return joblog, True, frozenset(read_done(joblog, failed_too=not args.resume_failed))
@@ -316,11 +368,22 @@ def _run_on_cluster(
         summary = run_on_cluster(
             template, items, options, args.cluster, args.credentials, write_out=write_all, warn=_warn
         )
-    except (ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
-        from .._run.runner import RunError
-
-        raise RunError(f"the cluster {args.cluster!r}: {exc}") from None
+    except (ImportError, ClusterError, AuthenticationError, ValueError, FileNotFoundError) as exc:
+        raise _cluster_error(args.cluster, exc) from None
     return _reported(args, summary)
+
+
+def _cluster_error(address: str, exc: Exception) -> Exception:
+    """Why a run could not use the cluster, in the command line's words: one line, exit 255."""
+    from .._run.runner import RunError
+
+    if not isinstance(exc, ImportError):
+        return RunError(f"the cluster {address!r}: {in_cli_words(str(exc))}")
+    if (exc.name or "").partition(".")[0] == "forklift":
+        return exc  # forklift's own module: a bug, shown as one
+    # the cluster extra (Dask distributed) is not installed, or not whole
+    extra = " (--cluster needs: pip install 'forklift[cluster]')" if exc.name else ""
+    return RunError(in_cli_words(str(exc)) + extra)
 
 
 def _warn(text: str) -> None:
