@@ -9,9 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import multiprocessing
-import os
 import signal
-import subprocess
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -223,8 +221,8 @@ def test_the_default_start_method_forks_nothing_from_a_threaded_process(tmp_path
     the default start method (forkserver) the forks happen in the single-threaded fork
     server: no warning, even with warnings as errors. (start_method="fork" is the user's
     choice, and the stdlib's warning about it stands.)"""
-    script = tmp_path / "threaded.py"
-    script.write_text(
+    out = tasks.run_script(
+        tmp_path / "threaded.py",
         "import threading, forklift, concurrent.futures as cf\n"
         "if __name__ == '__main__':\n"
         "    threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
@@ -234,9 +232,8 @@ def test_the_default_start_method_forks_nothing_from_a_threaded_process(tmp_path
         "        assert list(ex.map(abs, range(-5, 5))) == [5, 4, 3, 2, 1, 0, 1, 2, 3, 4]\n"
         "    p = forklift.Process(target=abs, args=(-1,)); p.start(); p.join()\n"
         "    assert p.result() == 1\n"
-        "    print('ok')\n"
+        "    print('ok')\n",
+        "error::DeprecationWarning",
     )
-    env = dict(os.environ, PYTHONWARNINGS="error::DeprecationWarning")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr[-3000:]
     assert "multi-threaded" not in out.stderr

@@ -19,6 +19,8 @@ import pytest
 from forklift._run.guardian import find_marked
 from forklift._run.template import Template, dirname, quote
 
+from tasks import run_script
+
 RUN = [sys.executable, "-m", "forklift", "run"]
 
 
@@ -621,8 +623,8 @@ def test_the_guardians_fork_does_not_warn_in_a_threaded_process(tmp_path):
     """The guardian is a fork of the caller; its child only reads a pipe, scans /proc and
     signals, so 3.12+'s 'multi-threaded, use of fork()' warning is silenced for that fork
     only: a fork elsewhere in the same process still warns."""
-    script = tmp_path / "threaded_run.py"
-    script.write_text(
+    out = run_script(
+        tmp_path / "threaded_run.py",
         "import os, threading\n"
         "from forklift.cli.main import main\n"
         "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
@@ -630,10 +632,9 @@ def test_the_guardians_fork_does_not_warn_in_a_threaded_process(tmp_path):
         "pid = os.fork()\n"
         "if pid == 0:\n"
         "    os._exit(0)\n"
-        "os.waitpid(pid, 0)\n"
+        "os.waitpid(pid, 0)\n",
+        "always::DeprecationWarning",
     )
-    env = dict(os.environ, PYTHONWARNINGS="always::DeprecationWarning")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     warned = [line for line in out.stderr.splitlines() if "multi-threaded" in line]
     assert len(warned) == 1 and "guardian.py" not in out.stderr, out.stderr  # the script's own fork
