@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-versions lint typecheck pytest bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "forklift needs Python >= 3.10"'
@@ -34,8 +34,13 @@ pytest: $(VENV)/.installed-dev
 
 test: lint typecheck pytest
 
+# The whole suite on every other CPython >= 3.10 on this machine, each in its own .venv-3.N
+# (.ci/versions says how they are found); CI runs it after `make test`.
+test-versions:
+	.ci/versions
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .ci/logs build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

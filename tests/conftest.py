@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import pytest
@@ -6,6 +7,12 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 START_METHODS = ["fork", "forkserver", "spawn"]
+
+# A shell without job control starts a background command (`make test-versions &`, a CI runner's
+# step) with SIGINT ignored, and Python then keeps it ignored: the Ctrl-C tests' os.kill(SIGINT)
+# would do nothing and they would hang until their timeout. Give the suite Python's own handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(params=START_METHODS)

@@ -399,3 +399,13 @@ class SlowToPickle:
 
 def slow_to_pickle_result(seconds):
     return SlowToPickle(seconds)
+
+
+def run_script(path, source, python_warnings):
+    """Write ``source`` to ``path`` and run it in a fresh interpreter with PYTHONWARNINGS set."""
+    import subprocess
+    import sys
+
+    path.write_text(source)
+    env = dict(os.environ, PYTHONWARNINGS=python_warnings)
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60, env=env)

@@ -537,3 +537,19 @@ def test_a_ctrl_c_during_a_flush_leaves_no_transaction_open(tmp_path):
     journal.add(WORKER_SQL, worker_row(2, None, "idle", None, 0))
     journal.close()  # raised JournalError: cannot start a transaction within a transaction
     assert rows(path, "SELECT pid FROM workers ORDER BY pid") == [(1,), (2,)]
+
+
+def test_the_journal_binds_no_numbered_placeholders_from_a_sequence(tmp_path):
+    """Python 3.12.0-3.12.x warned (DeprecationWarning) on '?1' bound from a sequence, saying
+    3.14 would raise sqlite3.ProgrammingError; a run's last row used them."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with forklift.Pool(2, journal=str(tmp_path / "run.db")) as pool:
+            assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
+    named = [w for w in caught if "named parameter" in str(w.message)]
+    assert not named, named[0].message
+    with sqlite3.connect(tmp_path / "run.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE ended IS NOT NULL").fetchone() == (1,)
+    conn.close()

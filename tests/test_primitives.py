@@ -157,9 +157,14 @@ def test_primitives_of_one_context_work_with_processes_and_pools_of_others():
     with forklift.Pool(2, start_method="forkserver") as pool:
         pool.starmap(pt.add_under_lock, [(lock, counter, 100)] * 2)
         pool.starmap(pt.put, [(q, "a"), (q, "b")])
+        # Read before the with block terminates the workers: a put is written by the
+        # worker's feeder thread after the task returned, and a killed worker's unwritten
+        # items are lost (multiprocessing's rule). Read after it, the items went missing
+        # in 5 of 32 loaded runs (3.11 and 3.13 alike).
+        got = sorted([q.get(timeout=20), q.get(timeout=20)])
     p.result(timeout=30)
     assert counter.value == 300
-    assert sorted([q.get(timeout=20), q.get(timeout=20)]) == ["a", "b"]
+    assert got == ["a", "b"]
 
 
 def test_one_queue_sent_to_many_tasks_does_not_pile_up_descriptors(mpool):

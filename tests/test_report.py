@@ -556,8 +556,9 @@ def test_top_of_a_crafted_journal_shows_text(tmp_path, capsys, busy_child):
     j.add(WORKER_SQL, (12346, os.getpid(), 1, "busy", 7, 3, "<script>"))  # text sorts after numbers
     j.close()
     with sqlite3.connect(path) as conn:  # rich markup that would raise, a screen clear
-        conn.execute("UPDATE workers SET run = ?1, state = ?1, task = ?1, done = ?1 WHERE pid = ?2",
-                     ("[/]\x1b[2J", busy_child.pid))  # fmt: skip
+        bad = "[/]\x1b[2J"
+        conn.execute("UPDATE workers SET run = ?, state = ?, task = ?, done = ? WHERE pid = ?",
+                     (bad, bad, bad, bad, busy_child.pid))  # fmt: skip
     conn.close()
     for column in ("name", "pid", "total"):
         craft(path, "runs", column, f"{column} {EVIL}")

@@ -20,6 +20,8 @@ import pytest
 from forklift._run.guardian import find_marked
 from forklift._run.template import Template, dirname, quote
 
+from tasks import run_script
+
 RUN = [sys.executable, "-m", "forklift", "run"]
 
 
@@ -810,3 +812,25 @@ def test_cluster_job_with_a_nul_is_one_line_and_255(tmp_path):
     out = run("-k", "--cluster", "local", "echo {}", "::::", str(args))
     assert out.returncode == 255 and out.stdout == b"a\n", out.stderr
     assert NUL_MESSAGE in out.stderr and out.stderr.count(b"\n") == 1 and b"Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="os.fork() warns in a threaded process from 3.12")
+def test_the_guardians_fork_does_not_warn_in_a_threaded_process(tmp_path):
+    """The guardian is a fork of the caller; its child only reads a pipe, scans /proc and
+    signals, so 3.12+'s 'multi-threaded, use of fork()' warning is silenced for that fork
+    only: a fork elsewhere in the same process still warns."""
+    out = run_script(
+        tmp_path / "threaded_run.py",
+        "import os, threading\n"
+        "from forklift.cli.main import main\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "assert main(['run', 'true', ':::', 'a']) == 0\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n",
+        "always::DeprecationWarning",
+    )
+    assert out.returncode == 0, out.stderr
+    warned = [line for line in out.stderr.splitlines() if "multi-threaded" in line]
+    assert len(warned) == 1 and "guardian.py" not in out.stderr, out.stderr  # the script's own fork

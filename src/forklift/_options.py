@@ -78,6 +78,16 @@ def check_chunksize(chunksize: int | None) -> int | None:
     return whole("chunksize", chunksize, minimum=1, message=f"Chunksize must be 1+, not {chunksize}")
 
 
+def check_buffersize(buffersize: int | None) -> int | None:
+    """Python 3.14's checks and messages for ``Executor.map(buffersize=)``: an int (a bool is
+    one) of 1 or more, or None."""
+    if buffersize is not None and not isinstance(buffersize, int):
+        raise TypeError("buffersize must be an integer or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or > 0")
+    return None if buffersize is None else int(buffersize)
+
+
 def check_processes(processes: int | None) -> int | None:
     if processes is None:
         return None

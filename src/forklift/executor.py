@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import signal
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.api import Statistics
-from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_keywords
+from ._engine.forks import process_start
+from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_buffersize, check_keywords
 from ._places import make_place
 from ._places.base import CALL_ONE, CALL_STAR, deadline_after
 from ._start_methods import start_method_of
@@ -127,6 +129,7 @@ class Executor(concurrent.futures.Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
+        buffersize: int | None = None,
         task_timeout: Maybe[float | None] = UNSET,
         retries: Maybe[int] = UNSET,
         progress: Maybe[Progress] = UNSET,
@@ -138,9 +141,15 @@ class Executor(concurrent.futures.Executor):
         task's run time instead (see the class). ``chunksize`` is chosen
         automatically when left out. The input is read as results are taken: an
         input that raises does so after the results of the items before it.
+
+        ``buffersize`` (Python 3.14's keyword, on every Python): at most that many items
+        submitted whose results have not been yielded yet. ``map()`` takes the first
+        ``buffersize`` items at once; each ``next()`` takes one more before it waits, and
+        input reading pauses while the buffer is full. None (the default): forklift's own
+        bounded read-ahead, a few chunks per worker.
         """
         call = self._place.defaults.given(task_timeout, retries, progress)
-        return self._map(fn, iterables, timeout, chunksize, call)
+        return self._map(fn, iterables, timeout, chunksize, call, buffersize)
 
     def _map(
         self,
@@ -149,7 +158,9 @@ class Executor(concurrent.futures.Executor):
         timeout: float | None,
         chunksize: int | None,
         call: CallOptions,
+        buffersize: int | None = None,
     ) -> Iterator[T]:
+        buffersize = check_buffersize(buffersize)  # checked first, as the stdlib does
         if not iterables:
             raise TypeError("map() must have at least two arguments.")
         if self._engine.shut_down():
@@ -166,6 +177,7 @@ class Executor(concurrent.futures.Executor):
             call=call,
             deadline=deadline_after(timeout),
             chunksize=chunksize,
+            buffersize=buffersize,
         )
         return it
 
@@ -189,6 +201,38 @@ class Executor(concurrent.futures.Executor):
 
     def terminate(self) -> None:
         """Kill the workers (and their children) now; unfinished futures fail."""
+        self._engine.terminate()
+
+    def terminate_workers(self) -> None:
+        """Python 3.14's ``ProcessPoolExecutor.terminate_workers()``, on every Python.
+
+        As the stdlib: ``shutdown(wait=False, cancel_futures=True)`` (futures not started are
+        cancelled, no new ones accepted), then SIGTERM to every worker still alive, without
+        waiting. The futures that were running fail with ``BrokenPoolError`` (a
+        ``BrokenProcessPool``, as in the stdlib). Then forklift ends the pool as ``terminate()``
+        does, at once: a worker's own SIGTERM handler may not get to run, and a worker that
+        outlives its SIGTERM is killed with its children (the stdlib would let it finish its
+        task). A no-op on a pool already ended.
+        """
+        self._signal_workers(signal.SIGTERM)
+
+    def kill_workers(self) -> None:
+        """Python 3.14's ``ProcessPoolExecutor.kill_workers()``: as :meth:`terminate_workers`,
+        with SIGKILL."""
+        self._signal_workers(signal.SIGKILL)
+
+    def _signal_workers(self, sig: int) -> None:
+        local = self._place.address is None
+        pids = self._engine.worker_pids() if local and self._engine.alive else []
+        started = {pid: process_start(pid) for pid in pids}  # a pid names a worker with its start
+        self.shutdown(wait=False, cancel_futures=True)
+        for pid in pids:
+            if process_start(pid) != started[pid] or started[pid] < 0:
+                continue  # ended (and reaped): the pid may be another process's now
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:  # it just ended
+                pass
         self._engine.terminate()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -238,7 +282,9 @@ class ExecutorOptions:
         call = self._call.given(
             kw.get("task_timeout", UNSET), kw.get("retries", UNSET), kw.get("progress", UNSET)
         )
-        return self._executor._map(fn, iterables, kw.get("timeout"), kw.get("chunksize"), call)
+        return self._executor._map(
+            fn, iterables, kw.get("timeout"), kw.get("chunksize"), call, kw.get("buffersize")
+        )
 
 
 class MapKeywords(TypedDict, total=False):
@@ -246,6 +292,7 @@ class MapKeywords(TypedDict, total=False):
 
     timeout: float | None
     chunksize: int | None
+    buffersize: int | None
     task_timeout: float | None
     retries: int
     progress: Progress

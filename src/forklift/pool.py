@@ -337,21 +337,30 @@ class Pool:
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
+        *,
+        buffersize: int | None = None,
         **options: Unpack[CallKeywords],
     ) -> IMapIterator:
-        """Results in input order, as they become ready; input read lazily."""
-        return self._stream(func, iterable, chunksize, True, "imap", self._place.defaults.of(options))
+        """Results in input order, as they become ready; input read lazily.
+
+        ``buffersize``: at most that many items taken whose results have not been yielded
+        yet, as ``Executor.map(buffersize=)`` (Python 3.14); None: forklift's own read-ahead.
+        """
+        call = self._place.defaults.of(options)
+        return self._stream(func, iterable, chunksize, True, "imap", call, buffersize)
 
     def imap_unordered(
         self,
         func: Callable[[Any], T],
         iterable: Iterable[Any],
         chunksize: int | None = None,
+        *,
+        buffersize: int | None = None,
         **options: Unpack[CallKeywords],
     ) -> IMapIterator:
-        """Results in completion order; input read lazily."""
+        """Results in completion order; input read lazily (``buffersize``: as ``imap``)."""
         call = self._place.defaults.of(options)
-        return self._stream(func, iterable, chunksize, False, "imap_unordered", call)
+        return self._stream(func, iterable, chunksize, False, "imap_unordered", call, buffersize)
 
     def _stream(
         self,
@@ -361,6 +370,7 @@ class Pool:
         ordered: bool,
         name: str,
         call: CallOptions,
+        buffersize: int | None = None,
     ) -> IMapIterator:
         return self._place.stream(
             func,
@@ -371,6 +381,7 @@ class Pool:
             timeout_error=multiprocessing.TimeoutError,
             call=call,
             chunksize=chunksize,
+            buffersize=buffersize,
         )
 
     # -- life cycle -------------------------------------------------------------------

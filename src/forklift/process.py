@@ -25,6 +25,7 @@ import functools
 import mmap
 import os
 import pickle
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from multiprocessing import context as mp_context
@@ -168,6 +169,33 @@ class Process(process.BaseProcess):
         if ok:
             return value
         raise value
+
+    def interrupt(self) -> None:
+        """Send SIGINT to the process (Python 3.14's ``Process.interrupt()``, on every Python).
+
+        By default the child's Python raises ``KeyboardInterrupt`` in its main thread, so a
+        target that does not catch it ends (exit code 1, a traceback on stderr); a child that
+        set its own SIGINT handler decides for itself. Like ``terminate()``: nothing is sent
+        once the process was seen to end; ValueError on a closed process object; an
+        AttributeError before ``start()``.
+        """
+        stdlib = getattr(super(), "interrupt", None)  # Python 3.14+
+        if stdlib is not None:
+            stdlib()
+            return
+        if self._closed:
+            raise ValueError("process object is closed")
+        popen = self._popen
+        if popen is None:
+            raise AttributeError("'NoneType' object has no attribute 'interrupt'")
+        if popen.returncode is None:
+            try:
+                os.kill(popen.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            except OSError:
+                if popen.wait(timeout=0.1) is None:
+                    raise
 
     def kill_tree(self, timeout: float | None = None) -> list[int]:
         """Kill (SIGKILL) this process and all its descendants; wait up to ``timeout`` for it to end.

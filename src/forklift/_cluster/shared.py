@@ -13,9 +13,13 @@ They live as long as the scheduler: a scheduler restart loses them.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import queue
 from typing import Any
+
+# Dask's timeouts are asyncio's TimeoutError, which is the builtin one only from Python 3.11.
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 
 __all__ = ["ClusterEvent", "ClusterLock", "ClusterQueue", "ClusterSemaphore", "ClusterValue"]
 
@@ -59,13 +63,13 @@ class ClusterQueue:
     def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         try:
             self._q.put(obj, timeout=_seconds(block, timeout))
-        except TimeoutError:
+        except _TIMEOUTS:
             raise queue.Full from None
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         try:
             return self._q.get(timeout=_seconds(block, timeout))
-        except TimeoutError:
+        except _TIMEOUTS:
             raise queue.Empty from None
 
     def put_nowait(self, obj: Any) -> None:
@@ -180,7 +184,10 @@ class ClusterValue:
 
     def get(self, timeout: float | None = None) -> Any:
         """The value; waits for a first ``set`` (``TimeoutError`` after ``timeout``)."""
-        return self._v.get(timeout=timeout)
+        try:
+            return self._v.get(timeout=timeout)
+        except _TIMEOUTS as exc:
+            raise TimeoutError(*exc.args) from None
 
     def delete(self) -> None:
         self._v.delete()

@@ -329,6 +329,7 @@ class StreamJob(Job):
         *,
         ordered: bool,
         timeout_error: type[BaseException],
+        buffersize: int | None = None,
         **kw: Any,
     ) -> None:
         total = operator.length_hint(iterable, -1)
@@ -350,6 +351,11 @@ class StreamJob(Job):
         self._waiting: dict[int, tuple[list[Any], dict[int, BaseException] | None]] = {}
         self._waiting_items = 0  # results held in _waiting behind a head that is not back yet
         self._ready: deque[Any] = deque()  # lists of values, or exceptions to raise
+        # buffersize (Python 3.14's Executor.map): at most this many items taken from the input
+        # and not yet handed to the caller; one more is taken as each next() starts, as the
+        # stdlib submits one before it waits. Results are then handed one at a time, so that
+        # "handed" counts exactly the results the caller got.
+        self.buffersize = buffersize
 
     # -- scheduler side -------------------------------------------------
     def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
@@ -361,6 +367,8 @@ class StreamJob(Job):
 
     # -- consumer side ----------------------------------------------------
     def read_ahead(self) -> int:
+        if self.buffersize is not None:
+            return self.buffersize
         slots = 2 * _config.PREFETCH * self.engine.processes
         return max(slots, min(_config.MAX_READ_AHEAD, slots * self.chunker.size))
 
@@ -368,7 +376,9 @@ class StreamJob(Job):
         """Take more input (up to the read-ahead bound) and pass it to the scheduler."""
         if self._exhausted:
             return
-        if limit is None:
+        if limit is None and self.buffersize is not None:
+            room = self.buffersize - (self._pulled - self._handed)
+        elif limit is None:
             # Results held back only because an earlier one is not in yet (ordered imap, a slow
             # or retried head) do not count against the read-ahead: the workers stay busy
             # behind the head, up to MAX_READ_AHEAD items taken in all.
@@ -422,8 +432,11 @@ class StreamJob(Job):
 
     def next_piece(self, deadline: float | None) -> Any:
         """The next run of values (a list) or exception, in delivery order; _END at the end."""
+        if self.buffersize is not None:  # the stdlib submits one more item before it waits
+            self.pull(limit=self.buffersize + 1 - (self._pulled - self._handed))
         while not self._ready:
-            self.pull()
+            if self.buffersize is None:
+                self.pull()
             if self._exhausted and self._handed >= self._pulled:
                 return self._end()
             if self.ordered and self._head in self._waiting:
@@ -471,6 +484,10 @@ class StreamJob(Job):
 
     def _queue_results(self, values: list[Any], errors: dict[int, BaseException] | None) -> None:
         self._head += len(values)
+        if self.buffersize is not None:  # one result per piece: each next() takes one more input
+            errors = errors or {}
+            self._ready.extend(errors.get(k, [v]) for k, v in enumerate(values))
+            return
         if not errors:
             self._ready.append(values)
             return

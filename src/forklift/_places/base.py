@@ -19,7 +19,7 @@ from .._engine import protocol
 from .._engine.api import EngineAPI, Statistics
 from .._engine.futures import TaskFuture
 from .._engine.jobs import CollectJob, Job, ResultIterator, StreamJob
-from .._options import CallOptions, Journaling, check_chunksize
+from .._options import CallOptions, Journaling, check_buffersize, check_chunksize
 from ..progress import progress_bar
 
 if TYPE_CHECKING:
@@ -180,9 +180,15 @@ class Place:
         call: CallOptions,
         deadline: float | None = None,
         chunksize: int | None = None,
+        buffersize: int | None = None,
     ) -> ResultIterator:
-        """Run ``fn`` over ``iterable`` lazily; results in input order or as they come."""
+        """Run ``fn`` over ``iterable`` lazily; results in input order or as they come.
+
+        ``buffersize``: at most that many items taken and not yet yielded (Python 3.14's
+        ``Executor.map``); the first ``buffersize`` are taken now, as the stdlib submits them.
+        """
         check_callable(fn)
+        buffersize = check_buffersize(buffersize)
         self.engine.check_running()
         try:
             iter(iterable)
@@ -199,9 +205,12 @@ class Place:
             chunksize=check_chunksize(chunksize),
             timeout=call.timeout,
             retries=call.retries,
+            buffersize=buffersize,
         )
         hint = operator.length_hint(iterable, -1)
         self._start(job, call, hint if hint >= 0 else None)
+        if buffersize is not None:
+            job.pull()
         return ResultIterator(job, deadline)
 
     def cancel(self, job: Job | None, *, kill_running: bool = False) -> None:

@@ -18,8 +18,10 @@ while forklift was being killed.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
+import warnings
 
 from .. import trees
 
@@ -27,6 +29,18 @@ __all__ = ["MARKER", "Guardian"]
 
 MARKER = "FORKLIFT_RUN_ID"
 GRACE = 1.0  # seconds between SIGTERM and SIGKILL, as in a polite shutdown
+
+# From Python 3.12 os.fork() in a process with threads warns that the child may deadlock on
+# a lock another thread held (the caller may run threads: tests, a library use, forklift's
+# own pool scheduler). The guardian child takes no such lock: it reads its pipe, scans /proc
+# and sends signals, then os._exit()s. So this one fork's warning is silenced, by a filter
+# that matches only warnings raised from this module; every other fork still warns.
+warnings.filterwarnings(
+    "ignore",
+    message=r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks",
+    category=DeprecationWarning,
+    module=re.escape(__name__) + r"\Z",
+)
 
 
 class Guardian:
