@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import signal
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._checks import wait_seconds
 from ._engine.api import Statistics
-from ._engine.forks import process_start
 from ._options import UNSET, CallOptions, Maybe, PoolOptions, Progress, check_buffersize, check_keywords
 from ._places import make_place
 from ._places.base import CALL_ONE, CALL_STAR, deadline_after
@@ -207,33 +205,20 @@ class Executor(concurrent.futures.Executor):
         """Python 3.14's ``ProcessPoolExecutor.terminate_workers()``, on every Python.
 
         As the stdlib: ``shutdown(wait=False, cancel_futures=True)`` (futures not started are
-        cancelled, no new ones accepted), then SIGTERM to every worker still alive, without
-        waiting. The futures that were running fail with ``BrokenPoolError`` (a
-        ``BrokenProcessPool``, as in the stdlib). Then forklift ends the pool as ``terminate()``
-        does, at once: a worker's own SIGTERM handler may not get to run, and a worker that
-        outlives its SIGTERM is killed with its children (the stdlib would let it finish its
-        task). A no-op on a pool already ended.
+        cancelled, no new ones accepted), and the workers end at once. The futures that were
+        running fail with ``BrokenPoolError`` (a ``BrokenProcessPool``, as in the stdlib).
+        forklift ends the workers as ``terminate()`` does, with their children, and fails the
+        running futures first: signalling a worker before that let the scheduler see a death
+        and blame its task (``WorkerLostError``, seen on 3.12). So a worker's own SIGTERM
+        handler does not run. A no-op on a pool already ended.
         """
-        self._signal_workers(signal.SIGTERM)
+        self.shutdown(wait=False, cancel_futures=True)
+        self._engine.terminate()
 
     def kill_workers(self) -> None:
-        """Python 3.14's ``ProcessPoolExecutor.kill_workers()``: as :meth:`terminate_workers`,
-        with SIGKILL."""
-        self._signal_workers(signal.SIGKILL)
-
-    def _signal_workers(self, sig: int) -> None:
-        local = self._place.address is None
-        pids = self._engine.worker_pids() if local and self._engine.alive else []
-        started = {pid: process_start(pid) for pid in pids}  # a pid names a worker with its start
-        self.shutdown(wait=False, cancel_futures=True)
-        for pid in pids:
-            if process_start(pid) != started[pid] or started[pid] < 0:
-                continue  # ended (and reaped): the pid may be another process's now
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:  # it just ended
-                pass
-        self._engine.terminate()
+        """Python 3.14's ``ProcessPoolExecutor.kill_workers()``: as :meth:`terminate_workers`
+        (forklift's ``terminate()`` kills the workers' trees in both)."""
+        self.terminate_workers()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None and not issubclass(exc_type, Exception):
