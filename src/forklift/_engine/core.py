@@ -40,7 +40,6 @@ Invariants:
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import multiprocessing.util as mp_util
@@ -942,10 +941,7 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     return a if b is None else min(a, b)
 
 
-@atexit.register
 def _terminate_all() -> None:
-    # Registered after multiprocessing's own atexit hook, so it runs first:
-    # our non-daemonic workers are killed before multiprocessing joins them.
     for engine in list(_live_engines):
         try:
             engine.terminate()
@@ -953,8 +949,9 @@ def _terminate_all() -> None:
             pass
 
 
-# In a child process (a Process whose target made a pool and left it open), multiprocessing
-# runs its exit function directly, before any atexit hook: it joined the workers while the
-# scheduler closed them ("ValueError: process object is closed", exit code 1). Finalizers
-# with an exit priority run first in that function.
+# Our workers are not daemonic, so multiprocessing's exit function joins them: the pools must
+# end first. That function runs the finalizers with an exit priority before it joins any
+# child, in the main process (where it is an atexit hook) and in a child process (where
+# Process._bootstrap calls it directly, before any atexit hook: a pool left open there once
+# died with "ValueError: process object is closed", exit code 1). One registration serves both.
 mp_util.Finalize(None, _terminate_all, exitpriority=100)
