@@ -74,6 +74,13 @@ def grace_seconds(name: str, value: float) -> float:
     return number
 
 
+def flag(name: str, value: Any) -> bool:
+    """A true bool: ``1`` or ``"yes"`` is refused, as a typo more likely than a choice."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
 def callable_(fn: Any) -> None:
     if not callable(fn):
         raise TypeError(f"{type(fn).__name__!r} object is not callable")

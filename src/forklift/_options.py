@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, NamedTuple, TypedDict, TypeVar, Union
 
 from . import _config
-from ._checks import seconds, whole
+from ._checks import flag, seconds, whole
 
 __all__ = [
     "UNSET",
@@ -124,12 +124,6 @@ def check_keywords(given: Mapping[str, Any], allowed: frozenset[str]) -> None:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
 
 
-def check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
 class CallKeywords(TypedDict, total=False):
     """The per-call options of ``Pool.imap`` and ``imap_unordered`` (and of map, below)."""
 
@@ -159,10 +153,10 @@ class Journaling(NamedTuple):
         """What a map does. With ``Pool(journal=..., resume=True)`` a map that names no journal
         and says nothing of resuming resumes what the journal holds; one it has no run of (other
         inputs, other code) simply runs, where an explicit ``resume=True`` is refused."""
-        force = check_flag("force", given["force"]) if "force" in given else None
+        force = flag("force", given["force"]) if "force" in given else None
         if pool_resumes and given.get("journal") is None and "resume" not in given:
             return cls(None, True, True if force is None else force)
-        return cls(given.get("journal"), check_flag("resume", given.get("resume", False)), bool(force))
+        return cls(given.get("journal"), flag("resume", given.get("resume", False)), bool(force))
 
 
 class CallOptions(NamedTuple):

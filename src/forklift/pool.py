@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._checks import wait_seconds
+from ._checks import flag, wait_seconds
 from ._engine.api import Statistics
 from ._engine.futures import Outcomes
 from ._engine.jobs import Job, ResultIterator
@@ -191,9 +191,7 @@ class Pool:
         resume: bool = False,
         init_timeout: float | None = None,
     ) -> None:
-        if not isinstance(resume, bool):
-            raise TypeError(f"resume must be a bool, not {type(resume).__name__}")
-        if resume and journal is None:
+        if flag("resume", resume) and journal is None:
             raise ValueError("resume=True needs a journal: Pool(journal='run.db', resume=True)")
         self._resume = resume
         if start_method is None:

@@ -53,7 +53,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ._checks import grace_seconds
+from ._checks import flag, grace_seconds
 
 __all__ = ["KillResult", "find_marked", "kill_tree", "refusal", "signal_group"]
 
@@ -275,9 +275,8 @@ def _check_args(
     """Everything kill_tree is given, before the first signal; returns the two times as floats."""
     _check_pid(pid)
     _check_signal(sig, ending=True)
-    for name, flag in (("include_parent", include_parent), ("force", force)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+    flag("include_parent", include_parent)
+    flag("force", force)
     return grace_seconds("timeout", timeout), grace_seconds("kill_wait", kill_wait)
 
 
