@@ -60,7 +60,8 @@ AREAS = {
     "_primitives": "primitives",
     # support: leaves anyone may use. trees, journal and progress are public modules, but the
     # engine kills with trees, records into the journal and advances progress bars.
-    "errors": "support", "_serialize": "support", "_config": "support", "_checks": "support",
+    "errors": "support", "_errors": "support",
+    "_serialize": "support", "_config": "support", "_checks": "support",
     "_digest": "support", "_start_methods": "support", "_exit_watch": "support",
     "_options": "support",
     "progress": "support", "trees": "support", "journal": "support",

@@ -36,6 +36,16 @@ from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 from multiprocessing.pool import MaybeEncodingError  # type: ignore[attr-defined]  # (not in typeshed)
 from multiprocessing.pool import RemoteTraceback as _PoolRemoteTraceback  # type: ignore[attr-defined]
 
+from ._errors import (
+    ClusterError,
+    CopyUsageError,
+    ForkliftError,
+    JournalError,
+    MissingMatplotlib,
+    SharingError,
+    TaskTimeout,
+)
+
 __all__ = [
     "AuthenticationError",
     "BrokenPoolError",
@@ -52,10 +62,6 @@ __all__ = [
     "TaskTimeout",
     "WorkerLostError",
 ]
-
-
-class ForkliftError(Exception):
-    """Base class of forklift's own errors."""
 
 
 class RemoteTraceback(_PoolRemoteTraceback, _RemoteTraceback):  # type: ignore[misc]
@@ -103,10 +109,6 @@ class WorkerLostError(ForkliftError, OSError):
 
 def _rebuild_worker_lost(message: str, pid: int | None, exitcode: int | None) -> WorkerLostError:
     return WorkerLostError(message, pid=pid, exitcode=exitcode)
-
-
-class TaskTimeout(ForkliftError, TimeoutError):
-    """A task ran longer than its ``timeout``; its worker was killed and replaced."""
 
 
 class SerializationError(ForkliftError, pickle.PickleError):
@@ -172,46 +174,6 @@ class AuthenticationError(ForkliftError, multiprocessing.AuthenticationError):
     proxies; the message names the peer and what went wrong, e.g. "authentication
     failed: the server at 127.0.0.1:5000 refused our key (...)". Servers do not raise
     it: they log the failed peer on the ``"forklift"`` logger and go on serving.
-    """
-
-
-class SharingError(ForkliftError, OSError):
-    """A shared object could not be opened in this process: its owner exited or dropped it.
-
-    forklift's Queue, Lock, Value... pickle by naming what their owner (the
-    process that made them) holds; the owner must keep the object alive until
-    the receivers have unpickled it. The message says what is gone.
-    """
-
-
-class ClusterError(ForkliftError, ConnectionError):
-    """A cluster Pool or Executor cannot run its tasks: the scheduler cannot be
-    reached, or no workers came for ``FORKLIFT_CLUSTER_WAIT`` seconds while tasks
-    waited (all of them died, or the scheduler restarted and none came back).
-
-    The message names the address and what to start. Wrong credentials raise
-    :class:`AuthenticationError` instead.
-    """
-
-
-class JournalError(ForkliftError, ValueError):
-    """The journal file cannot be used: not a forklift journal, corrupted, or another run's."""
-
-
-class CopyUsageError(ForkliftError, ValueError):
-    """The sources or the destination cannot be copied at all (missing SRC, DST inside SRC...).
-
-    Raised by :func:`forklift.copy_tree` before anything is written; the message is
-    one line for the user. Also a ValueError, as it was before it joined ForkliftError.
-    """
-
-
-class MissingMatplotlib(ImportError):
-    """PNG output (``forklift report -o run.png``) needs matplotlib, an optional extra.
-
-    The message says what to install: ``pip install 'forklift[report]'``. An
-    ImportError, as a missing Dask distributed is: a package is missing, nothing is
-    wrong with the journal.
     """
 
 
