@@ -16,9 +16,19 @@ import pytest
 
 import forklift
 from forklift import copier
-from forklift._copy import walk, worker
+from forklift._copy import run, walk, worker
 
 MTIME = 1_000_000_000_123_456_789  # ns: 2001-09-09, with a nanosecond part
+
+
+@pytest.fixture(autouse=True, params=["in-process-first", "pool-only"])
+def where_copied(request, monkeypatch):
+    """Every test twice: as shipped (the parent copies the first IN_PROCESS_SECONDS itself,
+    which is all of most of these small trees), and with every task in the worker pool."""
+    if request.param == "pool-only":
+        monkeypatch.setattr(run, "IN_PROCESS_SECONDS", 0.0)
+        monkeypatch.setenv("FORKLIFT_COPY_IN_PROCESS_SECONDS", "0")
+    return request.param
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -126,6 +136,39 @@ def test_workers_of_every_start_method_find_the_task_function(tmp_path, monkeypa
     write(src / "small" / "a.txt", b"a", 0o640)
     write(src / "big.bin", os.urandom(3 << 20))
     report = copier.copy_tree(src, tmp_path / "dst", workers=2, verify=True)
+    assert report.ok, report.errors
+    assert snapshot(tmp_path / "dst") == snapshot(src)
+
+
+def test_a_small_tree_is_copied_without_a_pool_and_a_big_one_starts_one(tmp_path, monkeypatch, where_copied):
+    """Within IN_PROCESS_SECONDS the parent copies by itself; past it, the pool takes the rest."""
+    started = []
+    real = run._Run._start_pool
+    monkeypatch.setattr(run._Run, "_start_pool", lambda self: started.append(1) or real(self))
+    src = tmp_path / "src"
+    make_tree(src)
+    if where_copied == "in-process-first":
+        monkeypatch.setattr(run, "IN_PROCESS_SECONDS", 60.0)
+        report = copier.copy_tree(src, tmp_path / "dst", workers=2)
+        assert report.ok and started == []
+    monkeypatch.setattr(run, "IN_PROCESS_SECONDS", 0.0)
+    report = copier.copy_tree(src, tmp_path / "dst2", workers=2)
+    assert report.ok and started == [1]
+    assert snapshot(tmp_path / "dst2") == snapshot(src)
+
+
+def test_modes_are_kept_under_any_umask(tmp_path):
+    """Workers create files under umask 0; the parent, copying a small tree itself, under the
+    caller's: bits the umask clears are set back, and the caller's umask is left as it was."""
+    src = tmp_path / "src"
+    for mode in (0o777, 0o755, 0o666, 0o640, 0o4755, 0o400):
+        write(src / f"m{mode:o}", b"x", mode)
+    old = os.umask(0o077)
+    try:
+        report = copier.copy_tree(src, tmp_path / "dst", workers=2)
+        assert os.umask(0o077) == 0o077
+    finally:
+        os.umask(old)
     assert report.ok, report.errors
     assert snapshot(tmp_path / "dst") == snapshot(src)
 

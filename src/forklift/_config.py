@@ -119,3 +119,9 @@ INIT_TIMEOUT = _float("FORKLIFT_INIT_TIMEOUT", 60.0, zero=False, endless=True)
 #: FORKLIFT_MAX_WORKERS — the most workers one pool may ask for: ``Pool(10**30)`` would
 #: otherwise start processes until the machine runs out (a fork bomb), and never return.
 MAX_WORKERS = _int("FORKLIFT_MAX_WORKERS", 4096)
+
+#: FORKLIFT_COPY_IN_PROCESS_SECONDS — how long ``forklift copy`` copies in its own
+#: process before it starts its worker pool. A tree copied within it never pays for
+#: a pool (5-70 ms and the pool's imports); a bigger one loses at most this much of
+#: its parallel time. 0: the pool from the first task.
+COPY_IN_PROCESS_SECONDS = _float("FORKLIFT_COPY_IN_PROCESS_SECONDS", 0.02, endless=True)

@@ -21,6 +21,6 @@ from ._copy.walk import BATCH_FILES as BATCH_FILES
 from ._copy.walk import RANGE_BYTES as RANGE_BYTES
 from ._copy.walk import SPLIT_BYTES as SPLIT_BYTES
 from ._copy.worker import COMPARE_BLOCK as COMPARE_BLOCK
-from .errors import CopyUsageError
+from ._errors import CopyUsageError
 
 __all__ = ["CopyReport", "CopyUsageError", "FileError", "copy_tree"]

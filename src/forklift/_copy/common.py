@@ -5,8 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _FATAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _STALE_TEMP = re.compile(r"\..+\.forklift-[0-9a-f]{8}\.tmp\Z", re.DOTALL)
@@ -25,13 +24,17 @@ _Task = tuple[Any, ...]
 _Result = tuple[int, int, int, int, list[tuple[str, str]], str | None]
 
 
-@dataclass(frozen=True)
-class _Options:
+class _Options(NamedTuple):
+    """A copy's options, as the side that copies needs them (a NamedTuple: no dataclasses import)."""
+
     token: str
     follow: bool
     verify: bool
     fsync: bool
     as_root: bool
+    #: The umask files are created under: 0 in a worker (its initializer sets it), the
+    #: caller's when the parent copies a small tree itself; bits it clears are set back.
+    umask: int = 0
 
 
 def temp_name(name: str, token: str) -> str:

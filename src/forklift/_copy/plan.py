@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..errors import CopyUsageError
+from .._errors import CopyUsageError
 
 
-@dataclass(frozen=True)
-class _Pair:
+class _Pair(NamedTuple):
     source: str
     target: str
     is_dir: bool

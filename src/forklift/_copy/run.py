@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CopyUsageError
+from .._config import COPY_IN_PROCESS_SECONDS
+from .._errors import CopyUsageError
 from .common import _FATAL, _O_DIR, _Options, _Task, _unlink_quietly, temp_name
 from .display import _Display
 from .outcome import CopyReport, FileError
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 #: Tasks handed to the pool per worker before the parent waits for a result.
 #: Bounds the parent's run-ahead (memory, and the temp names to clean after Ctrl-C).
 IN_FLIGHT_PER_WORKER = 4
+#: The parent copies the first tasks itself, for up to this many seconds, before it
+#: starts the worker pool: a small tree is done before a pool would be ready (which
+#: costs 5-70 ms and the pool's imports), a big one loses at most this much of its
+#: parallel time (FORKLIFT_COPY_IN_PROCESS_SECONDS; docs/copy.md).
+IN_PROCESS_SECONDS = COPY_IN_PROCESS_SECONDS
 
 
 def copy_tree(
@@ -73,6 +79,7 @@ def copy_tree(
         verify=verify,
         fsync=fsync,
         as_root=os.geteuid() == 0,
+        umask=_current_umask(),
     )
     report = CopyReport()
     run = _Run(pairs, opts, nworkers, checksum, report, _Display(started) if progress else None)
@@ -122,36 +129,53 @@ class _Run:
             self.report.stopped = reason
 
     def execute(self) -> None:
-        from ..pool import Pool
-
-        pool = Pool(
-            self.workers, initializer=_init_worker, initargs=(self.opts,), start_method=_start_method()
-        )
+        self.pool: Pool | None = None
         try:
-            self._feed(pool)
+            self._feed()
             while self.in_flight:
                 self._collect(block=True)
             if self.report.stopped is not None:
                 self._remove_big_temps()
             self._finish_dirs()  # also when stopped: no directory stays 0700 (a rerun fixes times)
         except BaseException:
-            self._abort(pool)
+            self._abort()
             raise
         finally:
-            pool.terminate()
+            if self.pool is not None:
+                self.pool.terminate()
             if self.display is not None:
                 self.display.close(self)
 
-    def _feed(self, pool: Pool) -> None:
+    def _feed(self) -> None:
+        """Hand out the walk's tasks: the first to this process (IN_PROCESS_SECONDS), the rest to a pool."""
         limit = IN_FLIGHT_PER_WORKER * self.workers
+        local_until = time.perf_counter() + IN_PROCESS_SECONDS
         for task in self.walker.tasks():
             task_id = next(self._ids)
-            self.in_flight[task_id] = task
-            put = functools.partial(_put, self.results, task_id)
-            pool.apply_async(_run_task, (task,), callback=put, error_callback=put)
-            self._collect(block=len(self.in_flight) >= limit)
+            self.in_flight[task_id] = task  # so that Ctrl-C in the middle of it removes its temp names
+            pool = self.pool
+            if pool is None and time.perf_counter() < local_until:
+                try:
+                    result: Any = _run_task(task, self.opts)
+                except Exception as e:  # what would reach the pool's error_callback
+                    result = e
+                self._handle(task_id, result)
+                self.show()
+            else:
+                if pool is None:
+                    pool = self.pool = self._start_pool()
+                put = functools.partial(_put, self.results, task_id)
+                pool.apply_async(_run_task, (task,), callback=put, error_callback=put)
+                self._collect(block=len(self.in_flight) >= limit)
             if self.report.stopped is not None:
                 return
+
+    def _start_pool(self) -> Pool:
+        from ..pool import Pool
+
+        return Pool(
+            self.workers, initializer=_init_worker, initargs=(self.opts,), start_method=_start_method()
+        )
 
     def _collect(self, block: bool) -> None:
         """Handle every result that has arrived; with ``block``, wait for at least one."""
@@ -279,9 +303,10 @@ class _Run:
             _unlink_quietly(big.tmp)
         self.walker.big.clear()
 
-    def _abort(self, pool: Pool) -> None:
+    def _abort(self) -> None:
         """Ctrl-C, SIGTERM or a bug: kill the workers, then remove every temp name in flight."""
-        pool.terminate()  # returns once every worker is killed and reaped: none writes again
+        if self.pool is not None:
+            self.pool.terminate()  # returns once every worker is killed and reaped: none writes again
         for task in self.in_flight.values():
             if task[0] == "batch":
                 for _, dst_dir, entries in task[1]:
@@ -300,6 +325,20 @@ def _start_method() -> str | None:
     if sys.platform.startswith("linux") and threading.active_count() == 1:
         return "fork"
     return None
+
+
+def _current_umask() -> int:
+    """This process's umask, read without changing it (/proc), else by setting it back at once."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _put(results: queue.SimpleQueue[tuple[int, Any]], task_id: int, value: Any) -> None:

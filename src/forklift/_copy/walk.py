@@ -6,7 +6,6 @@ import itertools
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .common import (
@@ -40,18 +39,29 @@ SPLIT_BYTES = 256 << 20
 RANGE_BYTES = 64 << 20
 
 
-@dataclass
 class _BigFile:
     """A file copied in ranges: its temp file is made by the parent, which also finishes it."""
 
-    source: str
-    target_dir: str
-    name: str
-    tmp: str
-    st: os.stat_result
-    ranges_left: int
-    size: int  # its size when copied: the walk's, or more if it grew (the last range says)
-    failed: bool = False
+    __slots__ = ("failed", "name", "ranges_left", "size", "source", "st", "target_dir", "tmp")
+
+    def __init__(
+        self,
+        source: str,
+        target_dir: str,
+        name: str,
+        tmp: str,
+        st: os.stat_result,
+        ranges_left: int,
+        size: int,
+    ) -> None:
+        self.source = source
+        self.target_dir = target_dir
+        self.name = name
+        self.tmp = tmp
+        self.st = st
+        self.ranges_left = ranges_left
+        self.size = size  # its size when copied: the walk's, or more if it grew (the last range says)
+        self.failed = False
 
 
 class _Walker:

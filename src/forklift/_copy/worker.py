@@ -37,14 +37,19 @@ _opts: _Options | None = None
 def _init_worker(opts: _Options) -> None:
     """Pool initializer: remember the options; umask 0 so files are created with their exact mode."""
     global _opts
-    _opts = opts
+    _opts = opts._replace(umask=0)
     os.umask(0)
 
 
-def _run_task(task: _Task) -> _Result:
-    """The pool's task function: a batch of small files, or one range of a big file."""
-    opts = _opts
-    assert opts is not None, "worker not initialised"
+def _run_task(task: _Task, opts: _Options | None = None) -> _Result:
+    """The pool's task function: a batch of small files, or one range of a big file.
+
+    In a worker, ``opts`` are the initializer's; the parent copying a small tree
+    itself passes its own (with its umask).
+    """
+    if opts is None:
+        opts = _opts
+        assert opts is not None, "worker not initialised"
     if task[0] == "batch":
         return _copy_batch(task[1], opts)
     _, _, src, tmp, offset, length, last = task
@@ -146,7 +151,8 @@ def _copy_file(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int
             done += _copy_growth(fi, size, lambda extra: _copy_data(fi, fo, extra))
             # The walk's mtime even on a file that grew: older than the data, so the next run's
             # quick check sees the source's newer mtime and copies it again, never skips it.
-            _set_file_meta(fo, mode, atime, mtime, uid, gid, opts.as_root and (uid, gid) != owner)
+            chown = opts.as_root and (uid, gid) != owner
+            _set_file_meta(fo, mode, atime, mtime, uid, gid, chown, chmod=bool(mode & opts.umask))
             if opts.verify:
                 _verify(fi, fo, done, opts.fsync)
             elif opts.fsync:
@@ -240,12 +246,16 @@ def _copy_data_slowly(fi: int, fo: int, size: int) -> int:
     return done
 
 
-def _set_file_meta(fd: int, mode: int, atime: int, mtime: int, uid: int, gid: int, chown: bool) -> None:
+def _set_file_meta(
+    fd: int, mode: int, atime: int, mtime: int, uid: int, gid: int, chown: bool, chmod: bool
+) -> None:
+    """Owner (``chown``), mode (``chmod``: the umask cleared bits of it), times."""
     try:
         if chown:
             os.fchown(fd, uid, gid)
-            if mode & 0o7000:  # chown cleared set-user/group-ID; put them back
-                os.fchmod(fd, stat.S_IMODE(mode))
+            chmod = chmod or bool(mode & 0o7000)  # chown cleared set-user/group-ID; put them back
+        if chmod:
+            os.fchmod(fd, stat.S_IMODE(mode))
         os.utime(fd, ns=(atime, mtime))
     except OSError as e:
         raise _StepError("cannot set owner, mode or times", e) from None
