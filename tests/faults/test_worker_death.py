@@ -125,7 +125,7 @@ def _partial(fn, *args):
 
 
 FORK_SERVER_KILL = r"""
-import dataclasses, json, os, signal, sys, time
+import json, os, signal, sys, time
 sys.path.insert(0, sys.argv[1])
 import forklift, tasks
 from forklift._engine.supervise import fork_server_pid
@@ -145,7 +145,7 @@ if __name__ == "__main__":
                 break
             out["deaths"].append(server)
             out["restarted"] = fork_server_pid() not in (None, server)
-        out["stats"] = dataclasses.asdict(pool.statistics())
+        out["stats"] = pool.statistics()._asdict()
     print(json.dumps(out))
 """
 

@@ -12,7 +12,6 @@ module imports nothing of forklift's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -20,9 +19,12 @@ if TYPE_CHECKING:
     from .jobs import Job, Slab
 
 
-@dataclass(frozen=True)
-class Statistics:
-    """A snapshot of a pool's counters (``Pool.statistics()``)."""
+class Statistics(NamedTuple):
+    """A snapshot of a pool's counters (``Pool.statistics()``).
+
+    A NamedTuple (fields by name, ``_asdict()``), not a dataclass: the engine's import
+    path stays free of ``dataclasses`` and ``inspect`` (~2.5 ms).
+    """
 
     workers: int
     tasks_done: int

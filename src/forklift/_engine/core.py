@@ -68,7 +68,6 @@ from ..errors import (
     WorkerLostError,
     describe_exit,
 )
-from ..trees import signal_group
 from . import blame, bulk, forks, protocol
 from .api import WorkerState
 from .forks import has_ended
@@ -667,6 +666,8 @@ class Engine(SchedulerFront):
         elif not retired:
             # Lost: what its task started dies with it, as with a kill by us (its process
             # group; under fork and spawn before the reap, while its pid is no one else's).
+            from ..trees import signal_group  # here: a pool that loses no worker does not import it
+
             signal_group(w.pid, signal.SIGKILL)
         exitcode = w.reap()
         self._forget(w)

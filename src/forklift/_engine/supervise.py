@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _config
 from ..errors import BrokenPoolError
-from ..trees import kill_tree
 from . import forks, protocol
 from .slot import Slot
 from .worker import worker_main
@@ -102,6 +101,8 @@ class WorkerHandle:
             self.kill_reason = reason
         if forks.process_start(self.pid) != self.identity:
             return  # it ended, and its pid may already be another process's
+        from ..trees import kill_tree  # here: a pool that never kills does not import it
+
         kill_tree(self.pid, sig=signal.SIGKILL, timeout=0)  # freezes first; no wait: the sentinel says
 
     def reap(self) -> int | None:
