@@ -51,7 +51,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ._checks import flag, grace_seconds
 
@@ -70,9 +70,8 @@ _PID_T_MAX = 2**31 - 1  # pid_t is a C int: os.kill raises OverflowError above i
 _PF_KTHREAD = 0x00200000  # /proc/PID/stat flags: a kernel thread (pid 2 is not one in a container)
 
 
-@dataclass(frozen=True)
-class KillResult:
-    """Who ended how, as returned by :func:`kill_tree`.
+class KillResult(NamedTuple):
+    """Who ended how, as returned by :func:`kill_tree` (a NamedTuple: fields by name).
 
     ``ended`` ended on ``sig`` within ``timeout`` (or were already exiting);
     ``killed`` were still running after ``timeout`` and got SIGKILL (this
@@ -353,8 +352,7 @@ def _check_marker(name: str, value: str) -> None:
 # -- the process table ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Stat:
+class _Stat(NamedTuple):
     """The fields of /proc/PID/stat that kill_tree needs."""
 
     state: str
@@ -422,19 +420,17 @@ def _identity_stat(pid: int) -> _Stat | None:
 # -- the tree -------------------------------------------------------------------------------
 
 
-@dataclass
 class _Tree:
     """The members found so far, keyed by pid, with the stat each was first seen with."""
 
-    pid: int
-    include_parent: bool
-    members: dict[int, _Stat] = field(default_factory=dict)
-    denied: set[int] = field(default_factory=set)
-    me: int = field(default_factory=os.getpid)
-    own_group: bool = False
-    group_stopped: bool = False  # killpg(SIGSTOP) was sent: thaw() must resume the group too
-
-    def __post_init__(self) -> None:
+    def __init__(self, pid: int, include_parent: bool) -> None:
+        self.pid = pid
+        self.include_parent = include_parent
+        self.members: dict[int, _Stat] = {}
+        self.denied: set[int] = set()
+        self.me = os.getpid()
+        self.own_group = False
+        self.group_stopped = False  # killpg(SIGSTOP) was sent: thaw() must resume the group too
         # Never PID 1 (force=True): killpg(1) is kill(-1), every process, not group 1;
         # never the caller's own group, which holds the caller.
         if self.pid == 1 or self.pid == os.getpgrp():

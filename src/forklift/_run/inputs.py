@@ -14,7 +14,6 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 __all__ = ["InputError", "Inputs", "Source", "split_command_line"]
 
@@ -25,13 +24,18 @@ class InputError(ValueError):
     """An input source cannot be read (a missing ``::::`` file, ...)."""
 
 
-@dataclass
 class Source:
     """One input source: literal arguments, or a file (``-`` is stdin) read item by item."""
 
-    args: list[str] | None = None
-    path: str | None = None
-    linked: bool = False  # zip with the source before it, instead of the product
+    __slots__ = ("args", "linked", "path")
+
+    def __init__(self, args: list[str] | None = None, path: str | None = None, linked: bool = False) -> None:
+        self.args = args
+        self.path = path
+        self.linked = linked  # zip with the source before it, instead of the product
+
+    def __repr__(self) -> str:
+        return f"Source(args={self.args!r}, path={self.path!r}, linked={self.linked!r})"
 
     def items(self, sep: bytes) -> Iterator[str]:
         if self.args is not None:
@@ -78,18 +82,15 @@ def split_command_line(tokens: Sequence[str]) -> tuple[list[str], list[Source]]:
     return words, sources
 
 
-@dataclass
 class Inputs:
     """The jobs' argument tuples, in order: product of the groups, columns split."""
 
-    sources: list[Source]
-    null: bool = False
-    colsep: re.Pattern[str] | None = None
-    _opened: list[Iterator[str]] = field(default_factory=list, init=False)
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            self.sources = [Source(path="-")]
+    def __init__(
+        self, sources: list[Source], null: bool = False, colsep: re.Pattern[str] | None = None
+    ) -> None:
+        self.sources = sources or [Source(path="-")]
+        self.null = null
+        self.colsep = colsep
         sep = b"\0" if self.null else b"\n"
         # Open every file now: a missing one is an error before any job runs.
         self._opened = [s.items(sep) for s in self.sources]

@@ -38,7 +38,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..trees import signal_group
 from .guardian import MARKER, Guardian
@@ -51,18 +51,24 @@ __all__ = ["Halt", "RunError", "RunOptions", "Runner", "nul_problem"]
 KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL of a timed-out job (GNU parallel: ~0.2 s)
 
 
-@dataclass(frozen=True)
 class Halt:
     """``--halt when,what=N|N%`` in GNU parallel's meaning."""
 
-    when: str  # "now" or "soon"
-    what: str  # "fail", "success" or "done"
-    count: int = 0
-    percent: float = 0.0
+    __slots__ = ("count", "percent", "what", "when")
+
+    def __init__(self, when: str, what: str, count: int = 0, percent: float = 0.0) -> None:
+        self.when = when  # "now" or "soon"
+        self.what = what  # "fail", "success" or "done"
+        self.count = count
+        self.percent = percent
+
+    def __repr__(self) -> str:
+        return f"Halt({self.when!r}, {self.what!r}, count={self.count}, percent={self.percent})"
 
 
-@dataclass
-class RunOptions:
+class RunOptions(NamedTuple):
+    """What ``forklift run`` was asked (NamedTuples here, not dataclasses: start-up)."""
+
     jobs: int
     shell: str = "/bin/sh"
     timeout: float | None = None
@@ -80,26 +86,33 @@ class RunOptions:
     tmpdir: str | None = None
 
 
-@dataclass
 class _Job:
-    seq: int
-    args: tuple[str, ...]
-    command: str = ""
-    attempt: int = 0
-    slot: int = 0
-    pid: int = 0
-    pidfd: int = -1
-    start_wall: float = 0.0
-    start: float = 0.0
-    end: float = 0.0
-    out: int = -1
-    err: int = -1
-    timed_out: bool = False
-    result: Attempt | None = None  # set when finished for good (no retry left): -k may print it
-    received: int = 0  # --line-buffer: stdout bytes seen
-    exitval: int = 0
-    signal: int = 0
-    partial: dict[int, bytes] = field(default_factory=dict)  # --line-buffer: fd -> unfinished line
+    """One job and its current attempt (a plain class with slots: one per input line)."""
+
+    __slots__ = (
+        "args", "attempt", "command", "end", "err", "exitval", "out", "partial", "pid", "pidfd",
+        "received", "result", "seq", "signal", "slot", "start", "start_wall", "timed_out",
+    )  # fmt: skip
+
+    def __init__(self, seq: int, args: tuple[str, ...]) -> None:
+        self.seq = seq
+        self.args = args
+        self.command = ""
+        self.attempt = 0
+        self.slot = 0
+        self.pid = 0
+        self.pidfd = -1
+        self.start_wall = 0.0
+        self.start = 0.0
+        self.end = 0.0
+        self.out = -1
+        self.err = -1
+        self.timed_out = False
+        self.result: Attempt | None = None  # set when finished for good (no retry left): -k may print it
+        self.received = 0  # --line-buffer: stdout bytes seen
+        self.exitval = 0
+        self.signal = 0
+        self.partial: dict[int, bytes] = {}  # --line-buffer: fd -> unfinished line
 
     @property
     def failed(self) -> bool:

@@ -253,7 +253,8 @@ def _run(args: argparse.Namespace) -> int:
     items: Iterator[tuple[str, ...]] = iter(inputs)
     if _shown_bar(args) or (options.halt is not None and options.halt.percent):
         listed = list(items)  # GNU parallel too reads everything first for a bar or a percentage
-        items, options.total = iter(listed), len(listed) - len(options.skip)
+        items = iter(listed)
+        options = options._replace(total=len(listed) - len(options.skip))
     if args.dry_run:
         return _dry_run(template, items, jobs, options.skip)
     if not os.access(args.shell, os.X_OK):
