@@ -241,3 +241,36 @@ def test_a_timed_out_item_ends_its_call_only_after_its_chunk_mates_ran_again():
         pool.join()
     finally:
         pool.terminate()
+
+
+def _slow_module(tmp_path, monkeypatch, name, seconds):
+    """A module whose import takes ``seconds``; spawn workers find it through sys.path."""
+    (tmp_path / f"{name}.py").write_text(f"import time\ntime.sleep({seconds})\n\ndef double(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def test_importing_the_tasks_module_does_not_count_against_the_task_timeout(tmp_path, monkeypatch):
+    """A fresh spawn worker imports the function's module before the first item: start-up,
+    bounded like an initializer (init_timeout), not by the per-task timeout. Charged to the
+    task, a module slower to import than the timeout failed every attempt in every new worker."""
+    mod = _slow_module(tmp_path, monkeypatch, "slow_import_for_timeout", 1.0)
+    with forklift.Pool(1, start_method="spawn", timeout=0.3) as pool:
+        assert pool.apply(mod.double, (21,)) == 42
+        assert pool.statistics().timeouts == 0
+
+
+def test_an_import_that_hangs_is_still_bounded_by_init_timeout(tmp_path, monkeypatch):
+    mod = _slow_module(tmp_path, monkeypatch, "hanging_import_for_timeout", 0.0)
+    (tmp_path / "hanging_import_for_timeout.py").write_text(
+        "import os, time\nif os.environ.get('HANG_ON_IMPORT'):\n    time.sleep(3600)\n\n"
+        "def double(x):\n    return 2 * x\n"
+    )
+    monkeypatch.setenv("HANG_ON_IMPORT", "1")
+    start = time.monotonic()
+    with forklift.Pool(1, start_method="spawn", timeout=0.3, init_timeout=1.5) as pool:
+        with pytest.raises(forklift.TaskTimeout):
+            pool.apply(mod.double, (21,))
+    assert time.monotonic() - start < 20

@@ -39,7 +39,7 @@ class WorkerState(NamedTuple):
     """One worker as :meth:`EngineAPI.worker_states` saw it."""
 
     pid: int
-    state: str  # starting, idle, receiving, unpickling, running, pickling, sending back
+    state: str  # starting, idle, receiving, loading, unpickling, running, pickling, sending back
     call: str  # the call its chunk belongs to, e.g. "map(square)"; "" when it holds none
     first: int  # index of the first and last item of that chunk (-1: none)
     last: int

@@ -22,6 +22,7 @@ from . import protocol
 
 #: What a death in one of the slot's phases adds to the lost worker's message.
 PHASES = {
+    protocol.PHASE_FUNCTION: " (while loading its function: importing its module)",
     protocol.PHASE_UNPICKLE: " (while unpickling its arguments)",
     protocol.PHASE_PICKLE: " (while pickling its result)",
 }

@@ -80,6 +80,7 @@ from .watch import WATCH_AFTER, watcher
 from .worker import is_dying
 
 _STATES = {
+    protocol.PHASE_FUNCTION: "loading",  # the function, new to this worker (its module imports)
     protocol.PHASE_UNPICKLE: "unpickling",
     protocol.PHASE_PICKLE: "pickling",
     protocol.PHASE_IDLE: "sending back",
@@ -835,12 +836,20 @@ class Engine(SchedulerFront):
             if seq != chunk.seq or idx == protocol.PHASE_IDLE:
                 wait = 0.01  # not started yet (or done, its result on the way): look again soon
             else:
+                if idx == protocol.PHASE_FUNCTION:
+                    # Loading a function new to this worker imports its module: start-up,
+                    # bounded like an initializer. Under the task's own timeout, a module
+                    # slower to import than that failed every attempt in every new worker.
+                    timeout = max(timeout, self._init_limit() or _config.INIT_TIMEOUT)
                 deadline = start + int(timeout * 1e9)
                 if now >= deadline:
                     w.timeout_target = (seq, idx)
                     w.kill("timeout")
                     continue
                 wait = (deadline - now) / 1e9
+                if idx == protocol.PHASE_FUNCTION:
+                    wait = min(wait, 0.01)  # the task's clock starts any moment: look again soon
+
             nearest = wait if nearest is None else min(nearest, wait)
         return nearest if nearest is None else min(nearest, _MAX_WAIT)
 

@@ -28,9 +28,11 @@ the parent reads, so the parent always knows what a worker is doing without a
 message (and even after it died):
     SLOT_SEQ    seq of the chunk the worker is on
     SLOT_IDX    >= 0: running item IDX (exact only in timed chunks, else 0);
-                PHASE_UNPICKLE / PHASE_PICKLE / PHASE_IDLE otherwise
+                PHASE_FUNCTION / PHASE_UNPICKLE / PHASE_PICKLE / PHASE_IDLE otherwise
     SLOT_START  time.monotonic_ns() when the current item or phase started (timed
-                chunks only; unpickling and pickling are timed like an item)
+                chunks only; unpickling the arguments and pickling the results are
+                timed like an item; loading a function new to the worker, which
+                imports its module, is bounded like start-up: init_timeout)
     SLOT_NOTE   why the worker is ending itself, written just before it does:
                 NOTE_SERVER_GONE (its fork server died, the pool did not: nobody
                 could see its exit any more), NOTE_PARENT_GONE (the pool died)
@@ -50,7 +52,7 @@ TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE, FREE = range(8)
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = range(3)
 
 SLOT_SEQ, SLOT_IDX, SLOT_START, SLOT_NOTE, SLOT_SIZE = 0, 1, 2, 3, 4
-PHASE_UNPICKLE, PHASE_PICKLE, PHASE_IDLE = -1, -2, -3
+PHASE_UNPICKLE, PHASE_PICKLE, PHASE_IDLE, PHASE_FUNCTION = -1, -2, -3, -4
 NOTE_SERVER_GONE, NOTE_PARENT_GONE = 1, 2
 
 # A worker's exit status when, importing the main module again as it starts (spawn,

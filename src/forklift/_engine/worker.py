@@ -257,12 +257,16 @@ class _Worker:
         # (never the previous chunk's item and start time, which could look overdue).
         if timed:
             slot[protocol.SLOT_START] = time.monotonic_ns()
-        slot[protocol.SLOT_IDX] = protocol.PHASE_UNPICKLE
+        slot[protocol.SLOT_IDX] = protocol.PHASE_UNPICKLE if func_blob is None else protocol.PHASE_FUNCTION
         slot[protocol.SLOT_SEQ] = seq
         fn = self.function(func_id, func_blob, forget)
         if isinstance(fn, tuple):
             protocol.send(self.conn, protocol.BADARGS, (seq, "function", fn))
             return
+        if func_blob is not None:  # the arguments' unpickling is on the task's clock again
+            if timed:
+                slot[protocol.SLOT_START] = time.monotonic_ns()
+            slot[protocol.SLOT_IDX] = protocol.PHASE_UNPICKLE
         began = time.time()
         started = time.perf_counter()
         try:
