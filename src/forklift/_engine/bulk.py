@@ -27,6 +27,7 @@ warm; the worker lends at most ``Outgoing.LENT`` segments at a time.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import pickle
 import resource
@@ -68,7 +69,12 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
         if hit is not None and hit[0] is raw.obj:
             segment = hit[1]
         else:
-            segment = take(n)
+            try:
+                segment = take(n)
+            except OSError as exc:
+                if exc.errno in _NO_DESCRIPTORS:  # at the descriptor limit: in-band, slower but sent
+                    return True
+                raise
             memoryview(segment.map)[:n] = raw
             if memo is not None:
                 memo.put(key, raw.obj, segment)
@@ -85,6 +91,10 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
             del shipped[:]
             data = _serialize.dumps(wrapped, buffer_callback=divert)
     return data, shipped
+
+
+#: A segment cannot be made for want of descriptors: the buffer goes in the pickle stream.
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def wire(shipped: Shipped) -> Wire:

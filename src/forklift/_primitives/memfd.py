@@ -28,6 +28,7 @@ class Segment:
     __slots__ = ("__weakref__", "fd", "kept", "map", "memo", "size", "token", "users")
 
     def __init__(self, size: int, name: str = "forklift") -> None:
+        self.fd = -1  # until memfd_create succeeds: __del__ then has nothing to close
         self.size = size
         # For the engine's reuse of argument segments (see _engine/bulk.py):
         self.users = 0  # chunks that carry it and have not answered yet
