@@ -20,7 +20,6 @@ loop: ahead of the two executors' map).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import resource
 import sys
@@ -46,7 +45,7 @@ from _common import (
     select,
     write_json,
 )
-from _pools import CASES, SUBMIT_CASES
+from _pools import CASES, SUBMIT_CASES, chunks_sent
 
 ALL_CASES = {**CASES, **SUBMIT_CASES}
 KEYS = (
@@ -83,14 +82,6 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def forklift_chunks(pool) -> int | None:
-    """Chunks forklift's scheduler has sent so far: its chunk counter, peeked (benchmark only)."""
-    seq = getattr(getattr(pool, "_engine", None), "_seq", None)
-    if not isinstance(seq, itertools.count):
-        return None
-    return int(repr(seq)[len("count(") : -1]) - 1
-
-
 def known_chunks(key: str, n: int, workers: int) -> int | None:
     """Messages the anchors send for ``n`` items: their chunking is fixed by ``n``."""
     if key == "mp.Pool.map":
@@ -109,13 +100,13 @@ def run_once(key: str, args) -> dict:
     pool = case.library.open(args.workers, None)
     try:
         case.run(pool, fn, list(range(10 * args.workers)))
-        chunks0 = forklift_chunks(pool)
+        chunks0 = chunks_sent(pool)
         cpu0 = cpu_seconds()
         start = time.perf_counter()
         got = case.run(pool, fn, xs)
         seconds = time.perf_counter() - start
         cpu = cpu_seconds() - cpu0
-        chunks1 = forklift_chunks(pool)
+        chunks1 = chunks_sent(pool)
     finally:
         case.library.close(pool)
     chunks = chunks1 - chunks0 if chunks0 is not None and chunks1 is not None else None
