@@ -244,3 +244,14 @@ def measure(
         return seconds, check(result)
     finally:
         case.library.close(pool)
+
+
+def chunks_sent(pool: Any) -> int | None:
+    """How many chunks a forklift pool's scheduler has sent so far (its chunk counter, peeked:
+    for the benchmarks only); None for other pools."""
+    import itertools
+
+    seq = getattr(getattr(pool, "_engine", None), "_seq", None)
+    if not isinstance(seq, itertools.count):
+        return None
+    return int(repr(seq)[len("count(") : -1]) - 1

@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCRIPTS = ("bench_tiny_tasks", "bench_cpu_tasks", "bench_startup", "bench_submit", "bench_big_arrays")
+SCRIPTS = (
+    "bench_tiny_tasks",
+    "bench_cpu_tasks",
+    "bench_startup",
+    "bench_submit",
+    "bench_big_arrays",
+    "bench_memory",
+)
 
 
 def parse_args() -> argparse.Namespace:
