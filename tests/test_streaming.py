@@ -3,6 +3,8 @@
 import itertools
 import time
 
+import pytest
+
 import forklift
 
 import tasks
@@ -212,3 +214,27 @@ def test_ordered_imap_keeps_workers_busy_behind_a_slow_head(pool):
     done = list(pool.imap(finish_time, range(600)))
     behind = sum(1 for t in done[1:] if t < done[0])
     assert behind > 150, f"only {behind} tasks finished while the head ran"
+
+
+def test_next_with_a_timeout_for_loops_and_close_share_one_position(pool):
+    """The iterator steps its results in C (an itertools.chain over the chunks' runs); the
+    Python next(timeout) steps the same run: mixed, no item is lost or seen twice."""
+    n = 30_000
+    it = pool.imap(tasks.identity, range(n))
+    got = [next(it), it.next(timeout=10)]
+    for x in it:
+        got.append(x)
+        if len(got) % 1000 == 0:
+            got.append(it.next(10))
+        if len(got) >= n // 2:
+            break
+    got += itertools.islice(it, 5)
+    got += list(it)
+    assert got == list(range(n))
+    with pytest.raises(StopIteration):
+        it.next(1)
+
+    it = pool.imap(tasks.identity, range(100_000))
+    assert next(it) == 0
+    it.close()
+    assert list(it) == []

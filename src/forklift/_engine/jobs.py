@@ -501,63 +501,124 @@ class StreamJob(Job):
             self._ready.append(values[prev:])
 
 
-class ResultIterator(Iterator[Any]):
-    """The iterator a StreamJob's caller holds (``IMapIterator``).
+class _Feed:
+    """What a :class:`ResultIterator`'s C path and its ``next(timeout)`` share: the current run.
 
-    Results arrive in runs (one per chunk); ``__next__`` hands them out from
-    the current run, so most calls do no more than step a list iterator. A
-    failed item raises at its place and iteration may continue after it, as
-    with ``multiprocessing.Pool.imap``; ``next(timeout)`` waits at most that
-    long. Dropping the iterator cancels the rest of the job.
+    It is also the chain's *source*: ``__next__`` hands the chain the current run while
+    it has items, else the waiter (never blocking itself: CPython's chain must not be in
+    its source from two threads at once).
     """
 
-    def __init__(self, job: StreamJob, deadline: float | None = None) -> None:
-        self._job = job
-        self._deadline = deadline
-        self._run: Iterator[Any] = iter(())
-        self._lock = threading.Lock()  # several threads may share one iterator
+    __slots__ = ("deadline", "ended", "job", "lock", "run", "waiter")
 
-    def __iter__(self) -> ResultIterator:
+    def __init__(self, job: StreamJob, deadline: float | None) -> None:
+        self.job = job
+        self.deadline = deadline
+        self.run: Iterator[Any] = iter(())
+        self.lock = threading.Lock()  # several threads may share one iterator
+        self.ended = False
+        self.waiter = _Waiter(self)
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> Iterator[Any]:
+        if self.ended:
+            raise StopIteration
+        return self.run if operator.length_hint(self.run) else self.waiter
+
+    def refill(self, deadline: float | None) -> bool:
+        """Wait until the current run has items (True) or the job is over (False).
+
+        Raises a failed item's exception at its place (iteration may go on after it,
+        as with ``multiprocessing.Pool.imap``), or the job's TimeoutError at ``deadline``.
+        """
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self.lock.acquire(timeout=wait):
+            raise self.job.timeout_error()
+        try:
+            if operator.length_hint(self.run):
+                return True  # another thread refilled it meanwhile
+            if self.ended:
+                return False
+            piece = self.job.next_piece(deadline)
+            if piece is _END:
+                self.ended = True
+                return False
+            if isinstance(piece, BaseException):
+                raise piece
+            self.run = iter(piece)
+            return True
+        finally:
+            self.lock.release()
+
+
+class _Waiter:
+    """The chain's active iterator while no run is ready: waits for the next one, then ends
+    (StopIteration), so that the chain asks its source again and steps the new run in C.
+    A failed item's exception (or a timeout, Ctrl-C) is raised here, where the chain
+    keeps going afterwards; raised by the source, it would end the chain for good."""
+
+    __slots__ = ("feed",)
+
+    def __init__(self, feed: _Feed) -> None:
+        self.feed = feed
+
+    def __iter__(self) -> _Waiter:
         return self
 
     def __next__(self) -> Any:
-        for value in self._run:  # the fast path: stepping a list iterator is atomic
-            return value
-        return self._advance(self._deadline)
+        self.feed.refill(self.feed.deadline)
+        raise StopIteration
+
+
+class ResultIterator(itertools.chain):  # type: ignore[type-arg]
+    """The iterator a StreamJob's caller holds (``IMapIterator``).
+
+    Results arrive in runs (one per chunk). The iterator is an ``itertools.chain``
+    over them, so ``next(it)`` and ``for`` step a list iterator in C, with no Python
+    frame per item (200,000 results: ~2 ms against ~18 ms through a Python
+    ``__next__``); Python runs once per chunk, in the waiter. A failed item raises at
+    its place and iteration may continue after it, as with
+    ``multiprocessing.Pool.imap``; ``next(timeout)`` waits at most that long (it steps
+    the same run, so the two may be mixed). Dropping the iterator cancels the rest of
+    the job.
+    """
+
+    _feed: _Feed
+    _job: StreamJob
+
+    def __new__(cls, job: StreamJob, deadline: float | None = None) -> ResultIterator:
+        feed = _Feed(job, deadline)
+        self = cls.from_iterable(feed)
+        assert isinstance(self, ResultIterator)
+        self._feed = feed
+        self._job = job
+        return self
+
+    def __init__(self, job: StreamJob, deadline: float | None = None) -> None:
+        pass  # all done in __new__: chain's constructor takes only iterables
 
     def next(self, timeout: float | None = None) -> Any:
-        for value in self._run:
+        """The next result, waiting at most ``timeout`` seconds (``IMapIterator.next``)."""
+        feed = self._feed
+        for value in feed.run:
             return value
         timeout = wait_seconds("timeout", timeout)
-        deadline = self._deadline
+        deadline = feed.deadline
         if timeout is not None:
             mine = time.monotonic() + timeout
             deadline = mine if deadline is None else min(deadline, mine)
-        return self._advance(deadline)
-
-    def _advance(self, deadline: float | None) -> Any:
-        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self._lock.acquire(timeout=wait):
-            raise self._job.timeout_error()
-        try:
-            for value in self._run:  # another thread refilled it meanwhile
+        while feed.refill(deadline):
+            for value in feed.run:  # another thread may have taken it since
                 return value
-            return self._next_run(deadline)
-        finally:
-            self._lock.release()
-
-    def _next_run(self, deadline: float | None) -> Any:
-        piece = self._job.next_piece(deadline)
-        if piece is _END:
-            raise StopIteration
-        if isinstance(piece, BaseException):
-            raise piece
-        self._run = iter(piece)
-        return next(self._run)
+        raise StopIteration
 
     def close(self) -> None:
         """Stop: the rest of the job is cancelled and its input no longer read."""
-        self._run = iter(())
+        feed = self._feed
+        feed.ended = True
+        deque(feed.run, maxlen=0)  # drained: the chain steps this very iterator
         job = self._job
         if not job.done:
             job.abandoned = True
