@@ -232,7 +232,8 @@ def test_keeping_many_results_does_not_run_out_of_descriptors(tmp_path, limit):
         """
         import resource, sys
         sys.path.insert(0, sys.argv[1])
-        resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), hard))
         import forklift, shm_tasks
         with forklift.Pool(2) as p:
             kept = p.map(shm_tasks.full_small, range(300))

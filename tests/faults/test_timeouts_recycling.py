@@ -245,7 +245,8 @@ def test_a_timed_out_item_ends_its_call_only_after_its_chunk_mates_ran_again():
 
 def _slow_module(tmp_path, monkeypatch, name, seconds):
     """A module whose import takes ``seconds``; spawn workers find it through sys.path."""
-    (tmp_path / f"{name}.py").write_text(f"import time\ntime.sleep({seconds})\n\ndef double(x):\n    return 2 * x\n")
+    source = f"import time\ntime.sleep({seconds})\n\ndef double(x):\n    return 2 * x\n"
+    (tmp_path / f"{name}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
 
@@ -270,7 +271,9 @@ def test_an_import_that_hangs_is_still_bounded_by_init_timeout(tmp_path, monkeyp
     )
     monkeypatch.setenv("HANG_ON_IMPORT", "1")
     start = time.monotonic()
-    with forklift.Pool(1, start_method="spawn", timeout=0.3, init_timeout=1.5) as pool:
-        with pytest.raises(forklift.TaskTimeout):
-            pool.apply(mod.double, (21,))
+    with (
+        forklift.Pool(1, start_method="spawn", timeout=0.3, init_timeout=1.5) as pool,
+        pytest.raises(forklift.TaskTimeout),
+    ):
+        pool.apply(mod.double, (21,))
     assert time.monotonic() - start < 20
