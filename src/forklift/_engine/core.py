@@ -452,7 +452,7 @@ class Engine(SchedulerFront):
         try:
             while True:
                 self._on_message(w, *protocol.recv(w.conn))
-                if not w.conn.poll(0):
+                if not w.more():
                     return
         except (EOFError, OSError):
             self._unregister(w.conn)  # the sentinel will report the death
@@ -734,7 +734,7 @@ class Engine(SchedulerFront):
     def _read_last_words(self, w: WorkerHandle) -> None:
         """Take in what a dead worker sent before it died."""
         try:
-            while w.conn.poll(0):
+            while w.more():
                 self._on_message(w, *protocol.recv(w.conn))
         except (EOFError, OSError):
             pass

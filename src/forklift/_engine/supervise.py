@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing.context
 import os
+import select
 import signal
 import sys
 import time
@@ -64,6 +65,10 @@ class WorkerHandle:
                 child_end.close()
         self.slot.started()
         self.conn = parent_end
+        # "Another message waiting?" after each one: a kept poll object answers in ~0.3 µs,
+        # Connection.poll(0) builds a selector per call (~2.7 µs), per message.
+        self._poller = select.poll()
+        self._poller.register(parent_end.fileno(), select.POLLIN)
         self.pid: int = self.process.pid
         self.identity = forks.process_start(self.pid)  # with the pid: this process, not a reuse
         self.spawned = time.monotonic()
@@ -105,6 +110,10 @@ class WorkerHandle:
 
         kill_tree(self.pid, sig=signal.SIGKILL, timeout=0)  # freezes first; no wait: the sentinel says
 
+    def more(self) -> bool:
+        """Whether the pipe has more to read now (a message, or EOF: recv says which)."""
+        return bool(self._poller.poll(0))
+
     def reap(self) -> int | None:
         self.process.join(timeout=5)
         return self.process.exitcode  # type: ignore[no-any-return]
@@ -112,6 +121,10 @@ class WorkerHandle:
     def close(self) -> None:
         with forks.lock:
             forks.parent_ends.discard(self.conn)
+            try:
+                self._poller.unregister(self.conn.fileno())  # before the number can be reused
+            except (OSError, KeyError, ValueError):
+                pass
             try:
                 self.conn.close()
             except OSError:
