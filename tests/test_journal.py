@@ -553,3 +553,35 @@ def test_the_journal_binds_no_numbered_placeholders_from_a_sequence(tmp_path):
     with sqlite3.connect(tmp_path / "run.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs WHERE ended IS NOT NULL").fetchone() == (1,)
     conn.close()
+
+
+def test_a_journal_dropped_before_use_leaves_no_thread_and_no_open_file(tmp_path):
+    """What a Ctrl-C between Journal() and its caller keeping it leaves behind: nothing.
+
+    The writer thread starts with the first row, flush or close; a thread started by the
+    constructor kept the journal (its file and a thread) alive for good (the soak's finding:
+    'forklift-journal' thread and other.db descriptors left after an interrupted call)."""
+    import gc
+
+    def open_files():
+        out = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                out.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return [p for p in out if "dropped.db" in p]
+
+    before = len(_journal_threads())
+    journal = Journal(tmp_path / "dropped.db")
+    assert len(_journal_threads()) == before and open_files()
+    del journal
+    gc.collect()
+    assert len(_journal_threads()) == before
+    assert open_files() == []
+    used = Journal(tmp_path / "dropped.db")
+    used.begin("map", "x", "sig")
+    assert len(_journal_threads()) == before + 1
+    used.close()
+    assert _wait_gone(lambda: len(_journal_threads()) > before) is False
+    assert open_files() == []

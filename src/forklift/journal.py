@@ -182,8 +182,23 @@ class Journal:
         self._dropped = 0  # rows given up while the file could not be written
         self._waiters: deque[threading.Event] = deque()  # flush() calls waiting for the writer
         self._conn_closed = False
-        self._thread = threading.Thread(target=self._write_loop, name="forklift-journal", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started on first use: see _started()
+        self._start_lock = threading.Lock()
+
+    def _started(self) -> threading.Thread:
+        """The writer thread, started by the first row, flush or close, not by the constructor:
+        a Ctrl-C landing between the open and the caller holding the journal then leaves
+        nothing running (the connection closes with the object; a running writer thread
+        would have kept both for good)."""
+        thread = self._thread
+        if thread is None:
+            with self._start_lock:
+                thread = self._thread
+                if thread is None:
+                    thread = threading.Thread(target=self._write_loop, name="forklift-journal", daemon=True)
+                    self._thread = thread
+                    thread.start()
+        return thread
 
     def begin(
         self,
@@ -201,12 +216,15 @@ class Journal:
         run = JournalRun(self)
         row = (run, kind, name, signature, os.getpid(), self._host, workers, total, time.time())
         self._rows.append((_RUN_SQL, row))
+        self._started()
         self._wake.set()  # a watcher (forklift top) sees the run at once
         return run
 
     def add(self, sql: str, row: tuple[Any, ...]) -> None:
         """Queue one row; the writer thread commits it soon."""
         self._rows.append((sql, row))
+        if self._thread is None:
+            self._started()
         if len(self._rows) >= FLUSH_ROWS:
             self._wake.set()
 
@@ -218,14 +236,15 @@ class Journal:
         caller's thread between BEGIN and COMMIT left a transaction open (the file's lock
         held, the batch lost, the next write failing); now it only ends the wait.
         """
-        if threading.current_thread() is self._thread or not self._thread.is_alive():
+        thread = self._started()
+        if threading.current_thread() is thread or not thread.is_alive():
             self._flush_now()
             return
         done = threading.Event()
         self._waiters.append(done)
         self._wake.set()
         while not done.wait(0.1):
-            if not self._thread.is_alive():  # closed meanwhile: it wrote what it had
+            if not thread.is_alive():  # closed meanwhile: it wrote what it had
                 return
 
     def _flush_now(self) -> None:
@@ -323,11 +342,13 @@ class Journal:
         Returns at once (a scheduler thread calls it); :meth:`wait_closed` waits.
         """
         self._closed = True
+        self._started()  # (if no row came, it only closes the file)
         self._wake.set()
 
     def wait_closed(self) -> None:
         """Wait for the last write; JournalError if rows could not be written."""
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             lost = len(self._rows) + self._dropped
             raise JournalError(

@@ -127,10 +127,10 @@ def _plan(
         on_done(ok, value)
 
     def setup(job: Job) -> None:
+        job.cleanups.append(release)  # however the job ends: done, failed, cancelled (Ctrl-C)
         job.journal = target.begin("map", label, sig, workers=place.processes, total=len(items))
         job.journal.keep_results = resume  # the next resume needs them; a plain record does not
         begun.append(job.journal)
-        job.cleanups.append(release)  # however the job ends: done, failed, cancelled (Ctrl-C)
         if known:
             job.journal_index = missing
 
