@@ -23,8 +23,6 @@ import signal
 import time
 import warnings
 
-from .. import trees
-
 __all__ = ["MARKER", "Guardian"]
 
 MARKER = "FORKLIFT_RUN_ID"
@@ -112,4 +110,6 @@ def sweep(run_id: str, grace: float = GRACE) -> int:
 
 def find_marked(run_id: str, *, live_only: bool = False) -> list[int]:
     """Pids whose environment holds ``FORKLIFT_RUN_ID=run_id`` (zombies left out if ``live_only``)."""
-    return trees.find_marked(MARKER, run_id, live_only=live_only)
+    from ..trees import find_marked  # here: forklift run's start-up does not load trees
+
+    return find_marked(MARKER, run_id, live_only=live_only)

@@ -40,13 +40,20 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from ..trees import signal_group
 from .guardian import MARKER, Guardian
 from .output import READ_SIZE, FileOutput, Output, Printer, StreamedOutput, write_all
 from .recorder import Attempt, Recorder, RunSummary
 from .template import Template
 
 __all__ = ["Halt", "RunError", "RunOptions", "Runner", "nul_problem"]
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """:func:`forklift.trees.signal_group`, imported by the first kill: not at start-up."""
+    from ..trees import signal_group as send
+
+    send(pgid, sig)
+
 
 KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL of a timed-out job (GNU parallel: ~0.2 s)
 
