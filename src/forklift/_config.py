@@ -125,3 +125,9 @@ MAX_WORKERS = _int("FORKLIFT_MAX_WORKERS", 4096)
 #: a pool (5-70 ms and the pool's imports); a bigger one loses at most this much of
 #: its parallel time. 0: the pool from the first task.
 COPY_IN_PROCESS_SECONDS = _float("FORKLIFT_COPY_IN_PROCESS_SECONDS", 0.02, endless=True)
+
+#: FORKLIFT_COPY_SPLIT_BYTES — ``forklift copy`` cuts files of this size or more into
+#: 64 MiB ranges that several workers write at once. 0 (the default): never. On ext4
+#: and tmpfs that is slower (writes into one file serialize on its inode lock); set it
+#: where the file system writes one file in parallel.
+COPY_SPLIT_BYTES = _int("FORKLIFT_COPY_SPLIT_BYTES", 0, minimum=0)
