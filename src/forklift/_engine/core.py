@@ -510,9 +510,12 @@ class Engine(SchedulerFront):
         if job.cancelled:
             self._finish_if_done(job)
             return
-        if isinstance(outcome, SharingError) and not w.process.is_alive():
+        if isinstance(outcome, SharingError) and _ends_soon(w.pid):
             # The worker died before we mapped its results: run the chunk again. (A worker
             # that lives gave a result naming shared memory it no longer holds: its fault.)
+            # Not w.process.is_alive(): under forkserver that learns of the death from the
+            # fork server, later; a worker SIGKILLed just after it answered was taken for
+            # a live one, and its chunk failed with a serialization error.
             job.requeue(chunk.start, chunk.items, chunk.attempts)
             self._enqueue(job)
             return
@@ -942,6 +945,17 @@ class Engine(SchedulerFront):
             except Exception:  # a bug: say so, and go on refusing the rest
                 _log.exception("forklift: a command failed after the pool stopped")
         self._abort_open(self._stopped_error())
+
+
+def _ends_soon(pid: int, wait: float = 1.0) -> bool:
+    """Whether ``pid`` has ended, or does within ``wait`` seconds (a SIGKILLed process closes
+    its descriptors before it becomes a zombie: allow for that moment)."""
+    deadline = time.monotonic() + wait
+    while not has_ended(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
