@@ -190,7 +190,7 @@ def _git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
-def header(title: str, command: str) -> str:
+def header(title: str, command: str, *, workers: int = WORKERS) -> str:
     """The report's first lines: what ran, how to rerun it, on what."""
     env = environment()
     libs = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
@@ -200,8 +200,18 @@ def header(title: str, command: str) -> str:
         f"Reproduce: `{command}`  \n"
         f"Python {env['python']} on {env['platform']}, {env['cpus']} CPUs, load average {load}, "
         f"commit {env['git']}  \n"
-        f"{libs}. Every pool has {WORKERS} workers.\n"
+        f"{libs}. Every pool has {workers} workers.\n"
     )
+
+
+def render_report(
+    title: str, table: str, notes: Sequence[str], goals: Sequence[Goal] | None, *, workers: int = WORKERS
+) -> str:
+    """A whole report: the header, the table, its notes as bullets and (if any) the goal table."""
+    parts = [header(title, command_line(), workers=workers), table, "", *(f"* {n}" for n in notes)]
+    if goals is not None:
+        parts += ["", goals_table(goals)]
+    return "\n".join(parts)
 
 
 def command_line() -> str:

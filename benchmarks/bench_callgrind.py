@@ -42,15 +42,13 @@ from _common import (
     WORKERS,
     Goal,
     base_parser,
-    command_line,
     fmt,
     fmt_x,
-    goals_table,
-    header,
     log,
     markdown_table,
     median,
     ratio,
+    render_report,
     round_robin,
     select,
     write_json,
@@ -294,15 +292,8 @@ def report(rows: list[dict], goal_rows: list[Goal], args) -> str:
         "Under valgrind the parent runs ~50x slower while the workers do not; "
         f"the runs took {fmt(sum(r['wall'] for r in rows), 0)} s in all.",
     ]
-    return "\n".join(
-        [
-            header("(l) parent instructions per task and per chunk, under callgrind", command_line()),
-            table,
-            "",
-            *(f"* {n}" for n in notes),
-            "",
-            goals_table(goal_rows),
-        ]
+    return render_report(
+        "(l) parent instructions per task and per chunk, under callgrind", table, notes, goal_rows
     )
 
 

@@ -34,16 +34,14 @@ from _common import (
     WORKERS,
     Goal,
     base_parser,
-    command_line,
     fmt,
     fmt_s,
     fmt_x,
-    goals_table,
-    header,
     log,
     markdown_table,
     median,
     ratio,
+    render_report,
     round_robin,
     select,
     timed,
@@ -264,15 +262,8 @@ def report(
         notes.append(
             f"Embedded local cluster: close (`terminate()`) took {fmt_s(local['close'])} s (median)."
         )
-    return "\n".join(
-        [
-            header("(i) forklift on Dask distributed vs raw Client.map, same cluster", command_line()),
-            table,
-            "",
-            *(f"* {n}" for n in notes),
-            "",
-            goals_table(goal_rows),
-        ]
+    return render_report(
+        "(i) forklift on Dask distributed vs raw Client.map, same cluster", table, notes, goal_rows
     )
 
 

@@ -27,16 +27,14 @@ from _common import (
     WORKERS,
     Goal,
     base_parser,
-    command_line,
     fmt,
     fmt_s,
     fmt_x,
-    goals_table,
-    header,
     log,
     markdown_table,
     median,
     ratio,
+    render_report,
     round_robin,
     select,
     timed,
@@ -214,18 +212,11 @@ def report(rows: list[dict], goal_rows: list[Goal], calibration: str, args) -> s
     ]
     if skipped:
         notes.append(f"Not run: {', '.join(skipped)} (--only).")
-    return "\n".join(
-        [
-            header(
-                f"(b) {args.tasks} CPU-bound tasks of ~{args.task_ms:g} ms: forklift vs the anchors",
-                command_line(),
-            ),
-            table,
-            "",
-            *(f"* {n}" for n in notes),
-            "",
-            goals_table(goal_rows),
-        ]
+    return render_report(
+        f"(b) {args.tasks} CPU-bound tasks of ~{args.task_ms:g} ms: forklift vs the anchors",
+        table,
+        notes,
+        goal_rows,
     )
 
 

@@ -32,15 +32,13 @@ import _tasks
 from _common import (
     Goal,
     base_parser,
-    command_line,
     fmt,
     fmt_s,
     fmt_x,
-    goals_table,
-    header,
     markdown_table,
     median,
     ratio,
+    render_report,
     round_robin,
     select,
     write_json,
@@ -225,18 +223,12 @@ def report(rows: list[dict], goal_rows: list[Goal], args) -> str:
     ]
     if skipped:
         notes.append(f"Not run: {', '.join(skipped)} (--only).")
-    return "\n".join(
-        [
-            header(
-                f"(k) scheduler capacity: {args.workers} workers, tasks sleeping {args.sleep * 1000:g} ms",
-                command_line(),
-            ).replace("Every pool has 2 workers.", f"Every pool has {args.workers} workers."),
-            table,
-            "",
-            *(f"* {n}" for n in notes),
-            "",
-            goals_table(goal_rows),
-        ]
+    return render_report(
+        f"(k) scheduler capacity: {args.workers} workers, tasks sleeping {args.sleep * 1000:g} ms",
+        table,
+        notes,
+        goal_rows,
+        workers=args.workers,
     )
 
 

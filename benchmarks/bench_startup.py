@@ -26,14 +26,13 @@ import _tasks
 from _common import (
     WORKERS,
     base_parser,
-    command_line,
     fmt,
     fmt_x,
-    header,
     log,
     markdown_table,
     median,
     ratio,
+    render_report,
     select,
     timed,
     write_json,
@@ -213,13 +212,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "columns): forklift's default is forkserver, as Python 3.14's is; the standard library's default "
         "here is fork, which is faster to start but unsafe with threads.",
     ]
-    return "\n".join(
-        [
-            header("(c) pool start-up: create 2 workers, first result, graceful shutdown", command_line()),
-            table,
-            "",
-            *(f"* {n}" for n in notes),
-        ]
+    return render_report(
+        "(c) pool start-up: create 2 workers, first result, graceful shutdown", table, notes, None
     )
 
 

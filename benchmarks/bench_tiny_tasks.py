@@ -20,15 +20,13 @@ from _common import (
     WORKERS,
     Goal,
     base_parser,
-    command_line,
     fmt,
     fmt_s,
     fmt_x,
-    goals_table,
-    header,
     markdown_table,
     median,
     ratio,
+    render_report,
     round_robin,
     select,
     write_json,
@@ -169,15 +167,8 @@ def report(rows: list[dict], goal_rows: list[Goal], args) -> str:
     ]
     if skipped:
         notes.append(f"Not run: {', '.join(skipped)} (--quick or --only).")
-    return "\n".join(
-        [
-            header(f"(a) {args.n:,} tiny tasks: forklift vs the anchors, default chunking", command_line()),
-            table,
-            "",
-            *(f"* {n}" for n in notes),
-            "",
-            goals_table(goal_rows),
-        ]
+    return render_report(
+        f"(a) {args.n:,} tiny tasks: forklift vs the anchors, default chunking", table, notes, goal_rows
     )
 
 
