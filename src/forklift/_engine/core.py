@@ -70,7 +70,7 @@ from ..errors import (
 )
 from . import blame, bulk, forks, protocol
 from .api import WorkerState
-from .forks import has_ended
+from .forks import ends_within, has_ended
 from .front import COUNTERS, SchedulerFront
 from .futures import Outcomes
 from .jobs import Chunk, Job, Slab, StreamJob, SubmitJob, annotate_serialization
@@ -510,7 +510,7 @@ class Engine(SchedulerFront):
         if job.cancelled:
             self._finish_if_done(job)
             return
-        if isinstance(outcome, SharingError) and _ends_soon(w.pid):
+        if isinstance(outcome, SharingError) and ends_within(w.pid):
             # The worker died before we mapped its results: run the chunk again. (A worker
             # that lives gave a result naming shared memory it no longer holds: its fault.)
             # Not w.process.is_alive(): under forkserver that learns of the death from the
@@ -613,10 +613,7 @@ class Engine(SchedulerFront):
         server = fork_server_pid()
         if server is None or server in self._dead_servers:
             return False
-        deadline = time.monotonic() + 1.0
-        while not has_ended(server) and time.monotonic() < deadline:
-            time.sleep(0.005)  # a killed server closes its socket before it becomes a zombie
-        if not has_ended(server):
+        if not ends_within(server):  # a killed server closes its socket before it becomes a zombie
             return False
         self._fork_server_died(server)
         return not self._stop
@@ -715,9 +712,7 @@ class Engine(SchedulerFront):
             "ran will run again",
             server,
         )
-        deadline = time.monotonic() + 1.0
-        while not has_ended(server) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        ends_within(server)
         if len(self._dead_servers) >= _config.START_FAILURES:
             self._abort_all(
                 BrokenPoolError(
@@ -945,17 +940,6 @@ class Engine(SchedulerFront):
             except Exception:  # a bug: say so, and go on refusing the rest
                 _log.exception("forklift: a command failed after the pool stopped")
         self._abort_open(self._stopped_error())
-
-
-def _ends_soon(pid: int, wait: float = 1.0) -> bool:
-    """Whether ``pid`` has ended, or does within ``wait`` seconds (a SIGKILLed process closes
-    its descriptors before it becomes a zombie: allow for that moment)."""
-    deadline = time.monotonic() + wait
-    while not has_ended(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from multiprocessing.connection import Connection
 from typing import NamedTuple
@@ -87,6 +88,18 @@ def has_ended(pid: int) -> bool:
     """True once ``pid`` has exited (a zombie has), or does not exist."""
     stat = proc_stat(pid)
     return stat is None or stat.state in ("Z", "X")
+
+
+def ends_within(pid: int, seconds: float = 1.0) -> bool:
+    """Whether ``pid`` has ended, or does within ``seconds``: a killed process closes its
+    descriptors (a fork server's socket, a worker's segments) before it becomes a zombie,
+    so what its closed descriptors told us, /proc may confirm a moment later."""
+    deadline = time.monotonic() + seconds
+    while not has_ended(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def _before_fork() -> None:
