@@ -223,8 +223,7 @@ class Journal:
     def add(self, sql: str, row: tuple[Any, ...]) -> None:
         """Queue one row; the writer thread commits it soon."""
         self._rows.append((sql, row))
-        if self._thread is None:
-            self._started()
+        self._started()
         if len(self._rows) >= FLUSH_ROWS:
             self._wake.set()
 

@@ -834,7 +834,8 @@ class Engine(SchedulerFront):
             if seq != chunk.seq or idx == protocol.PHASE_IDLE:
                 wait = 0.01  # not started yet (or done, its result on the way): look again soon
             else:
-                if idx == protocol.PHASE_FUNCTION:
+                loading = idx == protocol.PHASE_FUNCTION
+                if loading:
                     # Loading a function new to this worker imports its module: start-up,
                     # bounded like an initializer. Under the task's own timeout, a module
                     # slower to import than that failed every attempt in every new worker.
@@ -845,9 +846,8 @@ class Engine(SchedulerFront):
                     w.kill("timeout")
                     continue
                 wait = (deadline - now) / 1e9
-                if idx == protocol.PHASE_FUNCTION:
+                if loading:
                     wait = min(wait, 0.01)  # the task's clock starts any moment: look again soon
-
             nearest = wait if nearest is None else min(nearest, wait)
         return nearest if nearest is None else min(nearest, _MAX_WAIT)
 
