@@ -276,6 +276,73 @@ def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path):
     assert sorted(os.listdir(dst)) == [".keep.forklift-notmine.tmp", "a.txt"]
 
 
+# -- the walk runs in the workers: one task per directory ----------------------------------------
+def test_a_directory_task_copies_its_first_files_and_hands_out_the_rest(tmp_path, monkeypatch):
+    """Past BATCH_FILES files, and for any file of BATCH_BYTES or more, a directory task gives
+    the work back as batches, so one huge directory is still copied by every worker."""
+    monkeypatch.setattr(worker, "BATCH_FILES", 10)
+    monkeypatch.setattr(worker, "BATCH_BYTES", 1 << 20)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(25):
+        write(src / f"f{i:02d}", b"x" * i)
+    write(src / "big", b"b" * (1 << 20))
+    write(src / "sub" / "inner", b"inner")
+    os.symlink("f01", src / "link")
+    opts = run._Options("0badcafe", False, False, False, os.geteuid() == 0)
+    copied, nbytes, same, _, errors, fatal, info = worker._copy_dir(str(src), str(dst), (), opts)
+    record, subdirs, deferred, splits, found, found_bytes, made = info
+    assert errors == [] and fatal is None and same == 0 and made == 1 and splits == []
+    assert record[0] == str(dst) and record[1].st_ino == os.lstat(src).st_ino
+    assert subdirs == [("dir", str(src / "sub"), str(dst / "sub"), ((record[1].st_dev, record[1].st_ino),))]
+    assert copied == 10 and found == 27  # 25 files, the symlink, the big file
+    batches = [[ent[0] for _, _, ents in task[1] for ent in ents] for task in deferred]
+    assert ["big"] in batches  # alone
+    rest = sorted(n for b in batches if b != ["big"] for n in b)
+    assert len(rest) == 27 - 10 - 1 and all(len(b) <= 10 for b in batches)
+    done = set(os.listdir(dst))
+    assert len(done) == 10 and not done & set(rest) and "big" not in done
+    assert found_bytes == sum(range(25)) + (1 << 20) and nbytes == sum(os.path.getsize(dst / n) for n in done)
+    for task in [*deferred, *subdirs]:  # run as other tasks, they finish the tree
+        worker._run_task(task, opts)
+    assert sorted(os.listdir(dst)) == sorted(os.listdir(src)) and temp_files(dst) == []
+
+
+@pytest.mark.parametrize("deaths", [1, 2])
+def test_a_worker_dying_in_a_directory_task_is_retried_once(tmp_path, monkeypatch, deaths):
+    """Its directory runs again (what the dead worker copied is then skipped); twice dead, it
+    is reported and the rest of the tree is still copied, with no temp file left."""
+    monkeypatch.setattr(run, "IN_PROCESS_SECONDS", 0.0)  # the workers die, not this process
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d in ("a", "b"):
+        for i in range(20):
+            write(src / d / f"f{i:02d}", os.urandom(100 + i))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    real_copy_data = worker._copy_data
+
+    def copy_data(fi, fo, size):  # dies with f10's temp file made, f00-f09 already in place
+        target = os.readlink(f"/proc/self/fd/{fo}")
+        if "/b/.f10.forklift-" in target and len(os.listdir(marks)) < deaths:
+            (marks / str(os.getpid())).touch()
+            os._exit(9)
+        return real_copy_data(fi, fo, size)
+
+    monkeypatch.setattr(worker, "_copy_data", copy_data)
+    monkeypatch.setattr(run, "_start_method", lambda: "fork")  # the workers run the patched copy
+    report = copier.copy_tree(src, dst, workers=2)
+    assert len(os.listdir(marks)) == deaths
+    assert temp_files(dst) == []
+    assert contents(dst / "a") == contents(src / "a")
+    if deaths == 1:
+        assert report.ok, report.errors
+        assert snapshot(dst) == snapshot(src)
+        assert report.files_copied + report.files_skipped == 40
+    else:
+        assert [(e.path, e.message.split(":")[0]) for e in report.errors] == [
+            (str(src / "b"), "directory not copied (its worker died twice)")
+        ]
+
+
 def test_big_file_is_split_into_ranges_and_identical(tmp_path, monkeypatch):
     monkeypatch.setattr(walk, "SPLIT_BYTES", 1 << 20)
     monkeypatch.setattr(walk, "RANGE_BYTES", 256 << 10)
@@ -364,21 +431,30 @@ def test_the_progress_line_is_redrawn_while_an_up_to_date_tree_is_scanned(tmp_pa
 
 
 # -- a source that changes between the walk and its copy ---------------------------------------
-def change_after_the_walk(monkeypatch, name, change):
-    """Run ``change(path)`` on source file ``name`` after the walk stats it, before a worker copies it.
+def change_after_the_walk(monkeypatch, src, name, change):
+    """Run ``change(path)`` on source file ``src/name`` after it is stat'ed, before its data is copied.
 
-    The walk hands a file to the workers only after _add returns (a batch when it is
-    full or the walk ends, a split file's ranges when _add returns them).
+    A whole file: in the task that copies it (the workers are forked, so they run the
+    patched function too), between its fstat and the copy of its data. A file cut in
+    ranges: when the parent cuts it, before any range is copied.
     """
-    real_add = walk._Walker._add
+    real_copy = worker._copy_opened
 
-    def add(self, src_dir, dst_dir, entry_name, dname, st, existing):
-        due = real_add(self, src_dir, dst_dir, entry_name, dname, st, existing)
-        if entry_name == name:
-            change(os.path.join(src_dir, entry_name))
+    def copy_opened(fi, dfd, ent, opts, owner):
+        if ent[0] == name:
+            change(os.path.join(src, name))
+        return real_copy(fi, dfd, ent, opts, owner)
+
+    monkeypatch.setattr(worker, "_copy_opened", copy_opened)
+    real_split = walk._Walker._split
+
+    def split(self, path, dst_dir, dname, st):
+        due = real_split(self, path, dst_dir, dname, st)
+        if os.path.basename(path) == name:
+            change(path)
         return due
 
-    monkeypatch.setattr(walk._Walker, "_add", add)
+    monkeypatch.setattr(walk._Walker, "_split", split)
 
 
 def split_small(monkeypatch):
@@ -401,7 +477,7 @@ def test_a_file_that_grows_is_copied_whole_and_recopied_next_run(tmp_path, monke
         with open(path, "ab") as f:
             f.write(grown)
 
-    change_after_the_walk(monkeypatch, "log", append)
+    change_after_the_walk(monkeypatch, src, "log", append)
     report = copier.copy_tree(src, dst, workers=2, verify=True)
     assert report.ok, report.errors
     assert digest(dst / "log") == digest(src / "log") and os.path.getsize(dst / "log") == size + len(grown)
@@ -422,7 +498,7 @@ def test_a_file_that_shrinks_is_reported_and_never_given_its_name(tmp_path, monk
     src, dst = tmp_path / "src", tmp_path / "dst"
     write(src / "log", os.urandom(size))
     write(src / "other", b"unchanged")
-    change_after_the_walk(monkeypatch, "log", lambda path: os.truncate(path, size - 1000))
+    change_after_the_walk(monkeypatch, src, "log", lambda path: os.truncate(path, size - 1000))
     from forklift.cli.main import main
 
     assert main(["copy", "-q", "-j", "2", str(src), str(dst)]) == 1

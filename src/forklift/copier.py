@@ -11,13 +11,13 @@ used, in ``forklift._copy.walk``, ``.run`` and ``.worker``.
 
 from __future__ import annotations
 
+from ._copy.common import BATCH_BYTES as BATCH_BYTES
+from ._copy.common import BATCH_FILES as BATCH_FILES
 from ._copy.common import is_temp_name as is_temp_name
 from ._copy.common import temp_name as temp_name
 from ._copy.outcome import CopyReport, FileError
 from ._copy.run import IN_FLIGHT_PER_WORKER as IN_FLIGHT_PER_WORKER
 from ._copy.run import copy_tree
-from ._copy.walk import BATCH_BYTES as BATCH_BYTES
-from ._copy.walk import BATCH_FILES as BATCH_FILES
 from ._copy.walk import RANGE_BYTES as RANGE_BYTES
 from ._copy.walk import SPLIT_BYTES as SPLIT_BYTES
 from ._copy.worker import COMPARE_BLOCK as COMPARE_BLOCK

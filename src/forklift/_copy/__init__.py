@@ -5,17 +5,20 @@ Data path::
     parent, main thread                                     workers (forklift.Pool)
     -------------------                                     -----------------------
     _plan       SRC... DST -> [(source, target)], checks
-    _Walker     os.scandir + lstat, depth first; mkdir;
-                quick check against the target's entries;
-                removes stale temp files of earlier runs
-                small files + symlinks -> "batch" tasks  ---->  _copy_batch: per file open,
-                  (<= BATCH_FILES files, <= BATCH_BYTES)         create temp, copy_file_range,
-                big files -> "range" tasks; the parent   ---->   fchown/fchmod, futimens,
-                  made their temp file                           rename (dir fds throughout)
-    _Run        apply_async, <= IN_FLIGHT tasks per worker;     _copy_range: one slice of a
-                results (a queue fed by the pool's callbacks)    big file into its temp
-                -> counts, progress, errors;             <----  counts, errors, fatal errno
-                finishes big files (times, mode, rename)
+    _Walker     a "dir" task per source directory,   ---->  _copy_dir: scandir, mkdir target
+                a "batch" for single files                   (or read its entries and remove
+                                                             stale temp files), per file open,
+                                                             fstat, create temp, copy_file_range,
+                                                             fchown/fchmod, futimens, rename;
+                                                             quick check when the target existed
+    _Run        pending tasks (a stack), apply_async,   <----  counts, errors, fatal errno, and:
+                <= IN_FLIGHT tasks per worker;               subdirectories as "dir" tasks,
+                results (a queue fed by the pool's           files past BATCH_FILES and big ones
+                callbacks) -> counts, progress, errors;      as "batch" tasks, files to split
+                more tasks -> pending
+                big files to split -> "range" tasks;  ---->  _copy_range: one slice of a big
+                the parent made their temp file              file into its temp
+                finishes split files (times, mode, rename)
     end         directories' owner, mode, times (deepest first)
 
 Modules:
@@ -23,8 +26,8 @@ Modules:
 - ``common``: what both sides share: the options, task and result shapes, temp names;
 - ``outcome``: what a copy returns (CopyReport, FileError);
 - ``plan``: which source goes to which target, and what is refused;
-- ``worker``: the pool's task function: batches of small files, ranges of big ones;
-- ``walk``: the parent's walk of the sources, which cuts the work into tasks;
+- ``worker``: the pool's task function: directories (the walk), batches of files, ranges;
+- ``walk``: the parent's side: each source's first task, big files cut into ranges;
 - ``run``: ``copy_tree`` and the parent's loop: feeds the pool, collects, cleans up;
 - ``display``: the progress line.
 
@@ -33,8 +36,8 @@ Invariants:
 - No file ever carries its final name before it is complete: data goes to
   ``.NAME.forklift-TOKEN.tmp`` in the target directory (TOKEN: 8 hex digits,
   new per run) and is renamed into place after its data, owner, mode and times.
-- The walk streams: a batch goes to the workers as soon as it is full, so
-  scanning a large tree never delays the first copy.
+- The walk runs in the workers, a task per directory: the parent's cost is
+  per directory, not per file, and scanning never delays the first copy.
 - Batches are cut by bytes as well as files, and any file of BATCH_BYTES or
   more travels alone, so no worker is handed every big file.
 - Every temp file is removed on every way out except SIGKILL of the parent:

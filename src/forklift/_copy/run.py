@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import COPY_IN_PROCESS_SECONDS
 from .._errors import CopyUsageError
+from . import walk
 from .common import _FATAL, _O_DIR, _Options, _Task, _unlink_quietly, temp_name
 from .display import _Display
 from .outcome import CopyReport, FileError
@@ -80,6 +81,8 @@ def copy_tree(
         fsync=fsync,
         as_root=os.geteuid() == 0,
         umask=_current_umask(),
+        checksum=checksum,
+        split_bytes=walk.SPLIT_BYTES if nworkers > 1 else None,
     )
     report = CopyReport()
     run = _Run(pairs, opts, nworkers, checksum, report, _Display(started) if progress else None)
@@ -110,6 +113,8 @@ class _Run:
         self.display = display
         self.walker = _Walker(self)
         self.in_flight: dict[int, _Task] = {}
+        self.pending: list[_Task] = []  # tasks not handed out yet; popped from the end
+        self.dirs_left = 0  # directory tasks pending or in flight
         self.results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
         self._ids = itertools.count()
         self.found_files = self.found_bytes = self.done_files = self.done_bytes = 0
@@ -147,10 +152,24 @@ class _Run:
                 self.display.close(self)
 
     def _feed(self) -> None:
-        """Hand out the walk's tasks: the first to this process (IN_PROCESS_SECONDS), the rest to a pool."""
+        """Hand out tasks: the first to this process (IN_PROCESS_SECONDS), the rest to a pool.
+
+        Directory tasks bring back their subdirectories' tasks and the batches of
+        files they left, so the queue of pending tasks grows as the workers walk.
+        """
         limit = IN_FLIGHT_PER_WORKER * self.workers
         local_until = time.perf_counter() + IN_PROCESS_SECONDS
-        for task in self.walker.tasks():
+        pending = self.pending
+
+        self._add(reversed(list(self.walker.tasks())))  # popped from the end: in order
+        self.walker.done = self.dirs_left == 0
+        while pending or self.in_flight:
+            if self.report.stopped is not None:
+                return
+            if not pending or len(self.in_flight) >= limit:
+                self._collect(block=True)
+                continue
+            task = pending.pop()
             task_id = next(self._ids)
             self.in_flight[task_id] = task  # so that Ctrl-C in the middle of it removes its temp names
             pool = self.pool
@@ -166,9 +185,18 @@ class _Run:
                     pool = self.pool = self._start_pool()
                 put = functools.partial(_put, self.results, task_id)
                 pool.apply_async(_run_task, (task,), callback=put, error_callback=put)
-                self._collect(block=len(self.in_flight) >= limit)
-            if self.report.stopped is not None:
-                return
+                self._collect(block=False)
+
+    def _add(self, tasks: Iterable[_Task]) -> None:
+        for task in tasks:
+            if task[0] == "dir":
+                self.dirs_left += 1
+            self.pending.append(task)
+
+    def _scanned(self) -> None:
+        """A directory task is over: when none is left, the progress line's total is final."""
+        self.dirs_left -= 1
+        self.walker.done = self.dirs_left == 0
 
     def _start_pool(self) -> Pool:
         from ..pool import Pool
@@ -205,8 +233,20 @@ class _Run:
         if isinstance(result, BaseException):  # a worker died under this task
             self._lost(task, result)
             return
-        copied, nbytes, same, same_bytes, errors, fatal = result
+        copied, nbytes, same, same_bytes, errors, fatal = result[:6]
         report = self.report
+        if task[0] == "dir":
+            record, subdirs, deferred, splits, found, found_bytes, made = result[6]
+            if record is not None:
+                self.walker.dirs.append(record)
+            report.dirs += made
+            self.found_files += found
+            self.found_bytes += found_bytes
+            self._add(subdirs)
+            for src, dst_dir, dname, st in splits:
+                self._add(self.walker._split(src, dst_dir, dname, st) or ())
+            self._add(deferred)  # popped first: files already found go before new scans
+            self._scanned()
         report.files_copied += copied
         report.bytes_copied += nbytes
         report.files_skipped += same
@@ -214,7 +254,7 @@ class _Run:
         report.errors.extend(FileError(p, m) for p, m in errors)
         if fatal is not None:
             self.stop(fatal)
-        if task[0] == "batch":
+        if task[0] != "range":
             self.done_files += copied + same + len(errors)
             self.done_bytes += nbytes + same_bytes
         else:
@@ -235,7 +275,15 @@ class _Run:
         why = f"{type(exc).__name__}: {exc}"
         if broken:
             self.stop(f"the worker pool broke: {why}")
-        if task[0] == "batch":
+        if task[0] == "dir":
+            _, src_dir, dst_dir, ancestors, *tries = task
+            _remove_my_temps(dst_dir, self.opts.token)
+            if not broken and not tries:  # once more: what its worker copied is then found and skipped
+                self._add([("dir", src_dir, dst_dir, ancestors, 1)])
+            elif not broken:
+                self.error(src_dir, f"directory not copied (its worker died twice): {why}")
+            self._scanned()
+        elif task[0] == "batch":
             for src_dir, dst_dir, entries in task[1]:
                 for ent in entries:
                     if not broken:
@@ -308,7 +356,9 @@ class _Run:
         if self.pool is not None:
             self.pool.terminate()  # returns once every worker is killed and reaped: none writes again
         for task in self.in_flight.values():
-            if task[0] == "batch":
+            if task[0] == "dir":  # which files it was writing is not known here: any temp name of ours
+                _remove_my_temps(task[2], self.opts.token)
+            elif task[0] == "batch":
                 for _, dst_dir, entries in task[1]:
                     for ent in entries:
                         _unlink_quietly(os.path.join(dst_dir, temp_name(ent[1], self.opts.token)))
@@ -339,6 +389,18 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _remove_my_temps(dst_dir: str, token: str) -> None:
+    """Remove this run's temp files from ``dst_dir`` (a directory task died or was interrupted)."""
+    mine = f".forklift-{token}.tmp"
+    try:
+        with os.scandir(dst_dir) as it:
+            names = [e.name for e in it if e.name.endswith(mine)]
+    except OSError:
+        return
+    for name in names:
+        _unlink_quietly(os.path.join(dst_dir, name))
 
 
 def _put(results: queue.SimpleQueue[tuple[int, Any]], task_id: int, value: Any) -> None:

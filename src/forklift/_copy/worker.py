@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
+from typing import Any
 
 from .common import (
     _FATAL,
@@ -17,18 +18,24 @@ from .common import (
     _LINK,
     _O_CREATE,
     _O_DIR,
+    BATCH_BYTES,
+    BATCH_FILES,
     _Entry,
     _Group,
     _Options,
     _Result,
     _Task,
     _unlink_quietly,
+    is_temp_name,
+    kind_name,
+    quick_check,
     temp_name,
 )
 
 #: Block size when comparing contents (``checksum`` and ``verify``).
 COMPARE_BLOCK = 1 << 20
 _NO_COPY_FILE_RANGE = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF})
+_O_SOURCE = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 _opts: _Options | None = None
@@ -42,7 +49,7 @@ def _init_worker(opts: _Options) -> None:
 
 
 def _run_task(task: _Task, opts: _Options | None = None) -> _Result:
-    """The pool's task function: a batch of small files, or one range of a big file.
+    """The pool's task function: a directory, a batch of small files, or one range of a big file.
 
     In a worker, ``opts`` are the initializer's; the parent copying a small tree
     itself passes its own (with its umask).
@@ -50,6 +57,8 @@ def _run_task(task: _Task, opts: _Options | None = None) -> _Result:
     if opts is None:
         opts = _opts
         assert opts is not None, "worker not initialised"
+    if task[0] == "dir":
+        return _copy_dir(task[1], task[2], task[3], opts)
     if task[0] == "batch":
         return _copy_batch(task[1], opts)
     _, _, src, tmp, offset, length, last = task
@@ -93,15 +102,13 @@ def _copy_batch(groups: list[_Group], opts: _Options) -> _Result:
             owner = _new_file_owner(dfd, opts)
             for ent in entries:
                 try:
-                    if ent[9] and _already_same(sfd, dfd, ent, opts):
+                    done = _copy_entry(sfd, dfd, ent, opts, owner)
+                    if done is None:
                         same += 1
                         same_bytes += ent[3]
-                    elif ent[2] == _FILE:
-                        nbytes += _copy_file(sfd, dfd, ent, opts, owner)
-                        copied += 1
                     else:
-                        _copy_link(sfd, dfd, ent, opts)
                         copied += 1
+                        nbytes += done
                 except _StepError as e:
                     if e.err.errno in _FATAL:
                         fatal = f"{e.err.strerror} ({os.path.join(dst_dir, ent[1])})"
@@ -120,6 +127,226 @@ def _copy_batch(groups: list[_Group], opts: _Options) -> _Result:
     return copied, nbytes, same, same_bytes, errors, None
 
 
+#: What a directory task found beyond its own copies: (the target directory and its source's
+#: stat, to finish at the end | None; its subdirectories' tasks; batches of the files it left
+#: to other workers; files to cut into ranges (source, target dir, name, stat); files and
+#: bytes found; target directories made).
+_DirInfo = tuple[
+    "tuple[str, os.stat_result] | None",
+    list[_Task],
+    list[_Task],
+    "list[tuple[str, str, str, os.stat_result]]",
+    int,
+    int,
+    int,
+]
+_NO_INFO: _DirInfo = (None, [], [], [], 0, 0, 0)
+
+
+def _copy_dir(
+    src_dir: str, dst_dir: str, ancestors: tuple[tuple[int, int], ...], opts: _Options
+) -> tuple[Any, ...]:
+    """A directory task: scan ``src_dir``, make ``dst_dir``, copy up to BATCH_FILES of its files.
+
+    The walk runs in the workers, so the parent only hands out tasks. Subdirectories
+    come back as tasks of their own; files past the first BATCH_FILES, and any of
+    BATCH_BYTES or more, come back as batches for other workers, so a huge directory
+    is still copied by all of them. Into a directory this task made, a regular file
+    is opened and fstat'ed without an lstat first (what ``cp`` does); into an
+    existing one, each file is quick-checked against the target's entry.
+
+    Returns a batch's result plus a ``_DirInfo``.
+    """
+    try:
+        src_st = os.stat(src_dir) if opts.follow else os.lstat(src_dir)
+        with os.scandir(src_dir) as it:
+            entries = list(it)
+    except OSError as e:
+        return 0, 0, 0, 0, [(src_dir, f"cannot read directory: {e.strerror}")], None, _NO_INFO
+    made, existing, problem = _target_dir(dst_dir, opts)
+    if problem is not None:
+        return 0, 0, 0, 0, [(dst_dir, problem)], None, _NO_INFO
+    record = (dst_dir, src_st)
+    try:
+        sfd = os.open(src_dir, _O_DIR)
+    except OSError as e:
+        return (
+            0,
+            0,
+            0,
+            0,
+            [(src_dir, f"cannot open directory: {e.strerror}")],
+            None,
+            (record, [], [], [], 0, 0, made),
+        )
+    try:
+        dfd = os.open(dst_dir, _O_DIR)
+    except OSError as e:
+        os.close(sfd)
+        return (
+            0,
+            0,
+            0,
+            0,
+            [(dst_dir, f"cannot open target directory: {e.strerror}")],
+            None,
+            (record, [], [], [], 0, 0, made),
+        )
+    here = (*ancestors, (src_st.st_dev, src_st.st_ino))
+    errors: list[tuple[str, str]] = []
+    subdirs: list[_Task] = []
+    deferred: list[_Task] = []
+    splits: list[tuple[str, str, str, os.stat_result]] = []
+    group: list[_Entry] = []
+    group_bytes = copied = nbytes = same = same_bytes = found = found_bytes = 0
+    own = BATCH_FILES  # files this task may still copy itself
+    split = opts.split_bytes
+    follow = opts.follow
+    fast = existing is None  # a new target: nothing to compare against
+    fatal = None
+    try:
+        owner = _new_file_owner(dfd, opts)
+        for entry in entries:
+            name = entry.name
+            if is_temp_name(name):
+                # Copied, it would be taken for a killed run's leftover and deleted on every
+                # rerun; these are forklift's own temp files (another copy in progress).
+                errors.append((entry.path, "named like a forklift temp file; skipped"))
+                continue
+            try:
+                if fast and own and entry.is_file(follow_symlinks=False):
+                    # cp's way: open, fstat, copy. Not a regular file any more, or big: the slow way.
+                    try:
+                        fi = os.open(name, _O_SOURCE | os.O_NOFOLLOW, dir_fd=sfd)
+                    except OSError as e:
+                        if e.errno != errno.ELOOP:  # ELOOP: a symlink now; taken below
+                            errors.append((entry.path, f"cannot open: {e.strerror}"))
+                            continue
+                    else:
+                        try:
+                            st = os.fstat(fi)
+                            size = st.st_size
+                            if (
+                                stat.S_ISREG(st.st_mode)
+                                and size < BATCH_BYTES
+                                and (split is None or size < split)
+                            ):
+                                found += 1
+                                found_bytes += size
+                                own -= 1
+                                ent: _Entry = (
+                                    name, name, _FILE, size, st.st_mode, st.st_atime_ns,
+                                    st.st_mtime_ns, st.st_uid, st.st_gid, False,
+                                )  # fmt: skip
+                                nbytes += _copy_opened(fi, dfd, ent, opts, owner)
+                                copied += 1
+                                continue
+                        finally:
+                            os.close(fi)
+                try:
+                    st = entry.stat(follow_symlinks=follow)
+                except OSError as e:
+                    errors.append((entry.path, f"cannot stat: {e.strerror}"))
+                    continue
+                mode = st.st_mode
+                if stat.S_ISDIR(mode):
+                    if (st.st_dev, st.st_ino) in here:
+                        errors.append((entry.path, "symlink loop: a directory containing itself; skipped"))
+                    else:
+                        subdirs.append(("dir", entry.path, os.path.join(dst_dir, name), here))
+                    continue
+                if stat.S_ISREG(mode):
+                    kind, size = _FILE, st.st_size
+                elif stat.S_ISLNK(mode):
+                    kind, size = _LINK, 0
+                else:
+                    errors.append((entry.path, f"not copied: {kind_name(mode)}"))
+                    continue
+                found += 1
+                found_bytes += size
+                compare = False
+                if existing is not None and name in existing:
+                    verdict = quick_check(existing[name], st, opts.checksum, opts.as_root)
+                    if verdict == "same":
+                        same += 1
+                        same_bytes += size
+                        continue
+                    compare = verdict == "compare"
+                if kind == _FILE and split is not None and size >= split and not compare:
+                    splits.append((entry.path, dst_dir, name, st))
+                    continue
+                ent = (
+                    name, name, kind, size, mode, st.st_atime_ns, st.st_mtime_ns,
+                    st.st_uid, st.st_gid, compare,
+                )  # fmt: skip
+                if size >= BATCH_BYTES:
+                    deferred.append(("batch", [(src_dir, dst_dir, [ent])]))  # alone: big files spread
+                elif own:
+                    own -= 1
+                    done = _copy_entry(sfd, dfd, ent, opts, owner)
+                    if done is None:
+                        same += 1
+                        same_bytes += size
+                    else:
+                        copied += 1
+                        nbytes += done
+                else:
+                    group.append(ent)
+                    group_bytes += size
+                    if len(group) >= BATCH_FILES or group_bytes >= BATCH_BYTES:
+                        deferred.append(("batch", [(src_dir, dst_dir, group)]))
+                        group, group_bytes = [], 0
+            except _StepError as e:
+                if e.err.errno in _FATAL:
+                    fatal = f"{e.err.strerror} ({os.path.join(dst_dir, name)})"
+                    break
+                errors.append((entry.path, e.message))
+        if group:
+            deferred.append(("batch", [(src_dir, dst_dir, group)]))
+        if opts.fsync and fatal is None:
+            try:
+                os.fsync(dfd)
+            except OSError as e:
+                if e.errno in _FATAL:
+                    fatal = f"{e.strerror} ({dst_dir})"
+                else:
+                    errors.append((dst_dir, f"cannot flush the directory: {e.strerror}"))
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+    info = (record, subdirs, deferred, splits, found, found_bytes, made)
+    return copied, nbytes, same, same_bytes, errors, fatal, info
+
+
+def _target_dir(dst_dir: str, opts: _Options) -> tuple[int, dict[str, Any] | None, str | None]:
+    """Make the target directory: (1 if made else 0, None if new else its entries, problem or None)."""
+    try:
+        os.mkdir(dst_dir, 0o700)
+        return 1, None, None
+    except FileExistsError:
+        pass
+    except OSError as e:
+        return 0, None, f"cannot create directory: {e.strerror}"
+    try:
+        dst_st = os.lstat(dst_dir)
+        if not stat.S_ISDIR(dst_st.st_mode):
+            return 0, None, "exists and is not a directory; its source directory was skipped"
+        if not opts.as_root and dst_st.st_mode & 0o700 != 0o700:
+            os.chmod(dst_dir, stat.S_IMODE(dst_st.st_mode) | 0o700)  # its mode is set back at the end
+        existing: dict[str, Any] = {}
+        mine = f".forklift-{opts.token}.tmp"
+        with os.scandir(dst_dir) as it:
+            for entry in it:
+                if is_temp_name(entry.name):
+                    if not entry.name.endswith(mine):
+                        _unlink_quietly(entry.path)  # left by an earlier run that was killed
+                else:
+                    existing[entry.name] = entry
+        return 0, existing, None
+    except OSError as e:
+        return 0, None, f"cannot read target directory: {e.strerror}"
+
+
 def _new_file_owner(dfd: int, opts: _Options) -> tuple[int, int] | None:
     """As root, the (uid, gid) a new file in this directory gets, so chown is skipped when it matches."""
     if not opts.as_root or os.fstat(dfd).st_mode & stat.S_ISGID:  # set-group-ID dir: its group
@@ -127,44 +354,55 @@ def _new_file_owner(dfd: int, opts: _Options) -> tuple[int, int] | None:
     return os.geteuid(), os.getegid()
 
 
+def _copy_entry(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int, int] | None) -> int | None:
+    """Copy one file or symlink: its bytes, or None when ``checksum`` found the target identical."""
+    if ent[9] and _already_same(sfd, dfd, ent, opts):
+        return None
+    if ent[2] == _FILE:
+        return _copy_file(sfd, dfd, ent, opts, owner)
+    _copy_link(sfd, dfd, ent, opts)
+    return 0
+
+
 def _copy_file(sfd: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int, int] | None) -> int:
     """Copy one regular file: data into a temp file, then owner, mode, times, rename; return its bytes."""
-    name, dname, _, size, mode, atime, mtime, uid, gid, _ = ent
     try:
-        fi = os.open(
-            name,
-            os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if opts.follow else os.O_NOFOLLOW),
-            dir_fd=sfd,
-        )
+        fi = os.open(ent[0], _O_SOURCE | (0 if opts.follow else os.O_NOFOLLOW), dir_fd=sfd)
     except OSError as e:
         raise _StepError("cannot open", e) from None
     try:
-        tmp = temp_name(dname, opts.token)
-        fo = _create(tmp, dfd, mode, opts.verify)
-        try:
-            done = _copy_data(fi, fo, size)
-            if done != size:
-                raise _StepError(
-                    "changed while being copied",
-                    OSError(errno.EIO, f"expected {size:,} bytes, read {done:,}"),
-                )
-            done += _copy_growth(fi, size, lambda extra: _copy_data(fi, fo, extra))
-            # The walk's mtime even on a file that grew: older than the data, so the next run's
-            # quick check sees the source's newer mtime and copies it again, never skips it.
-            chown = opts.as_root and (uid, gid) != owner
-            _set_file_meta(fo, mode, atime, mtime, uid, gid, chown, chmod=bool(mode & opts.umask))
-            if opts.verify:
-                _verify(fi, fo, done, opts.fsync)
-            elif opts.fsync:
-                os.fsync(fo)
-        except BaseException:
-            os.close(fo)
-            _unlink_quietly(tmp, dfd)
-            raise
-        os.close(fo)
-        _rename(tmp, dname, dfd)
+        return _copy_opened(fi, dfd, ent, opts, owner)
     finally:
         os.close(fi)
+
+
+def _copy_opened(fi: int, dfd: int, ent: _Entry, opts: _Options, owner: tuple[int, int] | None) -> int:
+    """Copy the open source ``fi`` into a temp file, set owner, mode, times, rename it; return its bytes."""
+    _, dname, _, size, mode, atime, mtime, uid, gid, _ = ent
+    tmp = temp_name(dname, opts.token)
+    fo = _create(tmp, dfd, mode, opts.verify)
+    try:
+        done = _copy_data(fi, fo, size)
+        if done != size:
+            raise _StepError(
+                "changed while being copied",
+                OSError(errno.EIO, f"expected {size:,} bytes, read {done:,}"),
+            )
+        done += _copy_growth(fi, size, lambda extra: _copy_data(fi, fo, extra))
+        # The walk's mtime even on a file that grew: older than the data, so the next run's
+        # quick check sees the source's newer mtime and copies it again, never skips it.
+        chown = opts.as_root and (uid, gid) != owner
+        _set_file_meta(fo, mode, atime, mtime, uid, gid, chown, chmod=bool(mode & opts.umask))
+        if opts.verify:
+            _verify(fi, fo, done, opts.fsync)
+        elif opts.fsync:
+            os.fsync(fo)
+    except BaseException:
+        os.close(fo)
+        _unlink_quietly(tmp, dfd)
+        raise
+    os.close(fo)
+    _rename(tmp, dname, dfd)
     return done
 
 
