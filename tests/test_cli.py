@@ -81,6 +81,24 @@ def test_a_command_imports_only_what_it_uses():
     assert out.stdout.strip() == "[]"
 
 
+def test_a_small_copy_imports_no_pool_and_no_dataclasses(tmp_path):
+    # A tree copied in the first 20 ms never starts a pool: its start-up is the figure
+    # (benchmarks/bench_copy.py "tiny"), and dataclasses + inspect alone cost ~6 ms.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_text("a")
+    code = (
+        "import sys\n"
+        "from forklift.cli.main import main\n"
+        f"assert main(['copy', '-q', {str(tmp_path / 'src')!r}, {str(tmp_path / 'dst')!r}]) == 0\n"
+        "heavy = {'dataclasses', 'inspect', 'forklift.pool', 'multiprocessing.pool', 'concurrent.futures'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert (tmp_path / "dst" / "a").read_text() == "a"
+
+
 # -- output into a pipe whose reader has gone (| head) ------------------------------------------
 
 
