@@ -455,6 +455,9 @@ def change_after_the_walk(monkeypatch, src, name, change):
         return due
 
     monkeypatch.setattr(walk._Walker, "_split", split)
+    # Forked workers run the patched function; forklift's default (forkserver, chosen when
+    # other tests left threads running) would import the module afresh.
+    monkeypatch.setattr(run, "_start_method", lambda: "fork")
 
 
 def split_small(monkeypatch):
