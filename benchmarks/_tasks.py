@@ -41,3 +41,16 @@ def nap(seconds: float, x: int) -> int:
     ``functools.partial(nap, 0.005)``."""
     time.sleep(seconds)
     return x
+
+
+async def async_square(x: int) -> int:
+    """The tiny task as a coroutine: aiomultiprocess runs coroutines in its workers."""
+    return x * x
+
+
+async def async_nap(seconds: float, x: int) -> int:
+    """``nap`` as a coroutine (aiomultiprocess)."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return x

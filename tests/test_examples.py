@@ -101,6 +101,16 @@ EXPECTED: dict[str, list[str]] = {
         "fib(20) with a 10 s task timeout: 6765",
         "sleep results: [0.2, 0.2, 0.2, 0.2, 0.2, 0.2]",
     ],
+    "05_asyncio.py": [
+        "apply: 44b42987d3f8",
+        "map: ['0903b804ef05', '44b42987d3f8', 'e1981380d7d9']",
+        "submit + gather: ['0903b804ef05', '44b42987d3f8', 'e1981380d7d9']",
+        "imap_unordered: 40 digests",
+        "gave up on stuck(60) at the 0.5 s timeout",
+        "the pool goes on: 44b42987d3f8",
+        "the worker that ran stuck(60) was killed and replaced: True",
+        "the event loop ran all along: True",
+    ],
     "manager_dict_list.py": [
         "('name', 'Li Lei')",
         "('address', 'Yantai')",

@@ -9,7 +9,8 @@ The public face; implementation lives in private modules (see docs/architecture.
   :func:`get_context`), which can also be passed to Pool and Executor tasks;
 - the errors of :mod:`forklift.errors`; :func:`kill_tree` for process trees;
 - ``ClusterQueue``, ``ClusterLock``... shared objects of a Dask cluster (docs/cluster.md);
-- :func:`copy_tree`, the parallel, resumable copier behind ``forklift copy``.
+- :func:`copy_tree`, the parallel, resumable copier behind ``forklift copy``;
+- :mod:`forklift.aio`, the pool for asyncio code (``async with forklift.aio.Pool() as pool``).
 
 Names are imported on first use (as ``concurrent.futures`` does), so a worker
 process that imports only forklift's engine does not pay for the whole package.
@@ -124,7 +125,13 @@ __all__ = [
 ]
 
 
+#: Public submodules, imported on first use too (``forklift.aio.Pool`` after ``import forklift``).
+_SUBMODULES = frozenset({"aio", "copier", "errors", "journal", "progress", "report", "trees"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'forklift' has no attribute {name!r}")

@@ -356,14 +356,22 @@ class StreamJob(Job):
         # stdlib submits one before it waits. Results are then handed one at a time, so that
         # "handed" counts exactly the results the caller got.
         self.buffersize = buffersize
+        # Called on the scheduler thread after each batch (or the abort) is queued: forklift.aio
+        # wakes its event loop with it instead of a thread waiting on ``batches``. It must not
+        # block, nor raise.
+        self.notify: Callable[[], None] | None = None
 
     # -- scheduler side -------------------------------------------------
     def _deliver(self, start: int, values: list[Any], errors: dict[int, BaseException] | None) -> None:
         self.batches.put((start, values, errors))
+        if self.notify is not None:
+            self.notify()
 
     def abort(self, exc: BaseException) -> None:
         self.cancel()
         self.batches.put(exc)
+        if self.notify is not None:
+            self.notify()
 
     # -- consumer side ----------------------------------------------------
     def read_ahead(self) -> int:
