@@ -48,7 +48,8 @@ AREAS = {
     # (forklift run --cluster does, in _run/remote.py).
     "_run": "tools", "_copy": "tools", "_report": "tools",
     # faces: the public API's objects.
-    "pool": "faces", "aio": "faces", "executor": "faces", "process": "faces", "context": "faces",
+    "pool": "faces", "aio": "faces", "joblib": "faces", "executor": "faces", "process": "faces",
+    "context": "faces",
     "managers": "faces", "connection": "faces", "shared": "faces",
     # places: what Pool and Executor hold; they turn calls into jobs (_resume: journaled maps).
     "_places": "places", "_cluster.place": "places",

@@ -409,3 +409,12 @@ def run_script(path, source, python_warnings):
     path.write_text(source)
     env = dict(os.environ, PYTHONWARNINGS=python_warnings)
     return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60, env=env)
+
+
+def set_env(name, value):
+    """An initializer: set an environment variable in the worker."""
+    os.environ[name] = value
+
+
+def get_env(name):
+    return os.environ.get(name)

@@ -111,6 +111,11 @@ EXPECTED: dict[str, list[str]] = {
         "the worker that ran stuck(60) was killed and replaced: True",
         "the event loop ran all along: True",
     ],
+    "06_joblib.py": [
+        "best max_depth: None",
+        "cross-validation accuracy: 0.96",
+        "a worker was killed and its batch run again: True [0, 1, 4, 9, 16, 25]",
+    ],
     "manager_dict_list.py": [
         "('name', 'Li Lei')",
         "('address', 'Yantai')",

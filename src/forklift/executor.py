@@ -121,6 +121,30 @@ class Executor(concurrent.futures.Executor):
         self._futures.add(future)
         return future
 
+    def _submit_alone(self, fn: Callable[[Any], T], arg: Any) -> concurrent.futures.Future[T]:
+        """``submit(fn, arg)`` as a job of its own, never sent in one chunk with other submits.
+
+        For forklift.joblib: joblib's batches are already its unit of work, and one slow
+        batch must not hold back others that the chunker would have sent along with it, or
+        that were sent to its worker behind it (no prefetch behind these jobs).
+        """
+        outcomes = self._engine.outcomes
+        future = outcomes.future()
+
+        def on_done(ok: bool, value: Any) -> None:  # the scheduler thread: callbacks run elsewhere
+            outcomes.settle(future, ok, value[0] if ok else value)
+
+        try:
+            place = self._place
+            call = place.defaults
+            place.collect(fn, [arg], CALL_ONE, on_done, name="submit", call=call, prefetch_behind=False)
+        except ValueError:
+            if self._engine.shut_down():
+                raise RuntimeError("cannot schedule new futures after shutdown") from None
+            raise
+        self._futures.add(future)
+        return future
+
     def map(
         self,
         fn: Callable[..., T],

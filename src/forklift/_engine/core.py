@@ -356,6 +356,8 @@ class Engine(SchedulerFront):
         (a small map queued behind a 3 s apply on the other worker took 3 s).
         """
         last = w.held[-1]
+        if not last.job.prefetch_behind:
+            return False
         seconds = last.job.chunker.expected(len(last.items))
         return seconds is not None and seconds <= _config.PREFETCH_BEHIND
 

@@ -90,6 +90,10 @@ class Job:
     kind = "map"  # what a journal calls it: map, imap, submit
 
     fixed_input = False
+    #: Whether another chunk may be sent to a worker behind one of this job's, when its time
+    #: is known to be short. False for a job whose one task's time says nothing of the next
+    #: call's (forklift.joblib's batches: a slow one must not hold back the one sent behind it).
+    prefetch_behind = True
 
     def __init__(
         self,

@@ -104,6 +104,7 @@ class Place:
         call: CallOptions,
         chunksize: int | None = None,
         journaling: Journaling = Journaling(),
+        prefetch_behind: bool = True,
     ) -> tuple[Job | None, Callable[[], None] | None]:
         """Run ``fn`` over ``items``; ``on_done(ok, list_or_exception)`` once at the end.
 
@@ -129,7 +130,7 @@ class Place:
             if plan is None:  # every result was in the journal
                 return None, None
         try:
-            return self._collect(fn, items, mode, on_done, label, call, chunksize, plan)
+            return self._collect(fn, items, mode, on_done, label, call, chunksize, plan, prefetch_behind)
         except BaseException:  # (a Ctrl-C too) the job did not start: the call's own journal ends here
             if plan is not None:
                 plan.release()
@@ -145,6 +146,7 @@ class Place:
         call: CallOptions,
         chunksize: int | None,
         plan: Plan | None,
+        prefetch_behind: bool = True,
     ) -> tuple[Job | None, Callable[[], None] | None]:
         if plan is not None:
             items, on_done = plan.items, plan.on_done
@@ -163,6 +165,7 @@ class Place:
             timeout=call.timeout,
             retries=call.retries,
         )
+        job.prefetch_behind = prefetch_behind
         if plan is not None:
             plan.setup(job)
         self._start(job, call, len(items))
