@@ -54,3 +54,11 @@ async def async_nap(seconds: float, x: int) -> int:
 
     await asyncio.sleep(seconds)
     return x
+
+
+def log_one(x: int) -> int:
+    """Log one INFO record (logger "bench"), return x: the logging benchmark's task."""
+    import logging
+
+    logging.getLogger("bench").info("task %d", x)
+    return x

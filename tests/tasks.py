@@ -418,3 +418,46 @@ def set_env(name, value):
 
 def get_env(name):
     return os.environ.get(name)
+
+
+def log_and_square(x):
+    """Log at several levels (logger "forklift.test.work"), with an extra field; return x*x."""
+    import logging
+
+    log = logging.getLogger("forklift.test.work")
+    log.debug("debug %d", x)
+    log.info("info %d", x)
+    log.warning("warning %d", x, extra={"detail": {"x": x}})
+    logging.getLogger("forklift.test.quiet").info("quiet %d", x)
+    return x * x
+
+
+def log_then_die(x):
+    import logging
+
+    logging.getLogger("forklift.test.work").error("last words %d", x)
+    os._exit(7)
+
+
+def log_exception(x):
+    import logging
+
+    try:
+        raise ValueError(f"bad {x}")
+    except ValueError:
+        logging.getLogger("forklift.test.work").exception("failed on %d", x)
+    raise ValueError(f"bad {x}")
+
+
+def log_in_initializer():
+    import logging
+
+    logging.getLogger("forklift.test.work").warning("initializer ran")
+
+
+def log_unpicklable_extra():
+    import logging
+    import threading
+
+    logging.getLogger("forklift.test.work").warning("with a lock", extra={"lock": threading.Lock()})
+    return "logged"

@@ -126,6 +126,13 @@ MAX_WORKERS = _int("FORKLIFT_MAX_WORKERS", 4096)
 #: its parallel time. 0: the pool from the first task.
 COPY_IN_PROCESS_SECONDS = _float("FORKLIFT_COPY_IN_PROCESS_SECONDS", 0.02, endless=True)
 
+#: FORKLIFT_FORWARD_LOGGING — a pool's workers send their ``logging`` records to the pool's
+#: process, whose handlers write them (docs/guide.md, "Logging from workers"); 0: leave the
+#: workers' logging alone (the default of Pool(forward_logging=...)).
+FORWARD_LOGGING = _int("FORKLIFT_FORWARD_LOGGING", 1, minimum=0) != 0
+#: FORKLIFT_LOG_LINES_KEPT — a journaled task's last log lines kept beside its error.
+LOG_LINES_KEPT = _int("FORKLIFT_LOG_LINES_KEPT", 10)
+
 #: FORKLIFT_COPY_SPLIT_BYTES — ``forklift copy`` cuts files of this size or more into
 #: 64 MiB ranges that several workers write at once. 0 (the default): never. On ext4
 #: and tmpfs that is slower (writes into one file serialize on its inode lock); set it

@@ -217,6 +217,7 @@ class PoolOptions(NamedTuple):
     credentials: str | os.PathLike[str] | None = None
     calls: CallOptions = CallOptions()  # the per-call defaults
     local_only: tuple[str, ...] = ()  # options given that only a local pool honours, as the user named them
+    forward_logging: bool = True  # workers' logging records go to this process's handlers
 
     @classmethod
     def build(
@@ -234,6 +235,7 @@ class PoolOptions(NamedTuple):
         credentials: str | os.PathLike[str] | None,
         calls: CallOptions,
         local_only: Mapping[str, Any],
+        forward_logging: bool | None = None,
     ) -> PoolOptions:
         """Checked options; ``address`` falls back to ``$FORKLIFT_ADDRESS``. ``local_only``:
         the options only a local pool honours, under the names the face gave them, so an
@@ -255,4 +257,7 @@ class PoolOptions(NamedTuple):
             credentials=credentials,
             calls=calls,
             local_only=tuple(sorted(k for k, v in local_only.items() if v not in (None, (), False))),
+            forward_logging=_config.FORWARD_LOGGING
+            if forward_logging is None
+            else flag("forward_logging", forward_logging),
         )

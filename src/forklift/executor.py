@@ -63,6 +63,7 @@ class Executor(concurrent.futures.Executor):
         credentials: str | os.PathLike[str] | None = None,
         journal: str | os.PathLike[str] | None = None,
         init_timeout: float | None = None,
+        forward_logging: bool | None = None,
     ) -> None:
         if start_method is None:
             start_method = start_method_of(mp_context, "mp_context")
@@ -78,6 +79,7 @@ class Executor(concurrent.futures.Executor):
             max_memory=max_memory,
             init_timeout=init_timeout,
             calls=CallOptions.build(timeout, retries, progress),
+            forward_logging=forward_logging,
             local_only={
                 "initializer": initializer,
                 "max_tasks_per_child": max_tasks_per_child,

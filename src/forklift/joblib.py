@@ -61,6 +61,7 @@ EXECUTOR_KEYWORDS = frozenset(
         "journal",
         "init_timeout",
         "progress",
+        "forward_logging",
     }
 )
 

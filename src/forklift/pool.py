@@ -165,6 +165,11 @@ class Pool:
     of then simply runs, where an explicit ``resume=True`` is refused). Results
     are stored, for a later resume, only by calls that resume.
 
+    ``forward_logging`` (default True, or ``$FORKLIFT_FORWARD_LOGGING``): the workers'
+    ``logging`` records are handled by this process's handlers, each tagged with its
+    task (``record.forklift_task``, ``record.forklift_call``; ``record.process`` is the
+    worker's pid); False leaves the workers' logging as they configure it.
+
     ``address`` (or ``$FORKLIFT_ADDRESS``) runs the pool on a Dask cluster
     instead: ``"tls://host:8786"`` with ``credentials`` (a directory made by
     ``forklift cluster credentials``, or ``$FORKLIFT_CREDENTIALS``), or
@@ -190,6 +195,7 @@ class Pool:
         journal: str | os.PathLike[str] | None = None,
         resume: bool = False,
         init_timeout: float | None = None,
+        forward_logging: bool | None = None,
     ) -> None:
         if flag("resume", resume) and journal is None:
             raise ValueError("resume=True needs a journal: Pool(journal='run.db', resume=True)")
@@ -208,6 +214,7 @@ class Pool:
             max_memory=max_memory,
             init_timeout=init_timeout,
             calls=CallOptions.build(timeout, retries, progress),
+            forward_logging=forward_logging,
             local_only={
                 "initializer": initializer,
                 "maxtasksperchild": maxtasksperchild,

@@ -47,6 +47,8 @@ class ClusterPlace(Place):
                 f"(address={options.address!r}); a cluster's workers are started by 'forklift cluster worker'"
             )
         client, shown, on_close = connect(options.address, options.credentials, options.processes)
+        if options.forward_logging:
+            _forward_logging(client)
         self.cluster_engine = ClusterEngine(
             client, address=shown, wait=config.wait_seconds(), on_close=on_close
         )
@@ -56,6 +58,17 @@ class ClusterPlace(Place):
     def client(self) -> Any:
         """The ``distributed.Client``: Dask's own API, for what forklift does not cover."""
         return self.cluster_engine.client
+
+
+def _forward_logging(client: Any) -> None:
+    """Dask's own forwarding: the workers' records, at this process's root level and above, are
+    handled here (without forklift's task tags: Dask sends them as events, not with the task)."""
+    import logging
+
+    try:
+        client.forward_logging(level=logging.getLogger().getEffectiveLevel())
+    except Exception as exc:  # a distributed without it (< 2023.3), or a scheduler that refuses
+        logging.getLogger("forklift").warning("forklift: cannot forward the cluster's logging: %s", exc)
 
 
 def connect(

@@ -68,7 +68,7 @@ from ..errors import (
     WorkerLostError,
     describe_exit,
 )
-from . import blame, bulk, forks, protocol
+from . import blame, bulk, forks, logs, protocol
 from .api import WorkerState
 from .forks import ends_within, has_ended
 from .front import COUNTERS, SchedulerFront
@@ -123,6 +123,7 @@ class Engine(SchedulerFront):
         check_main_module(self._ctx)
         initializer = options.initializer
         self._init_blob = dumps_callable((initializer, options.initargs)) if initializer else None
+        self._log_levels = logs.levels_now() if options.forward_logging else None
         self._commands: deque[Callable[[], None]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         self._wake_lock = threading.Lock()
@@ -474,6 +475,26 @@ class Engine(SchedulerFront):
             self._on_badargs(w, *fields)
         elif kind == protocol.INITFAIL:
             self._on_initfail(w, fields[0])
+        elif kind == protocol.LOG:
+            self._on_log(w, *fields)
+
+    def _on_log(self, w: WorkerHandle, seq: int, item: int, fields: dict[str, Any]) -> None:
+        """A worker's logging record: tag it with its task, run the parent's handlers elsewhere."""
+        task = call = None
+        for chunk in w.held:
+            if chunk.seq == seq:
+                call = chunk.job.name
+                if 0 <= item < len(chunk.items):
+                    task = chunk.start + item
+                    index = chunk.job.journal_index
+                    if index is not None:  # a resumed map: the call's own numbering
+                        task = index[task]
+                    if chunk.job.journal is not None:  # kept beside the task's error, if it fails
+                        chunk.logs = chunk.logs or {}
+                        tail = chunk.logs.setdefault(item, deque(maxlen=_config.LOG_LINES_KEPT))
+                        tail.append(logs.line(fields))
+                break
+        self.outcomes.callbacks.post_log(logs.dispatch, logs.rebuild(fields, task, call))
 
     def _take_held(self, w: WorkerHandle, seq: int) -> Chunk:
         chunk = w.held.popleft()
@@ -593,7 +614,7 @@ class Engine(SchedulerFront):
             return
         while sum(not w.retiring for w in self._workers) < self.processes:
             try:
-                w = WorkerHandle(self._ctx, self._init_blob, self.max_memory is not None)
+                w = WorkerHandle(self._ctx, self._init_blob, self.max_memory is not None, self._log_levels)
             except Exception as exc:
                 if self._fork_server_restarts():
                     continue  # it died between our starts: the next start makes a new one
@@ -791,18 +812,26 @@ class Engine(SchedulerFront):
         for offset, count, attempts in reversed(verdict.back):
             job.requeue(chunk.start + offset, chunk.items[offset : offset + count], attempts)
         if verdict.blamed is not None:  # last: failing it may finish the job, its mates must be back
-            self._blame(w, job, chunk.start + verdict.blamed, verdict, exitcode, chunk.sent)
+            tail = chunk.log_tail(verdict.blamed)
+            self._blame(w, job, chunk.start + verdict.blamed, verdict, exitcode, chunk.sent, tail)
         self._enqueue(job)
 
     def _blame(
-        self, w: WorkerHandle, job: Job, index: int, verdict: blame.Verdict, exitcode: int | None, sent: float
+        self,
+        w: WorkerHandle,
+        job: Job,
+        index: int,
+        verdict: blame.Verdict,
+        exitcode: int | None,
+        sent: float,
+        tail: str = "",
     ) -> None:
         """Count and record the death of the item that was running; fail it if the verdict says so."""
         if job.cancelled:
             return
         if job.journal is not None:
             final = verdict.fails is not None
-            record_task(job, index, verdict.attempts, w, exitcode, final=final, sent=sent)
+            record_task(job, index, verdict.attempts, w, exitcode, final=final, sent=sent, tail=tail)
         if verdict.fails is None:
             self._counts["retries"] += 1  # judge() put it back with its attempts
             return

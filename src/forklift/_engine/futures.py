@@ -72,6 +72,33 @@ class CallbackThread:
         )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Workers' logging records (logs.py) are handed out here too; a caller about to get a
+        # result first waits for the records posted before it (flush_logs), so that a call's
+        # log lines come before its result, as they would if it had run in this process.
+        self._logs_posted = 0
+        self._logs_done = 0
+        self._logs_cond = threading.Condition()
+
+    def post_log(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Post a worker's record (scheduler thread): counted, for flush_logs."""
+        self._logs_posted += 1
+        self.post(self._run_log, fn, args)
+
+    def _run_log(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        finally:
+            with self._logs_cond:
+                self._logs_done += 1
+                self._logs_cond.notify_all()
+
+    def flush_logs(self, timeout: float = 2.0) -> None:
+        """Wait (at most ``timeout`` s: a handler may block) until the records posted so far ran."""
+        target = self._logs_posted
+        if self._logs_done >= target or self.is_current():
+            return
+        with self._logs_cond:
+            self._logs_cond.wait_for(lambda: self._logs_done >= target, timeout)
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._thread is None:
@@ -122,10 +149,15 @@ class TaskFuture(Future):  # type: ignore[type-arg]
         timeout = wait_seconds("timeout", timeout)  # inf waits for ever (the stdlib overflows)
         self.outcomes.check_wait(self, timeout)
         try:
-            return super().result(timeout)
+            value = super().result(timeout)
         except RuntimeError as exc:
             raise_interrupt(exc)
             raise
+        except BaseException:
+            self.outcomes.callbacks.flush_logs()
+            raise
+        self.outcomes.callbacks.flush_logs()
+        return value
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         timeout = wait_seconds("timeout", timeout)

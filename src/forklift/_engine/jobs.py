@@ -68,7 +68,7 @@ class Slab:
 class Chunk:
     """Items in flight to one worker, as one message; ``shipped``: its argument segments."""
 
-    __slots__ = ("attempts", "inputs", "items", "job", "out_since", "sent", "seq", "shipped", "start")
+    __slots__ = ("attempts", "inputs", "items", "job", "logs", "out_since", "sent", "seq", "shipped", "start")
 
     def __init__(
         self, seq: int, job: Job, start: int, items: list[Any], attempts: int, shipped: Shipped
@@ -82,6 +82,12 @@ class Chunk:
         self.shipped = shipped
         self.inputs: bytes | None = None  # journal: the pickled inputs, when all in-band
         self.sent = 0.0  # journal: time.time() when sent
+        self.logs: dict[int, deque[str]] | None = None  # journal: each item's last log lines
+
+    def log_tail(self, item: int) -> str:
+        """What the journal keeps of item's last log lines, to go after its error (or "")."""
+        lines = self.logs.get(item) if self.logs is not None else None
+        return "" if not lines else "\n--- its last log lines ---\n" + "\n".join(lines)
 
 
 class Job:

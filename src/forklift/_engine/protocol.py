@@ -19,6 +19,8 @@ Worker -> parent
     READY  (pid,)                              the initializer ran; tasks may follow
     BADARGS (seq, "function" | "arguments", error_record)   would not unpickle
     INITFAIL (error_record,)                   the pool's initializer raised
+    LOG    (seq, item, record_fields)          a logging record (logs.py); seq -1: outside a
+                                               chunk (the initializer), item -1: between items
 
 ``bulk`` lists the shared memory segments holding the blob's out-of-band
 buffers (see bulk.py); ``kept``: the task still refers to its argument segments.
@@ -46,7 +48,7 @@ import pickle
 from multiprocessing.connection import Connection
 from typing import Any
 
-TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE, FREE = range(8)
+TASK, EXIT, RESULT, BADARGS, INITFAIL, READY, RELEASE, FREE, LOG = range(9)
 
 # How a chunk's items are called.
 CALL_ONE, CALL_STAR, CALL_ARGS_KWARGS = range(3)

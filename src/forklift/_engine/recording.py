@@ -65,9 +65,8 @@ def record_chunk(
     for i, exc in (errors or {}).items():
         first, last = timing.span(i, 1)
         index = _journal_index(job, chunk.start + i)
-        run.task(
-            index, "failed", attempt=timing.attempt, worker=pid, began=first, ended=last, error=describe(exc)
-        )
+        error = describe(exc) + chunk.log_tail(i)
+        run.task(index, "failed", attempt=timing.attempt, worker=pid, began=first, ended=last, error=error)
 
 
 def _record_resumed(
@@ -99,6 +98,7 @@ def record_task(
     *,
     final: bool,
     sent: float = 0.0,
+    tail: str = "",
 ) -> None:
     """The task running when its worker died or overran its timeout.
 
@@ -121,7 +121,7 @@ def record_task(
         worker=w.pid,
         began=began,
         ended=now,
-        error=error if final else f"{error}; retried",
+        error=(error if final else f"{error}; retried") + tail,
     )
 
 

@@ -42,6 +42,7 @@ class WorkerHandle:
         ctx: multiprocessing.context.BaseContext,
         init_blob: bytes | None,
         report_rss: bool,
+        log_levels: dict[str, int] | None = None,
     ) -> None:
         self.slot = Slot(ctx)
         with forks.lock:
@@ -52,7 +53,14 @@ class WorkerHandle:
             forks.parent_ends.add(parent_end)
             self.process: Any = ctx.Process(  # type: ignore[attr-defined]
                 target=worker_main,
-                args=(child_end, self.slot, init_blob, report_rss, forks.identity()),
+                args=(
+                    child_end,
+                    self.slot,
+                    init_blob,
+                    report_rss,
+                    forks.identity(),
+                    None if log_levels is None else (log_levels, ctx.get_start_method() == "fork"),
+                ),
                 name=WORKER_NAME,
             )
             try:

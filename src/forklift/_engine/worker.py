@@ -30,6 +30,7 @@ when one stood alone):
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import queue
@@ -58,10 +59,14 @@ def worker_main(
     init_blob: bytes | None,
     report_rss: bool,
     parent: tuple[int, int],
+    logging_setup: tuple[dict[str, int], bool] | None = None,
 ) -> None:
     """Entry point of a worker process (the ``target`` of its Process).
 
     ``parent``: the pool's process as (pid, start time), see forks.identity().
+    ``logging_setup``: (levels, forked): forward ``logging`` records to the pool, with the
+    pool's levels, in place of inherited handlers if forked (see logs.py); None: leave
+    logging alone.
     """
     detach_fork_server()
     _become_group_leader()
@@ -77,10 +82,15 @@ def worker_main(
         target=_read_loop, args=(conn, inbox, outgoing, guard), name="forklift-reader", daemon=True
     )
     reader.start()
+    if logging_setup is not None:
+        from . import logs
+
+        levels, forked = logging_setup
+        logs.install(functools.partial(_send, conn, protocol.LOG), _where, levels, forked)
     try:
         if not _run_initializer(conn, init_blob):
             sys.exit(1)
-        protocol.send(conn, protocol.READY, (os.getpid(),))
+        _send(conn, protocol.READY, (os.getpid(),))
         _Worker(conn, slot, report_rss, outgoing).serve(inbox)
     except (BrokenPipeError, ConnectionResetError):  # the pool is gone (or gave up on us)
         die()
@@ -90,6 +100,39 @@ def worker_main(
         from .._exit_watch import watch_exit
 
         watch_exit("pool worker", _config.FLUSH_WARNING)
+
+
+_send_lock = threading.Lock()
+_sending = threading.local()  # this thread is in the middle of a message
+_held_back: list[tuple[Any, ...]] = []  # records logged while their thread was sending one
+
+
+def _send(conn: Connection, kind: int, fields: tuple[Any, ...] = (), payload: bytes | None = None) -> None:
+    """protocol.send from any thread: a task's own threads may log while the main thread answers.
+
+    A record logged by a thread in the middle of sending a message (from a signal
+    handler) waits until that message is out, so that frames never interleave.
+    """
+    if getattr(_sending, "now", False):
+        _held_back.append(fields)  # only LOG can come here: nothing else sends re-entrantly
+        return
+    with _send_lock:
+        _sending.now = True
+        try:
+            protocol.send(conn, kind, fields, payload)
+            while _held_back:
+                protocol.send(conn, protocol.LOG, _held_back.pop(0))
+        finally:
+            _sending.now = False
+
+
+#: (seq of the chunk running, the list its results go to): which task a record came from.
+_task: list[Any] = [-1, None]
+
+
+def _where() -> tuple[int, int]:
+    seq, out = _task
+    return seq, (len(out) if out is not None else -1)
 
 
 def die(slot: memoryview | None = None, note: int = 0) -> None:
@@ -228,7 +271,7 @@ def _run_initializer(conn: Connection, init_blob: bytes | None) -> bool:
         return True
     except BaseException as exc:
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-        protocol.send(conn, protocol.INITFAIL, (capture_exception(exc, tb),))
+        _send(conn, protocol.INITFAIL, (capture_exception(exc, tb),))
         return False
 
 
@@ -252,6 +295,7 @@ class _Worker:
 
     def run_chunk(self, fields: tuple[Any, ...], payload: bytes) -> None:
         seq, func_id, func_blob, forget, mode, timed, arg_bulk = fields
+        _task[0] = seq
         slot = self.slot
         # SEQ last: a reader that sees this chunk's seq also sees its phase and start
         # (never the previous chunk's item and start time, which could look overdue).
@@ -261,7 +305,7 @@ class _Worker:
         slot[protocol.SLOT_SEQ] = seq
         fn = self.function(func_id, func_blob, forget)
         if isinstance(fn, tuple):
-            protocol.send(self.conn, protocol.BADARGS, (seq, "function", fn))
+            _send(self.conn, protocol.BADARGS, (seq, "function", fn))
             return
         if func_blob is not None:  # the arguments' unpickling is on the task's clock again
             if timed:
@@ -272,10 +316,13 @@ class _Worker:
         try:
             args, maps = bulk.loads(payload, arg_bulk, private=True)
         except BaseException as exc:
-            protocol.send(self.conn, protocol.BADARGS, (seq, "arguments", capture_exception(exc, None)))
+            _send(self.conn, protocol.BADARGS, (seq, "arguments", capture_exception(exc, None)))
             return
         run = self.call_timed if timed else self.call_fast
-        results, errors = run(fn, args, mode)
+        try:
+            results, errors = run(fn, args, mode)
+        finally:
+            _task[1] = None
         elapsed = time.perf_counter() - started
         if timed:  # pickling the results is timed too
             slot[protocol.SLOT_START] = time.monotonic_ns()
@@ -286,7 +333,7 @@ class _Worker:
         if shipped:
             self.outgoing.hold(seq, shipped)
         retire = zombie_children() > _config.ZOMBIE_LIMIT
-        protocol.send(
+        _send(
             self.conn,
             protocol.RESULT,
             (seq, elapsed, self.rss(), kept, bulk.wire(shipped), began, retire),
@@ -317,6 +364,7 @@ class _Worker:
         """
         self.slot[protocol.SLOT_IDX] = 0
         out: list[Any] = []
+        _task[1] = out  # len(out): the item running, for a record it logs
         errors: dict[int, ErrorRecord] | None = None
         n = len(args)
         while len(out) < n:
@@ -336,6 +384,7 @@ class _Worker:
         """Like call_fast, but stamp each item's index and start time in the slot."""
         slot = self.slot
         out: list[Any] = []
+        _task[1] = out
         errors: dict[int, ErrorRecord] | None = None
         for i, item in enumerate(args):
             slot[protocol.SLOT_START] = time.monotonic_ns()
