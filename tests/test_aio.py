@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import gc
 import itertools
 import os
 import time
@@ -352,3 +353,4 @@ def test_the_same_calls_on_a_local_dask_cluster():
             assert await pool.submit(tasks.add, 1, 1) == 2
 
     run(main())
+    gc.collect()  # the cluster's client and loop objects sit in cycles: close their sockets now

@@ -116,6 +116,13 @@ EXPECTED: dict[str, list[str]] = {
         "cross-validation accuracy: 0.96",
         "a worker was killed and its batch run again: True [0, 1, 4, 9, 16, 25]",
     ],
+    "07_logging.py": [
+        "INFO task=0 resizing a.png",
+        "INFO task=1 resizing b.gif",
+        "WARNING task=1 b.gif: animated, first frame only",
+        "INFO task=2 resizing c.jpg",
+        "results: ['A.PNG', 'B.GIF', 'C.JPG']",
+    ],
     "manager_dict_list.py": [
         "('name', 'Li Lei')",
         "('address', 'Yantai')",

@@ -20,6 +20,13 @@ import tasks
 TESTS = Path(__file__).resolve().parent
 
 
+@pytest.fixture(autouse=True, scope="module")
+def stop_the_kept_workers():
+    """The backend keeps its Executor between calls: stop it, so later test files see none of it."""
+    yield
+    forklift.joblib.shutdown()
+
+
 def parallel(n_jobs=2, **options):
     return joblib.parallel_config(backend="forklift", n_jobs=n_jobs, **options)
 
@@ -126,6 +133,7 @@ def test_on_a_local_dask_cluster():
     pytest.importorskip("distributed")
     with parallel(n_jobs=-1, address="local"):
         assert run(tasks.square, [(x,) for x in range(30)]) == [x * x for x in range(30)]
+    forklift.joblib.shutdown()  # the kept cluster, its threads and sockets: gone now
 
 
 # joblib's own tests, with "forklift" added to their backend lists (tests/joblib_plugin.py).

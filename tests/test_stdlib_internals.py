@@ -82,6 +82,7 @@ def test_queue_feeder_thread_args_as_exit_watch_reads_them():
     """
     from forklift._exit_watch import _held, _stuck_feeders
 
+    others = {t for t in threading.enumerate() if t.name == "QueueFeederThread"}  # earlier tests'
     q = multiprocessing.get_context("spawn").Queue()
     try:
         q.put(b"x" * (1 << 20))  # more than a pipe holds: the feeder blocks on the write
@@ -90,7 +91,8 @@ def test_queue_feeder_thread_args_as_exit_watch_reads_them():
         deadline = time.monotonic() + 10
         feeder = None
         while time.monotonic() < deadline:
-            feeder = next((t for t in threading.enumerate() if t.name == "QueueFeederThread"), None)
+            new = (t for t in threading.enumerate() if t.name == "QueueFeederThread" and t not in others)
+            feeder = next(new, None)
             if feeder is not None and _held(feeder) == 3:
                 break
             time.sleep(0.02)

@@ -21,8 +21,9 @@ running are killed with their process trees. The keywords after ``n_jobs`` are
 (joblib groups fast tasks into batches of up to about 2 s).
 
 As with loky, the workers are kept between ``Parallel`` calls with the same settings
-(a grid search makes hundreds of calls), and BLAS/OpenMP thread pools in them are
-limited to ``cpus // n_jobs`` threads unless the environment says otherwise.
+(a grid search makes hundreds of calls; :func:`shutdown` stops them earlier than the
+program's end), and BLAS/OpenMP thread pools in them are limited to ``cpus // n_jobs``
+threads unless the environment says otherwise.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from joblib.parallel import (
 
 from .executor import Executor
 
-__all__ = ["ForkliftBackend", "register"]
+__all__ = ["ForkliftBackend", "register", "shutdown"]
 
 #: The Executor keywords ``parallel_config(backend="forklift", ...)`` passes on
 #: (``initializer`` and ``initargs`` also come from ``Parallel(...)``, as with loky).
@@ -153,6 +154,15 @@ class ForkliftBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
 def _run_batch(batch: Any) -> Any:
     """What a worker runs: one of joblib's batches (a ``BatchedCalls``)."""
     return batch()
+
+
+def shutdown() -> None:
+    """Stop the workers kept between ``Parallel`` calls now (they also end with the program)."""
+    global _kept
+    with _lock:
+        kept, _kept = _kept, None
+    if kept is not None:
+        kept[1].shutdown(wait=True, cancel_futures=True)
 
 
 def register() -> None:
