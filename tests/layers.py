@@ -63,7 +63,7 @@ AREAS = {
     # engine kills with trees, records into the journal and advances progress bars.
     "errors": "support", "_errors": "support",
     "_serialize": "support", "_config": "support", "_checks": "support",
-    "_digest": "support", "_start_methods": "support", "_exit_watch": "support",
+    "_digest": "support", "_start_methods": "support", "_exit_watch": "support", "_platform": "support",
     "_options": "support",
     "progress": "support", "trees": "support", "journal": "support",
 }

@@ -13,6 +13,7 @@ __all__ = [
     "ForkliftError",
     "JournalError",
     "MissingMatplotlib",
+    "PlatformError",
     "SharingError",
     "TaskTimeout",
 ]
@@ -64,6 +65,16 @@ class CopyUsageError(ForkliftError, ValueError):
 
     Raised by :func:`forklift.copy_tree` before anything is written; the message is
     one line for the user. Also a ValueError, as it was before it joined ForkliftError.
+    """
+
+    __module__ = "forklift.errors"
+
+
+class PlatformError(ForkliftError, OSError):
+    """This part of forklift needs Linux, or a newer kernel, than the one it runs on.
+
+    The message names the platform (or kernel), what is missing, what works here and
+    what to use instead (see the README's "Platforms" and docs/architecture.md).
     """
 
     __module__ = "forklift.errors"

@@ -42,6 +42,7 @@ from ._errors import (
     ForkliftError,
     JournalError,
     MissingMatplotlib,
+    PlatformError,
     SharingError,
     TaskTimeout,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ForkliftError",
     "JournalError",
     "MissingMatplotlib",
+    "PlatformError",
     "RemoteError",
     "RemoteTraceback",
     "ResultSerializationError",

@@ -33,6 +33,7 @@ from multiprocessing import process, reduction
 from typing import Any
 
 from . import _config, _serialize
+from ._platform import require_linux
 
 __all__ = ["ForkProcess", "ForkServerProcess", "Process", "SpawnProcess"]
 
@@ -136,6 +137,7 @@ class Process(process.BaseProcess):
 
     def start(self) -> None:
         """Start the process (as multiprocessing.Process.start)."""
+        require_linux("forklift.Process", "a memfd for its result, /proc for its process tree")
         if self._target is not None and not callable(self._target):  # else a traceback in the child
             raise TypeError(f"target must be callable, not {type(self._target).__name__}")
         if self._popen is None and not self._closed:  # else the stdlib says why it cannot start

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import COPY_IN_PROCESS_SECONDS
 from .._errors import CopyUsageError
+from .._platform import require_linux
 from . import walk
 from .common import _FATAL, _O_DIR, _Options, _Task, _unlink_quietly, temp_name
 from .display import _Display
@@ -68,6 +69,7 @@ def copy_tree(
     Raises :class:`CopyUsageError` for sources and destinations that cannot be
     copied at all; ``KeyboardInterrupt`` is re-raised after cleaning up.
     """
+    require_linux("forklift copy", "copy_file_range, and a forklift pool for the workers")
     started = time.perf_counter()
     srcs = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     pairs = _plan([os.fspath(s) for s in srcs], os.fspath(dst), follow_symlinks)

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _config
 from .._digest import signature as journal_signature
 from .._options import PoolOptions
+from .._platform import require_linux
 from .._serialize import ErrorRecord, describe, dumps_callable, rebuild_exception, short_repr
 from .._serialize import serialization_error as _ser_error
 from .._start_methods import resolve_context
@@ -109,6 +110,10 @@ class Engine(SchedulerFront):
 
     def __init__(self, options: PoolOptions, journal: Journal | None = None) -> None:
         """Start the workers ``options`` ask for (checked by ``PoolOptions.build``)."""
+        require_linux(
+            "a local forklift pool (Pool, Executor, forklift.aio, forklift.joblib)",
+            "memfd slots and results, pidfds, PR_SET_PDEATHSIG, /proc for process trees",
+        )
         self.processes = options.processes or os.cpu_count() or 1
         self.init_timeout = options.init_timeout
         self.timed = options.calls.timeout is not None  # starts are bounded (see _init_limit)

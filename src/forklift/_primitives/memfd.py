@@ -16,6 +16,7 @@ closes it, existing mappings stay valid and the memory goes with the last one.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 
@@ -34,7 +35,19 @@ class Segment:
         self.users = 0  # chunks that carry it and have not answered yet
         self.memo = False  # a job may send it again for the same array
         self.kept = False  # some task kept a view of it: never reuse
-        self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        try:
+            self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        except AttributeError:  # not Linux
+            from .._platform import require_linux
+
+            require_linux("forklift's shared memory", "memfd_create")
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSYS:
+                from .._platform import too_old
+
+                raise too_old("memfd_create", "forklift's shared memory", "3.17") from None
+            raise
         try:
             os.ftruncate(self.fd, max(size, 1))
             self.map = mmap.mmap(self.fd, max(size, 1))

@@ -186,6 +186,9 @@ class Runner:
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
+        from .._platform import require_call
+
+        require_call("pidfd_open", "forklift run (one pidfd per job, in an epoll loop)", "5.3")
         t0 = time.monotonic()
         with self.books:
             self._loop()

@@ -110,6 +110,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._errors import PlatformError
     from ..copier import CopyUsageError, copy_tree
 
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             fsync=args.fsync,
             progress=not args.quiet and sys.stderr.isatty(),
         )
-    except CopyUsageError as e:
+    except (CopyUsageError, PlatformError) as e:
         print(f"forklift copy: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

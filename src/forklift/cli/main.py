@@ -72,11 +72,16 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from .._errors import PlatformError
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except PlatformError as exc:  # one line, no traceback: this command cannot run here
+        print(f"forklift {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _quiet_gone_outputs() -> bool:
