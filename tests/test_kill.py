@@ -642,6 +642,22 @@ def test_cli_says_plainly_when_permission_is_denied(trees):
     assert not [p for p in tree.pids if state(p) in ("T", "t")]  # and not left stopped
 
 
+def test_a_process_in_the_middle_of_its_exit_is_not_taken_for_a_thread(monkeypatch):
+    """/proc/PID/status says Tgid 0 while a process exits: kill_tree of it then raised
+    'PID is a thread of process 0' (seen on a pool's scheduler thread, killing a worker that was
+    ending at that moment). It is a process that ends: nothing to refuse."""
+    from forklift import trees
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        monkeypatch.setattr(trees, "_thread_group", lambda pid: 0)
+        result = forklift.kill_tree(child.pid, sig=signal.SIGKILL, timeout=5)
+        assert child.pid in result.ended
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_thread_id_is_refused_not_taken_for_its_process(sent):
     """kill_tree(<TID of one of the caller's threads>) stopped the caller for good."""
     import threading

@@ -293,7 +293,7 @@ def _check_pid(pid: int) -> None:
     # the caller's own threads stopped the caller for good, and the tree walk from a thread
     # finds no children (another process's were left running).
     owner = _thread_group(pid)
-    if owner is not None and owner != pid:
+    if owner and owner != pid:  # 0: a process in the middle of its exit (the kernel's Tgid then)
         raise ValueError(f"{pid} is a thread of process {owner}, not a process: pass {owner}")
 
 
