@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from .._errors import PlatformError  # here: a command may drop privileges before it fails
 
 # Each command's module, in the order of `forklift --help`. Only the module of the
 # command being run is imported, so `forklift run` does not pay for `cluster` or `ps`.
@@ -72,8 +73,6 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from .._errors import PlatformError
-
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
