@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._options import UNSET, Journaling, Maybe
 from ._places.base import CALL_ARGS_KWARGS, CALL_ONE, CALL_STAR
 from .pool import Pool as _SyncPool
+from .pool import confirm_journal
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -199,10 +200,10 @@ class Pool:
             values = await future
         except BaseException:
             if confirm is not None and future.done() and not future.cancelled():
-                _confirm_quietly(confirm)
+                confirm_journal(confirm, quiet=True)
             raise
         if confirm is not None:
-            confirm()  # the call's journal has its rows (JournalError if it cannot)
+            confirm_journal(confirm, quiet=False)  # the journal has its rows (JournalError if it cannot)
         return values
 
     # -- many calls, lazily -------------------------------------------------------------
@@ -411,12 +412,3 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 def _kill_if_cancelled(future: asyncio.Future[Any], place: Place, job: Job) -> None:
     if future.cancelled():
         place.cancel(job, kill_running=True)
-
-
-def _confirm_quietly(confirm: Callable[[], None]) -> None:
-    import logging
-
-    try:
-        confirm()
-    except Exception as exc:
-        logging.getLogger("forklift").error("%s", exc)

@@ -15,6 +15,7 @@ and ``wait`` work. Unlike ``ProcessPoolExecutor``:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -114,14 +115,21 @@ class Executor(concurrent.futures.Executor):
         kwargs: dict[str, Any],
         call: CallOptions,
     ) -> concurrent.futures.Future[T]:
-        try:
+        with self._refused_after_shutdown():
             future = self._place.submit(fn, args, kwargs, name="submit", call=call)
+        self._futures.add(future)
+        return future
+
+    @contextlib.contextmanager
+    def _refused_after_shutdown(self) -> Iterator[None]:
+        """The place refuses a job of a pool that stopped (ValueError): after shutdown(), say so
+        in the stdlib's words."""
+        try:
+            yield
         except ValueError:
             if self._engine.shut_down():
                 raise RuntimeError("cannot schedule new futures after shutdown") from None
             raise
-        self._futures.add(future)
-        return future
 
     def _submit_alone(self, fn: Callable[[Any], T], arg: Any) -> concurrent.futures.Future[T]:
         """``submit(fn, arg)`` as a job of its own, never sent in one chunk with other submits.
@@ -136,14 +144,11 @@ class Executor(concurrent.futures.Executor):
         def on_done(ok: bool, value: Any) -> None:  # the scheduler thread: callbacks run elsewhere
             outcomes.settle(future, ok, value[0] if ok else value)
 
-        try:
-            place = self._place
-            call = place.defaults
-            place.collect(fn, [arg], CALL_ONE, on_done, name="submit", call=call, prefetch_behind=False)
-        except ValueError:
-            if self._engine.shut_down():
-                raise RuntimeError("cannot schedule new futures after shutdown") from None
-            raise
+        place = self._place
+        with self._refused_after_shutdown():
+            place.collect(
+                fn, [arg], CALL_ONE, on_done, name="submit", call=place.defaults, prefetch_behind=False
+            )
         self._futures.add(future)
         return future
 

@@ -121,14 +121,19 @@ class AsyncResult(Generic[T]):
     def _confirmed(self, *, quiet: bool) -> None:
         """Once done: the call's journal has its rows (JournalError if it cannot, unless quiet)."""
         confirm, self._confirm = self._confirm, None
-        if confirm is None or not self._future.done():
-            return
-        try:
-            confirm()
-        except Exception as exc:
-            if not quiet:
-                raise
-            logging.getLogger("forklift").error("%s", exc)
+        if confirm is not None and self._future.done():
+            confirm_journal(confirm, quiet=quiet)
+
+
+def confirm_journal(confirm: Callable[[], None], *, quiet: bool) -> None:
+    """Write a finished call's journal rows; a failure is a JournalError, or (quiet) a log line:
+    the call's own error, already on its way to the caller, must not be replaced by it."""
+    try:
+        confirm()
+    except Exception as exc:
+        if not quiet:
+            raise
+        logging.getLogger("forklift").error("%s", exc)
 
 
 ApplyResult = AsyncResult
