@@ -131,6 +131,60 @@ def test_ctrl_c_at_random_moments_never_hangs_the_pool(start_method, face):
     assert stats.get("interrupted", 0) > 10, stats  # the interrupts did land in the calls
 
 
+def test_a_lock_left_held_for_good_does_not_slow_every_turn_of_the_scheduler(monkeypatch):
+    """A future's lock that an interrupted caller left held made each retry() wait 2 ms, on
+    every turn of the scheduler's loop, until GIVE_UP (60 s): on 3.12 the Ctrl-C fuzz then
+    stalled 10-25 s in 2 of 8 runs (each call ~4 ms slower, so more calls interrupted, more
+    locks left held). Now such an item waits only while fresh, then shares one waiting try
+    per SHARED_EVERY with the other old items."""
+    from forklift._engine import futures
+
+    waits = []
+    real_acquire = futures._acquire
+
+    def acquire(condition, wait):
+        waits.append(wait)
+        return real_acquire(condition, wait)
+
+    monkeypatch.setattr(futures, "_acquire", acquire)
+    outcomes = futures.Outcomes("test")
+    outcomes.scheduler = threading.current_thread()
+    future = outcomes.future()
+    held, end = threading.Event(), threading.Event()
+
+    def hold():  # a caller's thread that keeps the lock (as a KeyboardInterrupt can leave it)
+        with future._condition:
+            held.set()
+            end.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(5)
+        outcomes.settle(future, True, 42)  # the lock is busy: put off
+        time.sleep(futures.FRESH)
+        waits.clear()
+        started = time.monotonic()
+        turns = 0
+        while time.monotonic() - started < 0.3:  # ~3 SHARED_EVERY periods of a busy loop
+            assert outcomes.retry() is not None
+            turns += 1
+        elapsed = time.monotonic() - started
+        waited = [w for w in waits if w > 0]
+        assert turns > 100, turns
+        assert len(waited) <= elapsed / futures.SHARED_EVERY + 1, (len(waited), turns)
+        time.sleep(futures.STUCK)
+        outcomes.retry()  # stuck for STUCK seconds: written without the lock
+        assert future._state == "FINISHED" and future._result == 42  # done() takes the lock
+    finally:
+        end.set()
+        holder.join()
+    outcomes.retry()  # the lock is free: the waiters are told
+    assert not outcomes._later
+    assert future.result(0) == 42
+    outcomes.close()
+
+
 def _child_uses(pool_or_executor, kind):
     pid = os.fork()
     if pid == 0:  # the child: every use must raise at once, none may hang

@@ -14,7 +14,9 @@ never wait for a caller. Two rules make sure it does not:
    is such a lock, and a KeyboardInterrupt landing inside ``Condition.__enter__``
    in the caller's thread leaves it held for good (the stdlib executors then hang
    in ``set_result``; measured: every seed of a Ctrl-C fuzz hung). So the
-   scheduler only *tries* the lock. A busy one is tried again on its next turns;
+   scheduler only *tries* the lock. A busy one is tried again on its next turns
+   (waiting 2 ms while fresh, then mostly bare tries: a lock held for good must not
+   slow every turn);
    one still busy after ``STUCK`` seconds (no Future method holds it that long:
    its holder is a thread that left it held) is bypassed: the outcome is written
    without it, callbacks run, and waiters are notified once the lock is free.
@@ -52,6 +54,13 @@ RETRY = 0.01  # seconds between tries of a busy lock
 # passing around (4 threads calling cancel() in a loop kept a cancelled future from being
 # reported done for 10 s and more); a short wait queues up with them.
 RETRY_WAIT = 0.002
+# ...but waiting costs the scheduler's other work: a lock an interrupted caller left held for
+# good made every turn of the loop wait 2 ms for up to GIVE_UP seconds (a Ctrl-C fuzz on 3.12
+# stalled 10-25 s: each call took ~4 ms longer, so more calls were interrupted, leaking more
+# locks). So an item waits on every turn only while FRESH; older ones share one waiting try per
+# SHARED_EVERY seconds, in turn (at most 2% of the scheduler's time), and otherwise get a bare try.
+FRESH = 0.05
+SHARED_EVERY = 0.1
 GIVE_UP = 60.0  # seconds after which a notification still waiting for its lock is dropped
 
 _futures_log = logging.getLogger("concurrent.futures")  # where the stdlib logs failing callbacks
@@ -271,6 +280,7 @@ class Outcomes:
         self.generation = forks.generation()
         self.scheduler: threading.Thread | None = None  # set by the engine when its thread starts
         self._later: deque[_Later] = deque()  # appended from any thread, taken by the scheduler
+        self._shared_wait_at = 0.0  # when an old item may next wait for its lock (retry)
 
     def future(self, before: Callable[[bool, Any], None] | None = None) -> TaskFuture:
         return TaskFuture(self, before)
@@ -293,17 +303,23 @@ class Outcomes:
     def retry(self) -> float | None:
         """Try the busy locks again (scheduler thread); seconds until the next try, if any."""
         now = time.monotonic()
+        shared = now >= self._shared_wait_at
+        if shared:
+            self._shared_wait_at = now + SHARED_EVERY
         for _ in range(len(self._later)):
             item = self._later.popleft()
+            wait = RETRY_WAIT
+            if now - item.since >= FRESH:
+                wait, shared = (RETRY_WAIT, False) if shared else (0.0, False)
             if item.outcome is not None:
-                if item.future.try_settle(*item.outcome, wait=RETRY_WAIT):
+                if item.future.try_settle(*item.outcome, wait=wait):
                     continue
                 if now - item.since >= STUCK:
                     item.future.force_settle(*item.outcome)
                     continue
             elif now - item.since >= GIVE_UP:
                 continue  # a lock held this long is held for good: nobody can be waiting on it
-            elif _acquire(item.future._condition, RETRY_WAIT):
+            elif _acquire(item.future._condition, wait):
                 try:
                     assert item.action is not None
                     item.action(item.future)
@@ -311,6 +327,7 @@ class Outcomes:
                     item.future._condition.release()
                 continue
             self._later.append(item)
+        self._later.rotate(-1)  # the next shared waiting try goes to the next old item
         return RETRY if self._later else None
 
     def close(self) -> None:
