@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-versions lint typecheck pytest bench clean
+.PHONY: demo test test-versions test-fallbacks lint typecheck pytest bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "forklift needs Python >= 3.10"'
@@ -38,6 +38,12 @@ test: lint typecheck pytest
 # (.ci/versions says how they are found); CI runs it after `make test`.
 test-versions:
 	.ci/versions
+
+# The suite with every Linux feature forklift can do without switched off (FORKLIFT_WITHOUT=all;
+# docs/architecture.md, "Platforms"): the fallbacks run, and the tests of what a feature buys
+# (marked needs(...)) skip. CI runs it after `make test`.
+test-fallbacks: $(VENV)/.installed-dev
+	FORKLIFT_WITHOUT=all $(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run_all.py

@@ -15,6 +15,17 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_runtest_setup(item):
+    """``@pytest.mark.needs("proc")``: the test checks a guarantee that Linux feature buys, so it
+    is skipped when FORKLIFT_WITHOUT switches the feature off (``make test-fallbacks``)."""
+    for mark in item.iter_markers("needs"):
+        from forklift import _platform
+
+        off = [feature for feature in mark.args if not _platform.has(feature)]
+        if off:
+            pytest.skip(f"tests what {', '.join(off)} buys: switched off by FORKLIFT_WITHOUT")
+
+
 @pytest.fixture(params=START_METHODS)
 def start_method(request):
     return request.param

@@ -266,15 +266,21 @@ def test_every_example_has_a_case():
     assert scripts == sorted(EXPECTED), "add a case to EXPECTED for each new example (and drop stale ones)"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=False))
-        if name in KNOWN_BUGS
-        else name
-        for name in sorted(EXPECTED)
-    ],
-)
+# Examples that pass forklift's shared objects (Queue, Value, Array, Barrier, Semaphore,
+# SharedArray) to processes started by forkserver/spawn: those are reopened through /proc, so
+# they do not run with FORKLIFT_WITHOUT=proc (make test-fallbacks).
+NEEDS_PROC = {
+    "barrier.py", "kill_tree.py", "queue_context.py", "queue_pool.py", "queue_producer_consumer.py",
+    "queue_read_write.py", "semaphore.py", "shared_array.py", "value_array.py",
+}  # fmt: skip
+
+
+def _marks(name: str) -> list[pytest.MarkDecorator]:
+    marks = [pytest.mark.xfail(reason=KNOWN_BUGS[name], strict=False)] if name in KNOWN_BUGS else []
+    return [*marks, pytest.mark.needs("proc")] if name in NEEDS_PROC else marks
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=_marks(name)) for name in sorted(EXPECTED)])
 def test_example(name: str, tmp_path: Path) -> None:
     # Buffered stdout, as a user's redirected output: with PYTHONUNBUFFERED each print
     # writes its text and its newline separately, and lines of concurrent processes mix.

@@ -169,6 +169,7 @@ def test_executor_records_submits_and_maps(tmp_path):
     assert per_kind == {"submit": 20, "imap": 30}
 
 
+@pytest.mark.needs("proc")
 def test_inputs_through_shared_memory_are_recomputed_not_trusted(tmp_path):
     """Arguments of 1 MiB or more travel out of band, with no digest: resume runs them again."""
     from tasks import first_byte

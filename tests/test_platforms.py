@@ -5,9 +5,13 @@ The simulation runs in a fresh interpreter whose ``sys.platform`` is "darwin" an
 lacks ``memfd_create`` and ``pidfd_open``, as on macOS, before forklift is imported.
 """
 
+import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -109,7 +113,8 @@ def test_a_kernel_without_pidfd_open_is_named_with_its_version(monkeypatch):
         _platform.require_call("pidfd_open", "forklift run", "5.3")
 
 
-def test_a_kernel_without_memfd_create_is_named_with_its_version(monkeypatch):
+def test_a_kernel_without_memfd_create_gets_the_unlinked_file(monkeypatch):
+    """memfd_create refused (ENOSYS: Linux < 3.17; EPERM: a seccomp sandbox): the fallback."""
     import errno
     import os
 
@@ -119,5 +124,201 @@ def test_a_kernel_without_memfd_create_is_named_with_its_version(monkeypatch):
         raise OSError(errno.ENOSYS, "Function not implemented")
 
     monkeypatch.setattr(os, "memfd_create", no_memfd)
-    with pytest.raises(PlatformError, match=r"needs memfd_create \(Linux 3\.17 or newer\)"):
-        memfd.Segment(4096)
+    segment = memfd.Segment(4096)
+    try:
+        assert os.readlink(f"/proc/self/fd/{segment.fd}").startswith("/dev/shm/forklift-")
+        assert os.fstat(segment.fd).st_nlink == 0  # unlinked: nothing to leak
+        segment.map[:5] = b"hello"
+        view = memfd.attach(segment.token, 4096)
+        assert view[:5] == b"hello"
+        view.close()
+    finally:
+        segment.close()
+
+
+# -- FORKLIFT_WITHOUT: the fallbacks, run on Linux ----------------------------------------------
+
+
+def without(features, code, timeout=60):
+    """Run ``code`` in a fresh interpreter with FORKLIFT_WITHOUT=features; its stdout's last line."""
+    env = {**os.environ, "FORKLIFT_WITHOUT": features}
+    argv = [sys.executable, "-c", textwrap.dedent(code)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_an_unknown_feature_is_refused_at_import_naming_the_variable():
+    env = {**os.environ, "FORKLIFT_WITHOUT": "memfd,pidfds"}
+    code = "import forklift; forklift.Pool(1)"  # read with the other FORKLIFT_* tunables, by the engine
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 1
+    assert "ValueError: FORKLIFT_WITHOUT='memfd,pidfds': unknown feature(s) pidfds" in out.stderr
+    assert _platform._without("all") == frozenset(_platform.FEATURES)
+    assert _platform._without(" memfd , proc ") == {"memfd", "proc"}
+
+
+# What a worker maps and holds, read from the pool's side: run in the subprocess.
+_WORKER_VIEW = """
+import os, sys, numpy as np, forklift
+
+def links(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+def maps(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+def base_kind(a):
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return type(a.obj if isinstance(a, memoryview) else a).__name__
+
+if __name__ == "__main__":
+    with forklift.Pool(1) as pool:
+        wpid = pool.apply(os.getpid)
+        big = np.arange(1 << 19, dtype="f8")  # 4 MiB: the bulk path's size
+        kind = pool.apply(base_kind, (big,))
+        back = pool.apply(np.copy, (big,))
+        print(json.dumps({
+            "memfd": "memfd:" in maps(wpid),
+            "shm_file": "/dev/shm/forklift-slot" in maps(wpid),
+            "pidfd": any("pidfd" in link for link in links(wpid)),
+            "arg_base": kind,
+            "result_ok": bool((back == big).all()),
+        }))
+"""
+
+
+def _worker_view(features):
+    return json.loads(without(features, "import json\n" + _WORKER_VIEW))
+
+
+def test_by_default_the_worker_uses_memfd_pidfd_and_shared_arguments():
+    view = _worker_view("")
+    assert view == {"memfd": True, "shm_file": False, "pidfd": True, "arg_base": "mmap", "result_ok": True}
+
+
+def test_without_memfd_shared_memory_is_an_unlinked_file_in_dev_shm():
+    view = _worker_view("memfd")
+    assert view == {"memfd": False, "shm_file": True, "pidfd": True, "arg_base": "mmap", "result_ok": True}
+
+
+def test_without_pidfd_the_worker_holds_none():
+    view = _worker_view("pidfd")
+    assert view["pidfd"] is False and view["memfd"] is True and view["result_ok"]
+
+
+def test_without_proc_big_arguments_travel_in_the_pipe():
+    view = _worker_view("proc")
+    assert view["arg_base"] != "mmap" and view["result_ok"], view
+
+
+@pytest.mark.parametrize("features", ["pidfd,prctl", "all"])
+def test_workers_still_end_with_a_killed_pool(features):
+    """The pipe-EOF guard alone (no pidfd, no PDEATHSIG) ends the workers of a SIGKILLed pool."""
+    src = textwrap.dedent(
+        """
+        import os, signal, subprocess, sys, time, forklift
+        from forklift._engine.forks import has_ended
+        if __name__ == "__main__":
+            with forklift.Pool(2) as pool:
+                pool.map(abs, range(4))
+                print(*pool._engine.worker_pids(), flush=True)
+                time.sleep(60)
+        """
+    )
+    env = {**os.environ, "FORKLIFT_WITHOUT": features}
+    child = subprocess.Popen([sys.executable, "-c", src], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        pids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pids) == 2, pids
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        from forklift._engine.forks import has_ended
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(has_ended(p) for p in pids):
+            time.sleep(0.05)
+        assert all(has_ended(p) for p in pids), pids
+    finally:
+        child.kill()
+        child.wait()
+
+
+_DAEMON = """
+import os, time, forklift
+
+def daemon_parent():
+    # In a task: double-fork a daemon; its parent once the middle process has exited.
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.close(r)
+            time.sleep(0.3)  # the middle process has exited: re-parented by now
+            os.write(w, str(os.getppid()).encode())
+            os._exit(0)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(middle, 0)
+    with os.fdopen(r) as f:
+        return int(f.read())
+
+if __name__ == "__main__":
+    with forklift.Pool(1) as pool:
+        print(pool.apply(daemon_parent) == pool.apply(os.getpid))
+"""
+
+
+@pytest.mark.parametrize(("features", "to_worker"), [("", True), ("prctl", False)])
+def test_without_prctl_a_tasks_daemon_is_not_reparented_to_the_worker(features, to_worker):
+    """PR_SET_CHILD_SUBREAPER makes the worker the daemon's parent (so the pool's kills reach
+    it); without prctl the daemon goes to init, out of the pool's reach (the documented cost)."""
+    assert without(features, _DAEMON) == str(to_worker)
+
+
+def test_without_proc_a_shared_queue_as_task_argument_says_why():
+    last = without(
+        "proc",
+        """
+        import forklift
+        from forklift.errors import SerializationError
+        if __name__ == "__main__":
+            q = forklift.Queue()
+            with forklift.Pool(1) as pool:
+                try:
+                    pool.apply(q.put, (1,))
+                except SerializationError as exc:
+                    print(exc)
+        """,
+    )
+    assert "SharingError: cannot open a shared object of pid " in last, last
+    assert "switched off by FORKLIFT_WITHOUT=proc" in last and "Manager" in last
+
+
+def test_without_proc_kill_tree_and_find_marked_go_through_psutil(tmp_path):
+    last = without(
+        "proc",
+        """
+        import os, subprocess, sys, forklift, forklift.trees as trees
+        env = {**os.environ, "FL_TEST_MARK": "x1"}
+        top = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"], env=env)
+        import time
+        deadline = time.monotonic() + 10
+        while len(trees.find_marked("FL_TEST_MARK", "x1")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        found = len(trees.find_marked("FL_TEST_MARK", "x1"))
+        report = forklift.kill_tree(top.pid)
+        top.wait()
+        print(found, len(report.killed) + len(report.ended), trees.find_marked("FL_TEST_MARK", "x1"))
+        """,
+    )
+    assert last == "3 3 []", last

@@ -27,6 +27,7 @@ def mpool(start_method):
         yield p
 
 
+@pytest.mark.needs("proc")
 def test_queues_carry_items_between_tasks_and_parent(mpool):
     for make in (forklift.Queue, forklift.SimpleQueue):
         q = make()
@@ -37,6 +38,7 @@ def test_queues_carry_items_between_tasks_and_parent(mpool):
         assert sorted(mpool.map(pt.get, [q] * 4)) == [0, 1, 2, 3]
 
 
+@pytest.mark.needs("proc")
 def test_joinable_queue_join_returns_once_tasks_are_done(mpool):
     q = forklift.JoinableQueue()
     for i in range(6):
@@ -45,6 +47,7 @@ def test_joinable_queue_join_returns_once_tasks_are_done(mpool):
     q.join()  # every task_done() came from a worker
 
 
+@pytest.mark.needs("proc")
 def test_locks_exclude_across_tasks(mpool):
     counter = forklift.Value("i", 0, lock=False)
     for lock in (forklift.Lock(), forklift.RLock(), forklift.Semaphore(1)):
@@ -57,6 +60,7 @@ def test_locks_exclude_across_tasks(mpool):
     assert mpool.apply(pt.reenter, (forklift.RLock(),))
 
 
+@pytest.mark.needs("proc")
 def test_semaphores_bound_concurrency(mpool):
     inside, most = forklift.Value("i", 0, lock=False), forklift.Value("i", 0, lock=False)
     guard = forklift.Lock()
@@ -76,6 +80,7 @@ def test_event_wakes_a_waiting_task(mpool):
     assert waiting.get(20) is True
 
 
+@pytest.mark.needs("proc")
 def test_condition_notifies_a_waiting_task(mpool):
     cond, started, flag = forklift.Condition(), forklift.Event(), forklift.Value("i", 0)
     waiting = mpool.apply_async(pt.wait_for_condition, (cond, started, flag))
@@ -86,11 +91,13 @@ def test_condition_notifies_a_waiting_task(mpool):
     assert waiting.get(20) is True
 
 
+@pytest.mark.needs("proc")
 def test_barrier_lets_two_tasks_through_together(mpool):
     barrier = forklift.Barrier(2)
     assert sorted(mpool.map(pt.cross_barrier, [barrier, barrier])) == [0, 1]
 
 
+@pytest.mark.needs("proc")
 def test_values_and_arrays_written_by_tasks_are_seen_by_the_parent(mpool):
     array, raw = forklift.Array("d", 5), forklift.get_context().RawArray("i", 5)
     assert mpool.starmap(pt.fill, [(array, 1.5), (raw, 2)]) == [5, 5]
@@ -136,6 +143,7 @@ def test_pipe_ends_go_to_tasks(mpool):
     assert reader.recv() == "one way"
 
 
+@pytest.mark.needs("proc")
 def test_primitives_go_to_processes(start_method):
     ctx = forklift.get_context(start_method)
     q, lock, value, event = forklift.Queue(), forklift.Lock(), forklift.Value("i", 0), forklift.Event()
@@ -149,6 +157,7 @@ def test_primitives_go_to_processes(start_method):
     assert value.value == 1
 
 
+@pytest.mark.needs("proc")
 def test_primitives_of_one_context_work_with_processes_and_pools_of_others():
     fork_made = forklift.get_context("fork")
     q, lock, counter = fork_made.Queue(), fork_made.Lock(), fork_made.Value("i", 0, lock=False)
@@ -167,6 +176,7 @@ def test_primitives_of_one_context_work_with_processes_and_pools_of_others():
     assert got == ["a", "b"]
 
 
+@pytest.mark.needs("proc")
 def test_one_queue_sent_to_many_tasks_does_not_pile_up_descriptors(mpool):
     q = forklift.Queue()
     counts = mpool.map(pt.count_descriptors, [q] * 2000)
@@ -175,6 +185,7 @@ def test_one_queue_sent_to_many_tasks_does_not_pile_up_descriptors(mpool):
 
 
 @pytest.mark.parametrize("kind", ["Lock", "Event", "Barrier", "Queue", "JoinableQueue", "Value", "Array"])
+@pytest.mark.needs("proc")
 def test_a_primitive_whose_owner_exited_gives_sharing_error(kind):
     maker = forklift.get_context("fork").Process(target=pt.make_pickled, args=(kind,))
     maker.start()
@@ -236,6 +247,7 @@ def test_manager_is_forklifts_sync_manager():
         manager.shutdown()
 
 
+@pytest.mark.needs("proc")
 def test_primitives_go_to_executor_tasks(executor):
     q, counter, lock = forklift.Queue(), forklift.Value("i", 0, lock=False), forklift.Lock()
     futures = [executor.submit(pt.add_under_lock, lock, counter, 100) for _ in range(4)]
@@ -278,6 +290,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.needs("proc")
 def test_join_before_reading_a_queue_says_why_it_waits_and_loses_nothing(tmp_path):
     # multiprocessing's rule: a process that put items waits at exit until they are
     # read. forklift keeps the rule (dropping them would lose work) but says so.
@@ -305,6 +318,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.needs("proc")
 def test_a_process_whose_queue_was_read_exits_at_once_and_says_nothing(tmp_path):
     # The check behind the message above must not mistake an idle feeder thread (alive
     # until the queue closes at exit) for one that cannot flush.
@@ -337,6 +351,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize(("how", "code"), [("return", 0), ("raise", 1), ("exit", 3)])
+@pytest.mark.needs("proc")
 def test_a_process_stuck_on_its_queue_says_so_however_its_target_ended(how, code, tmp_path):
     out = run_script(tmp_path, PUT_THEN_END, "0.3", how)
     assert out.returncode == 0, out.stderr
@@ -366,6 +381,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.needs("proc")
 def test_a_slow_reader_is_not_taken_for_a_missing_one(tmp_path):
     out = run_script(tmp_path, SLOW_READER, "0.3")
     assert out.returncode == 0, out.stderr

@@ -95,6 +95,7 @@ def test_small_buffers_stay_in_the_pipe(pool):
 # -- SharedArray ----------------------------------------------------------------------------
 
 
+@pytest.mark.needs("proc")
 def test_workers_write_into_a_shared_array(start_method):
     a = SharedArray((8,), np.int64)
     with forklift.Pool(2, start_method=start_method) as p:
@@ -126,6 +127,7 @@ def test_computed_results_are_plain_private_arrays():
     assert SharedArray((0,)).size == 0
 
 
+@pytest.mark.needs("proc")
 def test_closed_array_cannot_be_attached_but_stays_usable(pool):
     a = SharedArray.from_array(np.arange(4.0))
     assert pool.apply(T.total, (a,)) == 6.0
@@ -139,6 +141,7 @@ def test_closed_array_cannot_be_attached_but_stays_usable(pool):
     assert isinstance(info.value.__cause__, SharingError)
 
 
+@pytest.mark.needs("proc")
 def test_no_leak_and_no_warning_when_the_owner_is_killed(tmp_path):
     script = textwrap.dedent(
         """
@@ -197,6 +200,7 @@ def test_results_the_caller_keeps_are_never_overwritten_by_later_ones():
     assert all(float(a.sum()) == 2.0 * MIB for a in kept[20:])
 
 
+@pytest.mark.needs("proc")
 def test_a_shared_array_made_and_dropped_in_the_task_fails_clearly(pool):
     with pytest.raises(forklift.SerializationError, match="gone"):
         pool.apply(T.make_shared_array, (0,))  # once, not re-run forever

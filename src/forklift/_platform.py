@@ -7,6 +7,22 @@ so do the parts that need none of them; the first use of a part that does raises
 :class:`~forklift.errors.PlatformError` saying so, instead of failing deep inside.
 ``sys.platform`` and ``os`` are read at the call, not at import, so the tests can
 simulate another platform.
+
+``FORKLIFT_WITHOUT`` switches Linux features off, so that the fallbacks forklift
+keeps for a platform or kernel without them run on Linux too (CI runs part of the
+suite so: ``make test-fallbacks``), and so that a sandbox which forbids a call (a
+seccomp profile refusing ``pidfd_open``) can be told to do without it:
+
+- ``memfd``: anonymous shared memory is an unlinked file in /dev/shm (or the temp
+  directory) instead of a memfd (:func:`forklift._primitives.memfd.anonymous_fd`);
+- ``pidfd``: a worker watches the pool by its pipe and PDEATHSIG alone;
+- ``prctl``: no ``PR_SET_PDEATHSIG`` and no ``PR_SET_CHILD_SUBREAPER`` (a task's
+  daemons are then not re-parented to its worker, so the pool's kills miss them);
+- ``proc``: process state comes from psutil instead of ``/proc``; big arguments and
+  results travel in the pipe, not by descriptor; shared objects that pickle as a
+  ``/proc`` token (Queue, Lock, Value, SharedArray as task arguments) raise
+  SharingError naming this switch;
+- ``all``: every one of them.
 """
 
 from __future__ import annotations
@@ -23,6 +39,48 @@ ELSEWHERE = (
     "(address=...), and journals and `forklift report` work; for a local process pool use "
     "multiprocessing or concurrent.futures.ProcessPoolExecutor"
 )
+
+
+#: The Linux features FORKLIFT_WITHOUT may switch off (see the module's docstring).
+FEATURES = ("memfd", "pidfd", "prctl", "proc")
+
+
+def _without(raw: str) -> frozenset[str]:
+    names = {name.strip() for name in raw.split(",")} - {""}
+    if "all" in names:
+        return frozenset(FEATURES)
+    unknown = names.difference(FEATURES)
+    if unknown:
+        raise ValueError(
+            f"FORKLIFT_WITHOUT={raw!r}: unknown feature(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(FEATURES)}, all"
+        )
+    return frozenset(names)
+
+
+#: FORKLIFT_WITHOUT — Linux features to do without (comma-separated, or ``all``), read at import.
+WITHOUT = _without(os.environ.get("FORKLIFT_WITHOUT", ""))
+_PROC = os.path.isdir("/proc/self")
+
+
+def has(feature: str) -> bool:
+    """Whether to use a Linux feature: present here and not switched off by FORKLIFT_WITHOUT."""
+    if feature in WITHOUT or not is_linux():
+        return False
+    if feature == "memfd":
+        return hasattr(os, "memfd_create")
+    if feature == "pidfd":
+        return hasattr(os, "pidfd_open")
+    if feature == "proc":
+        return _PROC
+    return True
+
+
+def switched_off(feature: str) -> str:
+    """A clause for an error message: why ``feature`` is not used here."""
+    if feature in WITHOUT:
+        return f"switched off by FORKLIFT_WITHOUT={os.environ.get('FORKLIFT_WITHOUT', '')}"
+    return f"not available on {sys.platform}" if not is_linux() else "not available here"
 
 
 def is_linux() -> bool:

@@ -34,6 +34,7 @@ from typing import Any
 
 from . import _config, _serialize
 from ._platform import require_linux
+from ._primitives.memfd import anonymous_fd
 
 __all__ = ["ForkProcess", "ForkServerProcess", "Process", "SpawnProcess"]
 
@@ -48,7 +49,7 @@ class _ResultFile:
 
     @classmethod
     def new(cls) -> _ResultFile:
-        return cls(os.memfd_create("forklift-result", os.MFD_CLOEXEC))
+        return cls(anonymous_fd("forklift-result", 0))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled only while multiprocessing starts the child: DupFd passes the

@@ -54,6 +54,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ._checks import flag, grace_seconds
+from ._platform import has
 
 __all__ = ["KillResult", "find_marked", "kill_tree", "refusal", "signal_group"]
 
@@ -212,6 +213,8 @@ def find_marked(name: str, value: str, *, live_only: bool = True) -> list[int]:
     needle = f"{name}={value}".encode()
     me = os.getpid()
     found = []
+    if not has("proc"):
+        return _find_marked_psutil(name, value, me, live_only)
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
@@ -226,6 +229,23 @@ def find_marked(name: str, value: str, *, live_only: bool = True) -> list[int]:
             if stat is None or stat.state in _ENDED:
                 continue
         found.append(int(entry))
+    return found
+
+
+def _find_marked_psutil(name: str, value: str, me: int, live_only: bool) -> list[int]:
+    """find_marked without /proc (FORKLIFT_WITHOUT=proc, or not Linux): through psutil."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid == me or proc.environ().get(name) != value:
+                continue
+            if live_only and proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                continue
+        except (psutil.Error, OSError):
+            continue
+        found.append(proc.pid)
     return found
 
 
@@ -256,7 +276,7 @@ def refusal(pid: int, *, caller: str = "the calling process") -> str | None:
 
 def _ancestors() -> dict[int, _Stat]:
     """The caller's parent, grandparent, ... up to the top of its pid namespace."""
-    lookup = _read_stat if os.path.isdir("/proc/self") else _scan_psutil().get
+    lookup = _read_stat if has("proc") else _scan_psutil().get
     found: dict[int, _Stat] = {}
     pid = os.getppid()
     while pid > 0 and pid not in found:
@@ -384,7 +404,7 @@ def _read_stat(pid: int) -> _Stat | None:
 
 def _scan() -> dict[int, _Stat]:
     """Every process's stat (about 1 ms per 100 processes)."""
-    if not os.path.isdir("/proc/self"):
+    if not has("proc"):
         return _scan_psutil()
     table: dict[int, _Stat] = {}
     for name in os.listdir("/proc"):
@@ -395,7 +415,7 @@ def _scan() -> dict[int, _Stat]:
     return table
 
 
-def _scan_psutil() -> dict[int, _Stat]:  # pragma: no cover - systems without /proc
+def _scan_psutil() -> dict[int, _Stat]:
     import psutil
 
     table: dict[int, _Stat] = {}
@@ -412,9 +432,9 @@ def _scan_psutil() -> dict[int, _Stat]:  # pragma: no cover - systems without /p
 
 
 def _identity_stat(pid: int) -> _Stat | None:
-    if os.path.isdir("/proc/self"):
+    if has("proc"):
         return _read_stat(pid)
-    return _scan_psutil().get(pid)  # pragma: no cover
+    return _scan_psutil().get(pid)
 
 
 # -- the tree -------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ def test_parent_sigkill_takes_workers_and_grandchildren(start_method, tmp_path, 
 
 
 @pytest.mark.parametrize("survivor", ["fork-os", "fork-process", "fork-executor", "leak-fds"])
+@pytest.mark.needs("pidfd", "prctl")
 def test_parent_sigkill_takes_workers_whatever_the_parent_forked(start_method, tmp_path, survivor):
     """A child of the parent that lives on must not keep the workers alive.
 
@@ -97,6 +98,7 @@ def test_parent_sigkill_takes_workers_whatever_the_parent_forked(start_method, t
         _kill_quietly(child)
 
 
+@pytest.mark.needs("prctl")
 def test_parent_sigkill_takes_workers_whose_task_holds_the_gil(start_method, tmp_path):
     """No guard in the worker can run while its task holds the GIL in C code: the watcher
     process (started once a task has run 0.25 s) kills them. Before it, 6 of 6 such runs
@@ -108,6 +110,7 @@ def test_parent_sigkill_takes_workers_whose_task_holds_the_gil(start_method, tmp
         _cleanup(proc)
 
 
+@pytest.mark.needs("prctl")
 def test_parent_sigkill_takes_daemonized_grandchildren(start_method, tmp_path):
     """A task's daemon (fork, setsid, fork) is re-parented to its worker, not to init."""
     proc, workers = _start(start_method, tmp_path, "daemons")
@@ -117,6 +120,7 @@ def test_parent_sigkill_takes_daemonized_grandchildren(start_method, tmp_path):
         _cleanup(proc)
 
 
+@pytest.mark.needs("proc")
 def test_parent_sigkill_mid_map_leaves_the_workers_quiet(start_method, tmp_path):
     """The workers die without a word on the stderr they inherit, though their tasks were
     putting into a Queue and printing on a stdout whose reader is gone too (reported:

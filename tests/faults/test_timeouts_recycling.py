@@ -199,6 +199,7 @@ def test_a_bad_timeout_is_refused_at_the_call_and_breaks_nothing(bad):
         assert pool.apply(tasks.square, (3,)) == 9
 
 
+@pytest.mark.needs("prctl")
 def test_a_worker_collecting_its_tasks_dead_daemons_retires(monkeypatch, tmp_path):
     """Workers are subreapers: a task's daemon is re-parented to its worker, and stays a
     zombie there once it exits. Past ZOMBIE_LIMIT the worker retires (init reaps them)."""

@@ -234,6 +234,7 @@ def test_a_worker_killed_from_outside_takes_its_tasks_children(start_method, tmp
             time.sleep(0.02)
 
 
+@pytest.mark.needs("proc")
 def test_a_worker_killed_between_its_answer_and_the_parents_mapping_costs_a_rerun_not_an_error(
     monkeypatch,
 ):

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _config, _serialize
+from .._platform import has
 from .._primitives import memfd
 from .._primitives.fd_tokens import Token
 
@@ -62,7 +63,7 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
         except BufferError:  # not contiguous: pickle copies it in-band
             return True
         n = raw.nbytes
-        if n < _config.BULK_BYTES:
+        if n < _config.BULK_BYTES or not BY_DESCRIPTOR:
             return True
         key = (id(raw.obj), n)
         hit = memo.get(key) if memo is not None else None
@@ -83,7 +84,7 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
         return False
 
     data = _serialize.dumps(obj, buffer_callback=divert)
-    if len(data) >= _config.BULK_BYTES:
+    if len(data) >= _config.BULK_BYTES and BY_DESCRIPTOR:
         wrapped = _wrap_big(obj)
         if wrapped is not obj:  # big bytes/bytearray went in-band: send them out of band too
             for segment, _ in shipped:
@@ -92,6 +93,10 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
             data = _serialize.dumps(wrapped, buffer_callback=divert)
     return data, shipped
 
+
+#: Segments are attached through /proc (fd_tokens): without it (FORKLIFT_WITHOUT=proc, not
+#: Linux) big buffers stay in the pickle stream, one more copy each way.
+BY_DESCRIPTOR = has("proc")
 
 #: A segment cannot be made for want of descriptors: the buffer goes in the pickle stream.
 _NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})

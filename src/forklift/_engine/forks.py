@@ -29,6 +29,8 @@ import weakref
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
+from .._platform import has
+
 # Parent ends of every worker pipe of this process. _lock is held from making a
 # pipe until its parent end is listed, and around each close, and across every
 # fork (the before/after handlers): otherwise another thread could close a
@@ -67,6 +69,8 @@ class ProcStat(NamedTuple):
 
 def proc_stat(pid: int) -> ProcStat | None:
     """``pid``'s state, session and start time; None if it does not exist."""
+    if not has("proc"):
+        return _psutil_stat(pid)
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -76,6 +80,31 @@ def proc_stat(pid: int) -> ProcStat | None:
     if len(fields) < 20:
         return None
     return ProcStat(fields[0].decode(), int(fields[3]), int(fields[19]))
+
+
+_PSUTIL_STATES = {
+    "running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "zombie": "Z", "dead": "X",
+}  # fmt: skip
+
+
+def _psutil_stat(pid: int) -> ProcStat | None:
+    """proc_stat without /proc (FORKLIFT_WITHOUT=proc, or not Linux): through psutil."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            state = _PSUTIL_STATES.get(proc.status(), "S")
+            start = int(proc.create_time() * 1_000_000)  # the same for one process, as the ticks are
+    except psutil.ZombieProcess:  # macOS refuses a zombie's details (a NoSuchProcess: first)
+        return ProcStat("Z", -1, -1)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    try:
+        session = os.getsid(pid)
+    except OSError:
+        session = -1
+    return ProcStat(state, session, start)
 
 
 def process_start(pid: int) -> int:

@@ -44,7 +44,7 @@ class WorkerHandle:
         report_rss: bool,
         log_levels: dict[str, int] | None = None,
     ) -> None:
-        self.slot = Slot(ctx)
+        self.slot = Slot()
         with forks.lock:
             parent_end, child_end = ctx.Pipe(duplex=True)
             _grow_send_buffer(parent_end)

@@ -44,6 +44,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .. import _config
+from .._platform import has
 from .._serialize import ErrorRecord, capture_exception, fail_unpicklable, loads
 from . import bulk, protocol
 from .forks import detach_fork_server, proc_stat, process_start
@@ -187,11 +188,13 @@ class _ParentGuard:
         self.slot = slot
         self.os_parent = os.getppid()  # the fork server, under forkserver
         self.pidfd = -1
+        if not has("pidfd"):  # the other two guards remain
+            return
         try:
             self.pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
             self.parent_gone()
-        except (OSError, AttributeError):  # no pidfds (Linux < 5.3): the other two guards remain
+        except OSError:  # no pidfds (Linux < 5.3, a sandbox refusing it): the other two remain
             pass
 
     def alive(self) -> bool:
@@ -224,7 +227,7 @@ def _become_group_leader() -> None:
 
 def _prctl(option: int, value: int) -> None:
     global _libc
-    if not sys.platform.startswith("linux"):
+    if not has("prctl"):
         return
     try:
         if _libc is None:
@@ -431,15 +434,26 @@ def zombie_children() -> int:
         return 0
     mine = os.getsid(0)
     count = 0
+    for pid in _children():
+        stat = proc_stat(pid)
+        count += stat is not None and stat.state == "Z" and stat.session != mine
+    return count
+
+
+def _children() -> list[int]:
+    """This process's children: from /proc, else through psutil (FORKLIFT_WITHOUT=proc)."""
+    if not has("proc"):
+        import psutil
+
+        return [child.pid for child in psutil.Process().children()]
+    pids: list[int] = []
     try:
         for tid in os.listdir("/proc/self/task"):
             with open(f"/proc/self/task/{tid}/children") as f:
-                for pid in f.read().split():
-                    stat = proc_stat(int(pid))
-                    count += stat is not None and stat.state == "Z" and stat.session != mine
+                pids.extend(int(pid) for pid in f.read().split())
     except OSError:
-        return 0
-    return count
+        return []
+    return pids
 
 
 def _calls(fn: Callable[..., Any], items: Any, mode: int) -> Any:

@@ -45,6 +45,14 @@ def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
         except OSError:
             raise _error(f"shared object is gone: this process closed descriptor {fd}") from None
     else:
+        from .._platform import has, switched_off
+
+        if not has("proc"):
+            raise _error(
+                f"cannot open a shared object of pid {pid}: forklift shares it through "
+                f"/proc/PID/fd, {switched_off('proc')}. Use multiprocessing's own primitive "
+                "(passed as a new process starts), or a Manager's proxy, instead"
+            )
         path = f"/proc/{pid}/fd/{fd}"
         try:
             # O_NONBLOCK: opening one end of a pipe must not wait for the other end.

@@ -12,6 +12,14 @@ Why memfd and not ``multiprocessing.shared_memory`` (files in /dev/shm):
 Other processes attach through ``/proc/<owner>/fd/<fd>`` (see ``fd_tokens``),
 so a segment can be attached only while its owner holds it; after the owner
 closes it, existing mappings stay valid and the memory goes with the last one.
+
+Without memfd (a kernel before 3.17, a sandbox that refuses the call, or
+``FORKLIFT_WITHOUT=memfd``) :func:`anonymous_fd` falls back to a file unlinked
+as soon as it is made, in /dev/shm (memory) or else the temp directory: the
+same lifetime (nothing to leak), a few tens of microseconds more to make, and
+bounded by that file system's free space, which is reserved up front
+(``posix_fallocate``) so that a full /dev/shm raises ENOSPC here instead of
+SIGBUS at the first write into the mapping.
 """
 
 from __future__ import annotations
@@ -21,6 +29,43 @@ import mmap
 import os
 
 from . import fd_tokens
+
+
+def anonymous_fd(name: str, size: int) -> int:
+    """A close-on-exec descriptor of ``size`` bytes of shared memory that no name refers to."""
+    from .._platform import has
+
+    if has("memfd"):
+        try:
+            fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSYS, errno.EPERM):  # no memfd here: the file below
+                raise
+        else:
+            try:
+                os.ftruncate(fd, size)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
+    import tempfile  # here: ~2 ms of imports a worker with memfd never needs
+
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=_fallback_dir())
+    try:
+        os.unlink(path)
+        if size and hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        else:
+            os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fallback_dir() -> str | None:
+    """/dev/shm if this process may write there (memory, as a memfd), else the temp directory."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
 class Segment:
@@ -35,21 +80,12 @@ class Segment:
         self.users = 0  # chunks that carry it and have not answered yet
         self.memo = False  # a job may send it again for the same array
         self.kept = False  # some task kept a view of it: never reuse
-        try:
-            self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
-        except AttributeError:  # not Linux
-            from .._platform import require_linux
+        from .._platform import require_linux
 
-            require_linux("forklift's shared memory", "memfd_create")
-            raise
-        except OSError as exc:
-            if exc.errno == errno.ENOSYS:
-                from .._platform import too_old
-
-                raise too_old("memfd_create", "forklift's shared memory", "3.17") from None
-            raise
+        # Shared with other processes by a /proc token (fd_tokens): Linux only.
+        require_linux("forklift's shared memory", "/proc/PID/fd to share it")
+        self.fd = anonymous_fd(name, max(size, 1))
         try:
-            os.ftruncate(self.fd, max(size, 1))
             self.map = mmap.mmap(self.fd, max(size, 1))
         except BaseException:
             fd, self.fd = self.fd, -1  # so that __del__ does not close the number again
