@@ -266,13 +266,10 @@ def test_every_example_has_a_case():
     assert scripts == sorted(EXPECTED), "add a case to EXPECTED for each new example (and drop stale ones)"
 
 
-# Examples that pass forklift's shared objects (Queue, Value, Array, Barrier, Semaphore,
-# SharedArray) to processes started by forkserver/spawn: those are reopened through /proc, so
-# they do not run with FORKLIFT_WITHOUT=proc (make test-fallbacks).
-NEEDS_PROC = {
-    "barrier.py", "kill_tree.py", "queue_context.py", "queue_pool.py", "queue_producer_consumer.py",
-    "queue_read_write.py", "semaphore.py", "shared_array.py", "value_array.py",
-}  # fmt: skip
+# Examples that pass forklift's shared objects (Queue, Value, SharedArray) to Pool tasks: those
+# are reopened through /proc, so they do not run with FORKLIFT_WITHOUT=proc (make
+# test-fallbacks); passed to a Process as it starts, they do.
+NEEDS_PROC = {"queue_pool.py", "shared_array.py", "value_array.py"}
 
 
 def _marks(name: str) -> list[pytest.MarkDecorator]:

@@ -322,3 +322,43 @@ def test_without_proc_kill_tree_and_find_marked_go_through_psutil(tmp_path):
         """,
     )
     assert last == "3 3 []", last
+
+
+_AT_START = """
+import sys, forklift, numpy as np
+
+def grandchild(q, v):
+    with v.get_lock():
+        v.value += 1
+    q.put("grandchild")
+
+def child(q, v, a, method):
+    a[:] = 7
+    with v.get_lock():
+        v.value += 1
+    q.put("child")
+    p = forklift.get_context(method).Process(target=grandchild, args=(q, v))  # passed on again
+    p.start()
+    p.join()
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    ctx = forklift.get_context(method)
+    q, v, a = ctx.Queue(), ctx.Value("i", 0), forklift.SharedArray((4,), "int64")
+    p = ctx.Process(target=child, args=(q, v, a, method))
+    p.start()
+    got = sorted([q.get(timeout=20), q.get(timeout=20)])
+    p.join(20)
+    print(got, v.value, a.tolist(), p.exitcode)
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_without_proc_shared_objects_still_cross_as_a_process_starts(method):
+    """The tutorial's path: a Queue, a Value and a SharedArray given to a Process (and by it to
+    its own child) travel with the descriptor, as the stdlib's do, instead of a /proc token."""
+    argv = [sys.executable, "-c", _AT_START, method]
+    env = {**os.environ, "FORKLIFT_WITHOUT": "proc"}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "['child', 'grandchild'] 2 [7, 7, 7, 7] 0", out.stdout + out.stderr[-2000:]

@@ -143,7 +143,6 @@ def test_pipe_ends_go_to_tasks(mpool):
     assert reader.recv() == "one way"
 
 
-@pytest.mark.needs("proc")
 def test_primitives_go_to_processes(start_method):
     ctx = forklift.get_context(start_method)
     q, lock, value, event = forklift.Queue(), forklift.Lock(), forklift.Value("i", 0), forklift.Event()
@@ -318,7 +317,6 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.needs("proc")
 def test_a_process_whose_queue_was_read_exits_at_once_and_says_nothing(tmp_path):
     # The check behind the message above must not mistake an idle feeder thread (alive
     # until the queue closes at exit) for one that cannot flush.
@@ -351,7 +349,6 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize(("how", "code"), [("return", 0), ("raise", 1), ("exit", 3)])
-@pytest.mark.needs("proc")
 def test_a_process_stuck_on_its_queue_says_so_however_its_target_ended(how, code, tmp_path):
     out = run_script(tmp_path, PUT_THEN_END, "0.3", how)
     assert out.returncode == 0, out.stderr
@@ -381,7 +378,6 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.needs("proc")
 def test_a_slow_reader_is_not_taken_for_a_missing_one(tmp_path):
     out = run_script(tmp_path, SLOW_READER, "0.3")
     assert out.returncode == 0, out.stderr

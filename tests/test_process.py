@@ -237,7 +237,6 @@ def test_close_keeps_a_result_already_read():
         q.result()
 
 
-@pytest.mark.needs("proc")
 def test_kill_tree_kills_the_grandchildren(start_method):
     q = forklift.Queue()
     p = started(forklift.get_context(start_method), pt.start_grandchild, q)

@@ -19,9 +19,9 @@ seccomp profile refusing ``pidfd_open``) can be told to do without it:
 - ``prctl``: no ``PR_SET_PDEATHSIG`` and no ``PR_SET_CHILD_SUBREAPER`` (a task's
   daemons are then not re-parented to its worker, so the pool's kills miss them);
 - ``proc``: process state comes from psutil instead of ``/proc``; big arguments and
-  results travel in the pipe, not by descriptor; shared objects that pickle as a
-  ``/proc`` token (Queue, Lock, Value, SharedArray as task arguments) raise
-  SharingError naming this switch;
+  results travel in the pipe, not by descriptor; shared objects (Queue, Lock, Value,
+  SharedArray) cross with their descriptor as a Process starts, and as Pool task
+  arguments raise SharingError naming this switch;
 - ``all``: every one of them.
 """
 

@@ -13,12 +13,18 @@ This needs the owner alive and the receiver allowed to read the owner's
 FIFOs and memfds, not for sockets (``/proc`` refuses them). A token can be
 opened any number of times, by any number of processes, unlike the stdlib's
 one-shot ``resource_sharer``.
+
+Without ``/proc`` (``FORKLIFT_WITHOUT=proc``; not Linux) a token pickled while
+a process starts (a Process's arguments under spawn or forkserver) carries the
+descriptor itself, as the stdlib's queues do (``reduction.DupFd``): the child
+receives it with its start and opens the token from it. At any other time the
+receiver gets a SharingError saying why.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..errors import SharingError
@@ -29,7 +35,47 @@ Token = tuple[int, int, int]  # (owner pid, descriptor, inode)
 
 def token(fd: int) -> Token:
     """The token naming ``fd`` of this process."""
-    return (os.getpid(), fd, os.fstat(fd).st_ino)
+    return _Token((os.getpid(), fd, os.fstat(fd).st_ino))
+
+
+class _Token(tuple):  # type: ignore[type-arg]
+    """A token of this process: pickles as a plain tuple, or with its descriptor (see above)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self, self[1] if self[0] == os.getpid() else -1)
+
+
+def _reduce(tok: Token, fd: int) -> tuple[Any, ...]:
+    """How a token pickles: with ``fd`` while a process starts without /proc, else as a tuple."""
+    if fd >= 0:
+        from multiprocessing import context, reduction
+
+        from .._platform import has
+
+        if context.get_spawning_popen() is not None and not has("proc"):
+            return (_Received, (tuple(tok), reduction.DupFd(fd)))
+    return (tuple, (tuple(tok),))
+
+
+class _Received(tuple):  # type: ignore[type-arg]
+    """A token that came with its descriptor (a process start without /proc); holds it open."""
+
+    fd: int
+
+    def __new__(cls, tok: Token, dupfd: Any) -> _Received:
+        obj = super().__new__(cls, tok)
+        obj.fd = dupfd.detach()
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # passed on to a process this one starts
+        return _reduce(self, getattr(self, "fd", -1))
+
+    def __del__(self) -> None:
+        fd = getattr(self, "fd", -1)
+        if fd >= 0:
+            os.close(fd)
 
 
 def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
@@ -39,7 +85,9 @@ def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
     or no longer holds that descriptor.
     """
     pid, fd, inode = tok
-    if pid == os.getpid():
+    if isinstance(tok, _Received):
+        new = os.dup(tok.fd)
+    elif pid == os.getpid():
         try:
             new = os.dup(fd)
         except OSError:
@@ -50,8 +98,9 @@ def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
         if not has("proc"):
             raise _error(
                 f"cannot open a shared object of pid {pid}: forklift shares it through "
-                f"/proc/PID/fd, {switched_off('proc')}. Use multiprocessing's own primitive "
-                "(passed as a new process starts), or a Manager's proxy, instead"
+                f"/proc/PID/fd, {switched_off('proc')}. Without it, forklift's Queue, Lock, Value "
+                "and SharedArray cross only as a process starts (Process arguments); for a "
+                "Pool task use a Manager's proxy instead"
             )
         path = f"/proc/{pid}/fd/{fd}"
         try:
