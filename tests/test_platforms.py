@@ -17,7 +17,7 @@ import pytest
 
 import forklift
 from forklift import _platform
-from forklift.errors import ForkliftError, PlatformError
+from forklift.errors import ForkliftError, PlatformError, SettingError
 
 PRELUDE = textwrap.dedent(
     """\
@@ -153,9 +153,77 @@ def test_an_unknown_feature_is_refused_at_import_naming_the_variable():
     code = "import forklift; forklift.Pool(1)"  # read with the other FORKLIFT_* tunables, by the engine
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 1
-    assert "ValueError: FORKLIFT_WITHOUT='memfd,pidfds': unknown feature(s) pidfds" in out.stderr
+    assert "SettingError: FORKLIFT_WITHOUT='memfd,pidfds': unknown feature(s) pidfds" in out.stderr
     assert _platform._without("all") == frozenset(_platform.FEATURES)
-    assert _platform._without(" memfd , proc ") == {"memfd", "proc"}
+    assert _platform._without(" Memfd , PROC ") == {"memfd", "proc"}
+    assert _platform._without(" , ") == frozenset()
+    with pytest.raises(SettingError, match=r"unknown feature.*bogus"):
+        _platform._without("all,bogus")  # not hidden behind "all"
+
+
+def test_the_cli_says_a_bad_setting_in_one_line_and_exits_2():
+    for name, value in [("FORKLIFT_WITHOUT", "bogus"), ("FORKLIFT_CHUNK_SECONDS", "x")]:
+        env = {**os.environ, name: value}
+        argv = [sys.executable, "-m", "forklift", "demo", "--tasks", "10"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 2, (name, out.stdout, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"forklift demo: {name}={value!r}"), out.stderr
+        assert subprocess.run([*argv[:3], "--help"], capture_output=True, env=env).returncode == 0
+
+
+def test_psutil_reads_the_same_start_as_proc():
+    """Identities (pid, start) are compared across the two paths (a pool and its worker or
+    watcher may read them differently): psutil's start is in /proc's unit, clock ticks after
+    boot, not its wall-clock create_time(), which moves when the clock is stepped."""
+    from forklift._engine import forks
+
+    for pid in (os.getpid(), os.getppid(), 1):
+        by_proc, by_psutil = forks.proc_stat(pid), forks._psutil_stat(pid)
+        assert by_proc is not None and by_psutil is not None
+        assert abs(by_proc.start - by_psutil.start) <= 1, (pid, by_proc, by_psutil)
+        assert (by_proc.session, by_proc.state) == (by_psutil.session, by_psutil.state)
+
+
+def test_a_full_dev_shm_falls_back_to_the_temp_dir(monkeypatch):
+    import errno
+
+    from forklift._primitives import memfd
+
+    real = memfd._unlinked_file
+    tried = []
+
+    def unlinked_file(name, size, directory):
+        tried.append(directory)
+        if directory == "/dev/shm":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(name, size, directory)
+
+    monkeypatch.setattr(memfd, "_unlinked_file", unlinked_file)
+    monkeypatch.setattr(_platform, "has", lambda feature: feature != "memfd")
+    fd = memfd.anonymous_fd("forklift-test", 1 << 20)
+    try:
+        assert tried[0] == "/dev/shm" and tried[1] != "/dev/shm", tried
+        assert os.fstat(fd).st_size == 1 << 20 and os.fstat(fd).st_nlink == 0
+    finally:
+        os.close(fd)
+
+
+def test_a_segment_with_no_room_sends_the_buffer_in_the_pickle_stream():
+    import errno
+
+    import numpy as np
+
+    from forklift._engine import bulk
+
+    def no_room(n):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    big = np.arange(1 << 18, dtype="f8")  # 2 MiB
+    data, shipped = bulk.dumps(big, no_room)
+    assert shipped == [] and len(data) > big.nbytes
+    back, maps = bulk.loads(data, bulk.wire(shipped), private=True)
+    assert maps == [] and (back == big).all()
 
 
 # What a worker maps and holds, read from the pool's side: run in the subprocess.
@@ -362,3 +430,70 @@ def test_without_proc_shared_objects_still_cross_as_a_process_starts(method):
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "['child', 'grandchild'] 2 [7, 7, 7, 7] 0", out.stdout + out.stderr[-2000:]
+
+
+_HOLDS_THE_GIL = """
+import os, sys, time, forklift
+
+def spin():
+    sum(range(10**11))  # one C call: the GIL is not released, no Python signal handler runs
+
+if __name__ == "__main__":
+    with forklift.Pool(1, start_method=sys.argv[1]) as pool:
+        pool.apply_async(spin)
+        time.sleep(0.5)
+        print(*pool._engine.worker_pids(), flush=True)
+        time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_without_proc_the_watcher_still_ends_a_worker_that_holds_the_gil(method):
+    """The watcher runs with -S (no site-packages): without /proc it needs psutil all the same,
+    and it must take the pool's switches, whatever its own environment says."""
+    env = {**os.environ, "FORKLIFT_WITHOUT": "all"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDS_THE_GIL, method],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        pids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pids) == 1, child.stderr.read()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        from forklift._engine.forks import has_ended
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not has_ended(pids[0]):
+            time.sleep(0.05)
+        assert has_ended(pids[0]), "the worker outlived its SIGKILLed pool"
+        assert b"Traceback" not in child.stderr.read()
+    finally:
+        child.kill()
+        child.wait()
+
+
+_ENV_CHANGED = """
+import os, sys, numpy as np, forklift
+from forklift import _platform
+
+if __name__ == "__main__":
+    _platform.has("proc")  # the switches are read now: none
+    os.environ["FORKLIFT_WITHOUT"] = "proc"  # then the environment says otherwise
+    with forklift.Pool(1, start_method=sys.argv[1]) as pool:
+        big = np.arange(1 << 19, dtype="f8")
+        print(bool((pool.apply(np.copy, (big,)) == big).all()), pool.apply(_platform.has, ("proc",)))
+"""
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_take_the_pools_switches_not_their_environments(method):
+    """Found by review: a worker reading another FORKLIFT_WITHOUT than its pool's judged its
+    parent gone (the start times' units differed) and the pool broke, 3 workers in a row."""
+    out = subprocess.run(
+        [sys.executable, "-c", _ENV_CHANGED, method], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["True", "True"], out.stdout

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 
+from ._errors import SettingError
+
 
 def _float(
     name: str, default: float, *, minimum: float = 0.0, zero: bool = True, endless: bool = False
@@ -22,12 +24,12 @@ def _float(
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        raise SettingError(f"{name}={raw!r} is not a number") from None
     if math.isnan(value) or value < minimum or (value == minimum and not zero):
         bound = f">= {minimum:g}" if zero else f"> {minimum:g}"
-        raise ValueError(f"{name}={raw!r}: it must be a number {bound}")
+        raise SettingError(f"{name}={raw!r}: it must be a number {bound}")
     if math.isinf(value) and not endless:
-        raise ValueError(f"{name}={raw!r}: it must be a finite number")
+        raise SettingError(f"{name}={raw!r}: it must be a finite number")
     return value
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "JournalError",
     "MissingMatplotlib",
     "PlatformError",
+    "SettingError",
     "SharingError",
     "TaskTimeout",
 ]
@@ -75,6 +76,16 @@ class PlatformError(ForkliftError, OSError):
 
     The message names the platform (or kernel), what is missing, what works here and
     what to use instead (see the README's "Platforms" and docs/architecture.md).
+    """
+
+    __module__ = "forklift.errors"
+
+
+class SettingError(ForkliftError, ValueError):
+    """A ``FORKLIFT_*`` environment variable holds a value forklift refuses; the message names it.
+
+    Raised where the variable is first read (the engine's tunables when a pool first starts,
+    for instance); the CLI prints it on one line and exits 2.
     """
 
     __module__ = "forklift.errors"

@@ -31,7 +31,7 @@ import errno
 import os
 import sys
 
-from ._errors import PlatformError
+from ._errors import PlatformError, SettingError
 
 #: What works without Linux, and what to use instead of a local pool.
 ELSEWHERE = (
@@ -43,29 +43,46 @@ ELSEWHERE = (
 
 #: The Linux features FORKLIFT_WITHOUT may switch off (see the module's docstring).
 FEATURES = ("memfd", "pidfd", "prctl", "proc")
+_VARIABLE = "FORKLIFT_WITHOUT"
 
 
 def _without(raw: str) -> frozenset[str]:
-    names = {name.strip() for name in raw.split(",")} - {""}
-    if "all" in names:
-        return frozenset(FEATURES)
-    unknown = names.difference(FEATURES)
+    names = {name.strip().lower() for name in raw.split(",")} - {""}
+    unknown = names.difference(FEATURES, {"all"})
     if unknown:
-        raise ValueError(
-            f"FORKLIFT_WITHOUT={raw!r}: unknown feature(s) {', '.join(sorted(unknown))}; "
+        raise SettingError(
+            f"{_VARIABLE}={raw!r}: unknown feature(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(FEATURES)}, all"
         )
-    return frozenset(names)
+    return frozenset(FEATURES) if "all" in names else frozenset(names)
 
 
-#: FORKLIFT_WITHOUT — Linux features to do without (comma-separated, or ``all``), read at import.
-WITHOUT = _without(os.environ.get("FORKLIFT_WITHOUT", ""))
+_switched: frozenset[str] | None = None  # FORKLIFT_WITHOUT, parsed at the first has()
 _PROC = os.path.isdir("/proc/self")
+
+
+def without() -> frozenset[str]:
+    """The features switched off in this process (FORKLIFT_WITHOUT, read once, at first use)."""
+    global _switched
+    if _switched is None:
+        _switched = _without(os.environ.get(_VARIABLE, ""))
+    return _switched
+
+
+def adopt(features: frozenset[str]) -> None:
+    """Take the pool's switches (a worker or the watcher, which may have another environment),
+    and hand them on to the processes this one starts."""
+    global _switched
+    _switched = frozenset(features)
+    if features:
+        os.environ[_VARIABLE] = ",".join(sorted(features))
+    else:
+        os.environ.pop(_VARIABLE, None)
 
 
 def has(feature: str) -> bool:
     """Whether to use a Linux feature: present here and not switched off by FORKLIFT_WITHOUT."""
-    if feature in WITHOUT or not is_linux():
+    if feature in without() or not is_linux():
         return False
     if feature == "memfd":
         return hasattr(os, "memfd_create")
@@ -78,8 +95,8 @@ def has(feature: str) -> bool:
 
 def switched_off(feature: str) -> str:
     """A clause for an error message: why ``feature`` is not used here."""
-    if feature in WITHOUT:
-        return f"switched off by FORKLIFT_WITHOUT={os.environ.get('FORKLIFT_WITHOUT', '')}"
+    if feature in without():
+        return f"switched off by {_VARIABLE}={','.join(sorted(without()))}"
     return f"not available on {sys.platform}" if not is_linux() else "not available here"
 
 
@@ -88,7 +105,11 @@ def is_linux() -> bool:
 
 
 def require_linux(what: str, uses: str) -> None:
-    """Raise PlatformError unless this is Linux: ``what`` needs it for ``uses``."""
+    """Raise PlatformError unless this is Linux: ``what`` needs it for ``uses``.
+
+    Reads FORKLIFT_WITHOUT too, so that a bad value is refused here, in the caller's thread.
+    """
+    without()
     if not is_linux():
         raise PlatformError(f"{what} needs Linux ({uses}); this is {sys.platform}. {ELSEWHERE}.")
 

@@ -43,6 +43,7 @@ from ._errors import (
     JournalError,
     MissingMatplotlib,
     PlatformError,
+    SettingError,
     SharingError,
     TaskTimeout,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "RemoteTraceback",
     "ResultSerializationError",
     "SerializationError",
+    "SettingError",
     "SharingError",
     "TaskTimeout",
     "WorkerLostError",

@@ -268,7 +268,15 @@ class Process(process.BaseProcess):
             self._results.write(_error_record(exc))
             raise  # multiprocessing prints it and exits with code 1, as ever
         else:
-            self._results.write(_value_record(value, self.name))
+            record = _value_record(value, self.name)
+            try:
+                self._results.write(record)
+            except OSError as exc:  # no room for it (a full /dev/shm or temp dir, without memfd)
+                self._results.write(
+                    _error_record(
+                        OSError(exc.errno, f"its return value ({len(record)} bytes) could not be kept: {exc}")
+                    )
+                )
         finally:  # however run() ended (a raise, sys.exit), the exit may wait on a queue
             if any(t.name == "QueueFeederThread" for t in threading.enumerate()):  # it put into a Queue
                 from ._exit_watch import watch_exit

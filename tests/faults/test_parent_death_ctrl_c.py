@@ -98,7 +98,6 @@ def test_parent_sigkill_takes_workers_whatever_the_parent_forked(start_method, t
         _kill_quietly(child)
 
 
-@pytest.mark.needs("prctl")
 def test_parent_sigkill_takes_workers_whose_task_holds_the_gil(start_method, tmp_path):
     """No guard in the worker can run while its task holds the GIL in C code: the watcher
     process (started once a task has run 0.25 s) kills them. Before it, 6 of 6 such runs

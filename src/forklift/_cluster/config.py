@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from .._errors import SettingError
+
 
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
@@ -16,7 +18,7 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        raise SettingError(f"{name}={raw!r} is not a number") from None
 
 
 #: FORKLIFT_CLUSTER_CHUNK_SECONDS — work (seconds of task time) packed into one

@@ -63,7 +63,7 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
         except BufferError:  # not contiguous: pickle copies it in-band
             return True
         n = raw.nbytes
-        if n < _config.BULK_BYTES or not BY_DESCRIPTOR:
+        if n < _config.BULK_BYTES or not has("proc"):
             return True
         key = (id(raw.obj), n)
         hit = memo.get(key) if memo is not None else None
@@ -73,7 +73,7 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
             try:
                 segment = take(n)
             except OSError as exc:
-                if exc.errno in _NO_DESCRIPTORS:  # at the descriptor limit: in-band, slower but sent
+                if exc.errno in _NO_ROOM:  # no descriptor or no space left: in-band, slower but sent
                     return True
                 raise
             memoryview(segment.map)[:n] = raw
@@ -84,7 +84,7 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
         return False
 
     data = _serialize.dumps(obj, buffer_callback=divert)
-    if len(data) >= _config.BULK_BYTES and BY_DESCRIPTOR:
+    if len(data) >= _config.BULK_BYTES and has("proc"):
         wrapped = _wrap_big(obj)
         if wrapped is not obj:  # big bytes/bytearray went in-band: send them out of band too
             for segment, _ in shipped:
@@ -94,12 +94,10 @@ def dumps(obj: Any, take: Callable[[int], memfd.Segment], memo: Memo | None = No
     return data, shipped
 
 
-#: Segments are attached through /proc (fd_tokens): without it (FORKLIFT_WITHOUT=proc, not
-#: Linux) big buffers stay in the pickle stream, one more copy each way.
-BY_DESCRIPTOR = has("proc")
-
-#: A segment cannot be made for want of descriptors: the buffer goes in the pickle stream.
-_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+#: A segment cannot be made for want of descriptors, or of room (a full /dev/shm, without
+#: memfd): the buffer goes in the pickle stream. (Segments are attached through /proc, so
+#: without it, has("proc") above, big buffers always go that way.)
+_NO_ROOM = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def wire(shipped: Shipped) -> Wire:

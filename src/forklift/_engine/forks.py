@@ -82,6 +82,7 @@ def proc_stat(pid: int) -> ProcStat | None:
     return ProcStat(fields[0].decode(), int(fields[3]), int(fields[19]))
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PSUTIL_STATES = {
     "running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "zombie": "Z", "dead": "X",
 }  # fmt: skip
@@ -95,7 +96,9 @@ def _psutil_stat(pid: int) -> ProcStat | None:
         proc = psutil.Process(pid)
         with proc.oneshot():
             state = _PSUTIL_STATES.get(proc.status(), "S")
-            start = int(proc.create_time() * 1_000_000)  # the same for one process, as the ticks are
+            # In /proc's unit, clock ticks after boot: psutil's create_time() is wall-clock
+            # seconds (boot time + ticks), which moves when the clock is stepped (NTP, resume).
+            start = round((proc.create_time() - psutil.boot_time()) * _TICKS)
     except psutil.ZombieProcess:  # macOS refuses a zombie's details (a NoSuchProcess: first)
         return ProcStat("Z", -1, -1)
     except (psutil.NoSuchProcess, psutil.AccessDenied):

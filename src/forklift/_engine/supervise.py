@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from .. import _config
+from .._platform import without
 from ..errors import BrokenPoolError
 from . import forks, protocol
 from .slot import Slot
@@ -60,6 +61,7 @@ class WorkerHandle:
                     report_rss,
                     forks.identity(),
                     None if log_levels is None else (log_levels, ctx.get_start_method() == "fork"),
+                    tuple(sorted(without())),
                 ),
                 name=WORKER_NAME,
             )

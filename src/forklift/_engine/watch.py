@@ -29,6 +29,8 @@ import sys
 import threading
 from typing import IO
 
+from .._platform import has, without
+
 WATCH_AFTER = 0.25  # seconds a chunk has been out before the process gets a watcher
 
 
@@ -62,7 +64,15 @@ class _Watcher:
     def _spawn(self) -> None:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        paths = [package_root]
+        env.pop("FORKLIFT_WITHOUT", None)
+        if without():  # the pool's switches (its environment may have changed since it read them)
+            env["FORKLIFT_WITHOUT"] = ",".join(sorted(without()))
+        if not has("proc"):  # process state through psutil, which -S (no site-packages) hides
+            import psutil
+
+            paths.append(os.path.dirname(os.path.dirname(os.path.abspath(psutil.__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (*paths, env.get("PYTHONPATH")) if p)
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-S", "-c", "from forklift._engine.watch import main; main()"],

@@ -44,7 +44,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .. import _config
-from .._platform import has
+from .._platform import adopt, has
 from .._serialize import ErrorRecord, capture_exception, fail_unpicklable, loads
 from . import bulk, protocol
 from .forks import detach_fork_server, proc_stat, process_start
@@ -61,14 +61,17 @@ def worker_main(
     report_rss: bool,
     parent: tuple[int, int],
     logging_setup: tuple[dict[str, int], bool] | None = None,
+    switches: tuple[str, ...] = (),
 ) -> None:
     """Entry point of a worker process (the ``target`` of its Process).
 
     ``parent``: the pool's process as (pid, start time), see forks.identity().
     ``logging_setup``: (levels, forked): forward ``logging`` records to the pool, with the
     pool's levels, in place of inherited handlers if forked (see logs.py); None: leave
-    logging alone.
+    logging alone. ``switches``: the pool's FORKLIFT_WITHOUT (this process's environment may
+    differ: the fork server's, or changed after the pool read it), so that both sides agree.
     """
+    adopt(frozenset(switches))
     detach_fork_server()
     _become_group_leader()
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)

@@ -50,11 +50,23 @@ def anonymous_fd(name: str, size: int) -> int:
             return fd
     import tempfile  # here: ~2 ms of imports a worker with memfd never needs
 
-    fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=_fallback_dir())
+    shm = _fallback_dir()
+    try:
+        return _unlinked_file(name, size, shm)
+    except OSError as exc:
+        if shm is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        return _unlinked_file(name, size, tempfile.gettempdir())  # /dev/shm is full (64 MB in Docker)
+
+
+def _unlinked_file(name: str, size: int, directory: str | None) -> int:
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=directory)
     try:
         os.unlink(path)
         if size and hasattr(os, "posix_fallocate"):
-            os.posix_fallocate(fd, 0, size)
+            os.posix_fallocate(fd, 0, size)  # ENOSPC now, not SIGBUS at the first write
         else:
             os.ftruncate(fd, size)
     except BaseException:
@@ -64,7 +76,7 @@ def anonymous_fd(name: str, size: int) -> int:
 
 
 def _fallback_dir() -> str | None:
-    """/dev/shm if this process may write there (memory, as a memfd), else the temp directory."""
+    """/dev/shm if this process may write there (memory, as a memfd), else None (the temp dir)."""
     return "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from .._errors import PlatformError  # here: a command may drop privileges before it fails
+from .._errors import PlatformError, SettingError  # here: a command may drop privileges before it fails
 
 # Each command's module, in the order of `forklift --help`. Only the module of the
 # command being run is imported, so `forklift run` does not pay for `cluster` or `ps`.
@@ -78,7 +78,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except PlatformError as exc:  # one line, no traceback: this command cannot run here
+    except (PlatformError, SettingError) as exc:  # one line, no traceback: cannot run here, or so
         print(f"forklift {args.command}: {exc}", file=sys.stderr)
         return 2
 
