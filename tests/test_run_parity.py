@@ -69,6 +69,8 @@ CASES = [
     ),
     ("halt-success", ["-j1", "--halt", "now,success=1", "exit {}"], [":::", "1", "0", "1"], None, True),
     ("halt-minus-1", ["-j1", "--halt", "-1", "exit {}"], [":::", "1", "0", "1"], None, True),
+    ("halt-never", ["-k", "-j1", "--halt", "never", "echo {}; exit {}"], [":::", "1", "0", "2"], None, True),
+    ("halt-0", ["-k", "-j1", "--halt", "0", "echo {}; exit {}"], [":::", "1", "0", "2"], None, True),
     ("retries", ["--retries", "3", "echo try; exit 3"], [":::", "a"], None, True),
     ("timeout", ["--timeout", "0.5", "sleep {}; echo {}"], [":::", "3", "0.1"], None, True),
     ("tag", ["-k", "--tag", "echo x; echo y"], [":::", "a", "b", ":::", "1"], None, False),

@@ -100,7 +100,7 @@ def open_token(tok: Token, flags: int = os.O_RDWR) -> int:
                 f"cannot open a shared object of pid {pid}: forklift shares it through "
                 f"/proc/PID/fd, {switched_off('proc')}. Without it, forklift's Queue, Lock, Value "
                 "and SharedArray cross only as a process starts (Process arguments); for a "
-                "Pool task use a Manager's proxy instead"
+                "Pool's tasks or initargs (under forkserver or spawn) use a Manager's proxy instead"
             )
         path = f"/proc/{pid}/fd/{fd}"
         try:

@@ -90,8 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="stop early: WHEN is 'now' (kill running jobs; they are not printed nor logged) or"
         " 'soon' (let them finish), WHAT is fail|success|done, N a count or a percentage, e.g."
         " now,fail=1 or soon,fail=20%%; also 1 (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1),"
-        " -2 (now,success=1). The exit status is then the failing job's (fail=1), the number"
-        " failed, the percentage failed, or 0 (success)",
+        " -2 (now,success=1); never or 0: run everything (the default). The exit status is then"
+        " the failing job's (fail=1), the number failed, the percentage failed, or 0 (success)",
     )
     p.add_argument("-k", "--keep-order", action="store_true", help="print output in input order")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -460,7 +460,8 @@ def parse_timeout(text: str) -> tuple[float | None, float | None]:
     return seconds, None
 
 
-def parse_halt(text: str) -> Halt:
+def parse_halt(text: str) -> Halt | None:
+    """``--halt``'s value as GNU parallel reads it; None for ``never`` / ``0`` (the default)."""
     from .._run.runner import Halt
 
     value = {"1": "soon,fail=1", "2": "now,fail=1", "-1": "soon,success=1", "-2": "now,success=1"}.get(
@@ -469,8 +470,8 @@ def parse_halt(text: str) -> Halt:
     if re.fullmatch(r"\d+%", value):
         value = f"soon,fail={value}"
     match = re.fullmatch(r"(now|soon),(fail|success|done)=(\d+)(%?)", value)
-    if value == "never" or value == "0":
-        raise UsageError("--halt never is the default; leave --halt out")
+    if value in ("never", "0"):  # GNU parallel's default, said out loud: scripts do
+        return None
     if not match:
         raise UsageError(f"--halt takes now|soon,fail|success|done=N or N%, e.g. now,fail=1; not {text!r}")
     when, what, number, pct = match.groups()
