@@ -65,9 +65,13 @@ def _unlinked_file(name: str, size: int, directory: str | None) -> int:
     fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=directory)
     try:
         os.unlink(path)
-        if size and hasattr(os, "posix_fallocate"):
+        try:
             os.posix_fallocate(fd, 0, size)  # ENOSPC now, not SIGBUS at the first write
-        else:
+        except AttributeError:  # no posix_fallocate (macOS)
+            os.ftruncate(fd, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # size 0, or a file system without it
+                raise
             os.ftruncate(fd, size)
     except BaseException:
         os.close(fd)
