@@ -419,12 +419,14 @@ def _scan_psutil() -> dict[int, _Stat]:
     import psutil
 
     table: dict[int, _Stat] = {}
+    boot = psutil.boot_time()
     for proc in psutil.process_iter(["ppid", "status", "create_time"]):
         try:
             state = "Z" if proc.info["status"] == psutil.STATUS_ZOMBIE else "T"
             if proc.info["status"] != psutil.STATUS_STOPPED and state != "Z":
                 state = "S"
-            start = int(proc.info["create_time"] * 1000)
+            # Milliseconds after boot: create_time() alone is wall-clock, which a clock step moves.
+            start = round((proc.info["create_time"] - boot) * 1000)
             table[proc.pid] = _Stat(state, proc.info["ppid"], os.getpgid(proc.pid), start)
         except (OSError, psutil.Error, TypeError):
             continue
