@@ -330,6 +330,25 @@ def test_guardian_finds_marked_processes_only():
     assert find_marked("no-such-run-id") == []
 
 
+def test_the_guardian_of_a_dead_run_also_ends_jobs_that_start_after_its_first_sweep():
+    """With --cluster local the cluster's worker outlived a SIGKILLed forklift by a moment and
+    started the next queued job after the guardian's one sweep: that job ran on, orphaned (seen
+    once in a full test run). The guardian now sweeps until nothing marked shows up for QUIET s."""
+    from forklift._run.guardian import MARKER, QUIET, Guardian
+
+    run_id = f"late-{os.getpid()}-{time.monotonic_ns()}"
+    guardian = Guardian(run_id)
+    os.close(guardian._write_end)  # forklift "died": EOF without the release byte
+    time.sleep(0.5)  # the first sweep found nothing
+    late = subprocess.Popen(["sleep", "60"], env={**os.environ, MARKER: run_id}, start_new_session=True)
+    try:
+        assert late.wait(timeout=QUIET + 5) == -signal.SIGTERM  # ended by the guardian
+    finally:
+        late.kill()
+        late.wait()
+        os.waitpid(guardian.pid, 0)
+
+
 def test_keep_order_with_slow_first_job():
     out = run("-k", "-j4", "sleep 0.{}; echo {}", ":::", "5", "0", "1", "0")
     assert out.stdout == b"5\n0\n1\n0\n"
