@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import MutableMapping
 
 from ._errors import PlatformError, SettingError
 
@@ -74,10 +75,19 @@ def adopt(features: frozenset[str]) -> None:
     and hand them on to the processes this one starts."""
     global _switched
     _switched = frozenset(features)
-    if features:
-        os.environ[_VARIABLE] = ",".join(sorted(features))
+    export(os.environ)
+
+
+def export(env: MutableMapping[str, str]) -> None:
+    """Write this process's switches into ``env`` (an environment for a process it starts)."""
+    if without():
+        env[_VARIABLE] = _spelled()
     else:
-        os.environ.pop(_VARIABLE, None)
+        env.pop(_VARIABLE, None)
+
+
+def _spelled() -> str:
+    return ",".join(sorted(without()))
 
 
 def has(feature: str) -> bool:
@@ -96,7 +106,7 @@ def has(feature: str) -> bool:
 def switched_off(feature: str) -> str:
     """A clause for an error message: why ``feature`` is not used here."""
     if feature in without():
-        return f"switched off by {_VARIABLE}={','.join(sorted(without()))}"
+        return f"switched off by {_VARIABLE}={_spelled()}"
     return f"not available on {sys.platform}" if not is_linux() else "not available here"
 
 

@@ -309,8 +309,9 @@ class Outcomes:
         for _ in range(len(self._later)):
             item = self._later.popleft()
             wait = RETRY_WAIT
-            if now - item.since >= FRESH:
-                wait, shared = (RETRY_WAIT, False) if shared else (0.0, False)
+            if now - item.since >= FRESH:  # old: the one shared waiting try, or a bare one
+                wait = RETRY_WAIT if shared else 0.0
+                shared = False
             if item.outcome is not None:
                 if item.future.try_settle(*item.outcome, wait=wait):
                     continue

@@ -29,7 +29,7 @@ import sys
 import threading
 from typing import IO
 
-from .._platform import has, without
+from .._platform import export, has
 
 WATCH_AFTER = 0.25  # seconds a chunk has been out before the process gets a watcher
 
@@ -65,9 +65,7 @@ class _Watcher:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         paths = [package_root]
-        env.pop("FORKLIFT_WITHOUT", None)
-        if without():  # the pool's switches (its environment may have changed since it read them)
-            env["FORKLIFT_WITHOUT"] = ",".join(sorted(without()))
+        export(env)  # the pool's switches (its environment may have changed since it read them)
         if not has("proc"):  # process state through psutil, which -S (no site-packages) hides
             import psutil
 

@@ -48,19 +48,18 @@ def anonymous_fd(name: str, size: int) -> int:
                 os.close(fd)
                 raise
             return fd
-    import tempfile  # here: ~2 ms of imports a worker with memfd never needs
-
     shm = _fallback_dir()
     try:
         return _unlinked_file(name, size, shm)
     except OSError as exc:
         if shm is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
-        return _unlinked_file(name, size, tempfile.gettempdir())  # /dev/shm is full (64 MB in Docker)
+        return _unlinked_file(name, size, None)  # /dev/shm is full (64 MB in Docker): the temp dir
 
 
 def _unlinked_file(name: str, size: int, directory: str | None) -> int:
-    import tempfile
+    """An unlinked file of ``size`` bytes in ``directory`` (None: the temp dir)."""
+    import tempfile  # here: ~2 ms of imports a worker with memfd never needs
 
     fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=directory)
     try:
